@@ -1,0 +1,157 @@
+// Package config holds steward's configuration as a plain struct with
+// defaults and validation. It knows nothing of flags, files or environment
+// variables: the CLI layer (package cli) fills a Config from those with the
+// precedence flag > environment > file > default, and writes flags back.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/stewardfleet/steward/internal/message"
+)
+
+// Config is the configuration of one steward node and of the client
+// commands (send, status, nodes) run beside it.
+type Config struct {
+	// ConfigFolder holds config.toml. Set by CONFIG_FOLDER or --config-folder.
+	ConfigFolder string `mapstructure:"config-folder"`
+	// NodeName is this node's unique name.
+	NodeName string `mapstructure:"node-name"`
+	// CentralNodeName is the node that keeps the registry and error log.
+	CentralNodeName string `mapstructure:"central-node-name"`
+	// BrokerAddress is a NATS URL. Empty: run an embedded broker.
+	BrokerAddress string `mapstructure:"broker-address"`
+	// BrokerListen is where the embedded broker listens (host:port).
+	BrokerListen string `mapstructure:"broker-listen"`
+	// DataFolder is where reply files, the error log and node state live.
+	DataFolder string `mapstructure:"data-folder"`
+	// SocketFolder holds steward.sock.
+	SocketFolder string `mapstructure:"socket-folder"`
+	// DefaultMessageTimeout is the ACKTimeout of messages that set none, and
+	// the AckWait of this node's consumer.
+	DefaultMessageTimeout time.Duration `mapstructure:"default-message-timeout"`
+	// DefaultMessageRetries is the retries of messages that set none.
+	DefaultMessageRetries int `mapstructure:"default-message-retries"`
+	// DefaultDeliveryDeadline bounds delivery of messages that set no
+	// deliveryDeadline.
+	DefaultDeliveryDeadline time.Duration `mapstructure:"default-delivery-deadline"`
+	// HelloInterval is how often the node says hello to central (0: never).
+	HelloInterval time.Duration `mapstructure:"hello-interval"`
+	// Concurrency caps how many methods the node runs at once.
+	Concurrency int `mapstructure:"concurrency"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `mapstructure:"log-level"`
+}
+
+// Default returns the configuration used when nothing else is given: a
+// node named "central" that runs its own embedded broker.
+func Default() Config {
+	return Config{
+		ConfigFolder:            "./etc",
+		NodeName:                "central",
+		CentralNodeName:         "central",
+		BrokerAddress:           "",
+		BrokerListen:            "127.0.0.1:4222",
+		DataFolder:              "./data",
+		SocketFolder:            "./tmp",
+		DefaultMessageTimeout:   10 * time.Second,
+		DefaultMessageRetries:   3,
+		DefaultDeliveryDeadline: 24 * time.Hour,
+		HelloInterval:           30 * time.Second,
+		Concurrency:             64,
+		LogLevel:                "info",
+	}
+}
+
+// ErrInvalid wraps every validation error.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Validate checks the configuration and normalises the broker address
+// (a bare host:port gets the nats:// scheme, as the original accepted).
+func (c *Config) Validate() error {
+	var errs []error
+	if err := message.ValidNodeName(c.NodeName); err != nil {
+		errs = append(errs, fmt.Errorf("node-name: %w", err))
+	}
+	if err := message.ValidNodeName(c.CentralNodeName); err != nil {
+		errs = append(errs, fmt.Errorf("central-node-name: %w", err))
+	}
+	if c.BrokerAddress != "" {
+		addr, err := NormalizeBrokerAddress(c.BrokerAddress)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("broker-address: %w", err))
+		}
+		c.BrokerAddress = addr
+	}
+	if _, _, err := net.SplitHostPort(c.BrokerListen); err != nil {
+		errs = append(errs, fmt.Errorf("broker-listen %q: want host:port: %w", c.BrokerListen, err))
+	}
+	if c.DataFolder == "" {
+		errs = append(errs, errors.New("data-folder is empty"))
+	}
+	if c.SocketFolder == "" {
+		errs = append(errs, errors.New("socket-folder is empty"))
+	}
+	if c.DefaultMessageTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("default-message-timeout %s: must be at least 1s", c.DefaultMessageTimeout))
+	}
+	if c.DefaultMessageRetries < 0 || c.DefaultMessageRetries > message.MaxRetries {
+		errs = append(errs, fmt.Errorf("default-message-retries %d: must be within 0..%d", c.DefaultMessageRetries, message.MaxRetries))
+	}
+	if c.DefaultDeliveryDeadline < time.Second || c.DefaultDeliveryDeadline > message.MaxTimeout {
+		errs = append(errs, fmt.Errorf("default-delivery-deadline %s: must be within 1s..%s", c.DefaultDeliveryDeadline, message.MaxTimeout))
+	}
+	if c.HelloInterval < 0 || (c.HelloInterval > 0 && c.HelloInterval < time.Second) {
+		errs = append(errs, fmt.Errorf("hello-interval %s: must be 0 (off) or at least 1s", c.HelloInterval))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency %d: must be at least 1", c.Concurrency))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// NormalizeBrokerAddress accepts "nats://host:port", "tls://host:port" or a
+// bare "host:port" and returns a URL.
+func NormalizeBrokerAddress(addr string) (string, error) {
+	if !strings.Contains(addr, "://") {
+		addr = "nats://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a URL: %w", addr, err)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("%q names no host", addr)
+	}
+	return addr, nil
+}
+
+// ClientBrokerURL is the broker a client command (send, status, nodes)
+// connects to: the configured broker, or the embedded one's listen address.
+func (c *Config) ClientBrokerURL() string {
+	if c.BrokerAddress != "" {
+		return c.BrokerAddress
+	}
+	return "nats://" + c.BrokerListen
+}
+
+// SocketPath is the unix socket operators write messages to.
+func (c *Config) SocketPath() string { return filepath.Join(c.SocketFolder, "steward.sock") }
+
+// StateFolder holds the node's own state (embedded broker store, executed
+// messages, audit log) inside the data folder.
+func (c *Config) StateFolder() string { return filepath.Join(c.DataFolder, message.ReservedDataPath) }

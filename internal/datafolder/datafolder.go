@@ -1,0 +1,112 @@
+// Package datafolder confines a node's file writes to its data folder.
+//
+// Every path that comes from a message goes through ReplyPath, which
+// rejects ".." that would leave the folder, and every write goes through an
+// os.Root, which also refuses symbolic links that point outside it. The
+// layout of reply files is
+//
+//	<data folder>/<directory>/<source node>/<fileName>
+//
+// where an absolute directory is placed under the data folder too.
+package datafolder
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+
+	"github.com/stewardfleet/steward/internal/message"
+)
+
+// Folder is an open data folder.
+type Folder struct {
+	dir  string
+	root *os.Root
+	mu   sync.Mutex // serialises writes so appends never interleave
+}
+
+// Open creates dir if needed and opens it as a confined root.
+func Open(dir string) (*Folder, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("data folder %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("create data folder: %w", err)
+	}
+	root, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open data folder: %w", err)
+	}
+	return &Folder{dir: abs, root: root}, nil
+}
+
+// Dir is the folder's absolute path.
+func (f *Folder) Dir() string { return f.dir }
+
+// Close releases the folder.
+func (f *Folder) Close() error { return f.root.Close() }
+
+// ReplyPath is the relative path a reply from node is written to. It
+// fails with message.ErrBadPath for a directory or file name that would
+// leave the data folder.
+func ReplyPath(directory, node, fileName string) (string, error) {
+	dir, err := message.CleanDirectory(directory)
+	if err != nil {
+		return "", err
+	}
+	if err := message.ValidFileName(fileName); err != nil {
+		return "", err
+	}
+	if fileName == "" {
+		return "", fmt.Errorf("no fileName: %w", message.ErrBadPath)
+	}
+	if err := message.ValidNodeName(node); err != nil {
+		return "", fmt.Errorf("source node: %w", err)
+	}
+	return path.Join(dir, node, fileName), nil
+}
+
+// Write writes data to rel (a clean relative path), creating folders as
+// needed; with appendMode it appends, otherwise it replaces the file. It
+// returns the absolute path written.
+func (f *Folder) Write(rel string, data []byte, appendMode bool) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if dir := path.Dir(rel); dir != "." {
+		if err := f.root.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("create %s: %w", dir, confined(err))
+		}
+	}
+	flags := os.O_WRONLY | os.O_CREATE
+	if appendMode {
+		flags |= os.O_APPEND
+	} else {
+		flags |= os.O_TRUNC
+	}
+	file, err := f.root.OpenFile(rel, flags, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("open %s: %w", rel, confined(err))
+	}
+	if _, err := file.Write(data); err != nil {
+		file.Close()
+		return "", fmt.Errorf("write %s: %w", rel, err)
+	}
+	if err := file.Close(); err != nil {
+		return "", fmt.Errorf("close %s: %w", rel, err)
+	}
+	return filepath.Join(f.dir, filepath.FromSlash(rel)), nil
+}
+
+// confined marks errors from os.Root that mean "this path escapes".
+func confined(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "path escapes from parent" {
+		return fmt.Errorf("%w: %w", message.ErrBadPath, err)
+	}
+	return err
+}

@@ -1,0 +1,121 @@
+package message
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Decode parses operator input: a JSON array of messages, or one message
+// object. Each element is decoded strictly (unknown fields and wrong types
+// are errors) and on its own: msgs holds the elements that decoded, in
+// order, and itemErrs one error per element that did not. err is set only
+// when the input as a whole cannot be read; then nothing decoded.
+//
+// Decode does not validate; call Validate on each message.
+func Decode(input []byte) (msgs []*Message, indexes []int, itemErrs []*ItemError, err error) {
+	trimmed := bytes.TrimSpace(input)
+	if len(trimmed) == 0 {
+		return nil, nil, nil, fmt.Errorf("empty input: %w", ErrMalformed)
+	}
+	var raws []json.RawMessage
+	switch trimmed[0] {
+	case '[':
+		if err := json.Unmarshal(trimmed, &raws); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: %w", describeJSONError(err, trimmed), ErrMalformed)
+		}
+		if len(raws) == 0 {
+			return nil, nil, nil, fmt.Errorf("the array holds no messages: %w", ErrMalformed)
+		}
+	case '{':
+		raws = []json.RawMessage{trimmed}
+	default:
+		return nil, nil, nil, fmt.Errorf("input must be a JSON array of messages or one message object: %w", ErrMalformed)
+	}
+	for i, raw := range raws {
+		m, err := DecodeOne(raw)
+		if err != nil {
+			itemErrs = append(itemErrs, &ItemError{Index: i, Err: err})
+			continue
+		}
+		msgs = append(msgs, m)
+		indexes = append(indexes, i)
+	}
+	return msgs, indexes, itemErrs, nil
+}
+
+// DecodeOne strictly decodes one message object.
+func DecodeOne(raw []byte) (*Message, error) {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, fmt.Errorf("each message must be a JSON object: %w", ErrMalformed)
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	var m Message
+	if err := dec.Decode(&m); err != nil {
+		return nil, classifyJSONError(err, trimmed)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("trailing data after the message object: %w", ErrMalformed)
+	}
+	return &m, nil
+}
+
+// classifyJSONError turns an encoding/json error into one that says which
+// field is wrong and how, wrapping the matching sentinel.
+func classifyJSONError(err error, input []byte) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "message"
+		}
+		return fmt.Errorf("field %q: expected %s, got %s: %w", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value, ErrFieldType)
+	case errors.As(err, &syntaxErr):
+		return fmt.Errorf("%s: %w", describeJSONError(err, input), ErrMalformed)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return fmt.Errorf("field %s is not part of the message format: %w", name, ErrUnknownField)
+	case errors.Is(err, ErrFieldType), errors.Is(err, ErrFieldValue):
+		return err
+	default:
+		return fmt.Errorf("%v: %w", err, ErrMalformed)
+	}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int", "int64", "int32", "uint", "uint64", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "bool":
+		return "true or false"
+	case "struct", "map", "ptr":
+		return "an object"
+	default:
+		return goKind
+	}
+}
+
+// describeJSONError renders a syntax error with line and column.
+func describeJSONError(err error, input []byte) string {
+	var syntaxErr *json.SyntaxError
+	if !errors.As(err, &syntaxErr) {
+		return "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")
+	}
+	off := int(syntaxErr.Offset)
+	if off > len(input) {
+		off = len(input)
+	}
+	line := 1 + bytes.Count(input[:off], []byte("\n"))
+	col := off - bytes.LastIndexByte(input[:off], '\n')
+	return fmt.Sprintf("invalid JSON at line %d, column %d: %s", line, col, syntaxErr.Error())
+}

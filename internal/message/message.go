@@ -1,0 +1,289 @@
+// Package message defines steward's message: the JSON format operators
+// already hold in files (compatible with the original steward), the fields
+// steward adds when a message enters the system, and the rules that make a
+// message valid.
+//
+// Guarantees:
+//   - Decode accepts a JSON array of messages or one message object, decodes
+//     each element strictly and on its own, so one bad element yields one
+//     clear error and the good ones still go.
+//   - A message that passed Validate names at least one valid node, a known
+//     method, sane timeouts, and a reply location that cannot leave a data
+//     folder.
+//   - Fields steward sets itself (id, fromNode, deadline, …) are rejected in
+//     operator input.
+package message
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Message is one request (or reply) as it travels through steward. The JSON
+// names of the operator-facing fields match the original steward format.
+type Message struct {
+	// ToNode is the node to deliver to.
+	ToNode string `json:"toNode,omitempty"`
+	// ToNodes delivers the same message to each node, one delivery each.
+	ToNodes []string `json:"toNodes,omitempty"`
+	// Method is what the receiving node does, e.g. REQCliCommand.
+	Method string `json:"method"`
+	// MethodArgs are the method's arguments (command line, URL, path …).
+	MethodArgs []string `json:"methodArgs,omitempty"`
+	// Data is the payload; in a reply it carries the method's output.
+	Data Data `json:"data,omitempty"`
+	// ReplyMethod is what the sender's node does with the result.
+	ReplyMethod string `json:"replyMethod,omitempty"`
+	// ReplyMethodArgs are the reply method's arguments.
+	ReplyMethodArgs []string `json:"replyMethodArgs,omitempty"`
+	// ACKTimeout, in seconds, is how long a delivery may go unacknowledged.
+	ACKTimeout int `json:"ACKTimeout,omitempty"`
+	// Retries is how many more deliveries are tried after the first.
+	// Nil means "use the configured default"; 0 means exactly one delivery.
+	Retries *int `json:"retries,omitempty"`
+	// ReplyACKTimeout and ReplyRetries are the same for the reply.
+	ReplyACKTimeout int  `json:"replyACKTimeout,omitempty"`
+	ReplyRetries    *int `json:"replyRetries,omitempty"`
+	// MethodTimeout, in seconds, bounds how long the method runs.
+	MethodTimeout int `json:"methodTimeout,omitempty"`
+	// ReplyMethodTimeout bounds the reply method.
+	ReplyMethodTimeout int `json:"replyMethodTimeout,omitempty"`
+	// Directory and FileName say where file reply methods write, always
+	// under the data folder of the node that writes.
+	Directory string `json:"directory,omitempty"`
+	FileName  string `json:"fileName,omitempty"`
+	// Operation is the older form of process operations (REQOpCommand).
+	Operation *Operation `json:"operation,omitempty"`
+	// DeliveryDeadline bounds how long steward tries to deliver: seconds
+	// from sending, or an RFC 3339 time. Optional; a default applies.
+	DeliveryDeadline *Deadline `json:"deliveryDeadline,omitempty"`
+
+	// The fields below are set by steward, never by an operator.
+
+	// ID identifies the message; every delivery of it shares the ID.
+	ID string `json:"id,omitempty"`
+	// FromNode is the node that injected the message; replies go there.
+	FromNode string `json:"fromNode,omitempty"`
+	// SentAt is when the message entered the system.
+	SentAt time.Time `json:"sentAt,omitzero"`
+	// Deadline is the absolute delivery deadline.
+	Deadline time.Time `json:"deadline,omitzero"`
+	// Event marks internal traffic (hello, error reports) that has no
+	// status record and no reply.
+	Event bool `json:"event,omitempty"`
+	// Reply describes the request this message answers, when it is a reply.
+	Reply *ReplyInfo `json:"reply,omitempty"`
+}
+
+// ReplyInfo is carried by reply messages.
+type ReplyInfo struct {
+	// DeliveryID is the delivery being answered (<id>.<node>).
+	DeliveryID string `json:"deliveryId"`
+	// Method is the request method that produced the output.
+	Method string `json:"method"`
+	// Status is the terminal status of the request.
+	Status string `json:"status"`
+	// ExitCode is the exit code where the method has one.
+	ExitCode *int `json:"exitCode,omitempty"`
+	// Error is the error text of a request that did not succeed.
+	Error string `json:"error,omitempty"`
+	// RequestSentAt is when the request entered the system.
+	RequestSentAt time.Time `json:"requestSentAt,omitzero"`
+	// Chunk and Chunks split output larger than one NATS message.
+	Chunk  int `json:"chunk"`
+	Chunks int `json:"chunks"`
+}
+
+// Operation is the older form of process operations, kept for files that
+// still use REQOpCommand.
+type Operation struct {
+	OpCmd string          `json:"opCmd"`
+	OpArg json.RawMessage `json:"opArg,omitempty"`
+}
+
+// Targets returns the nodes the message goes to: toNode and toNodes merged,
+// in order, without duplicates.
+func (m *Message) Targets() []string {
+	seen := make(map[string]bool, len(m.ToNodes)+1)
+	var out []string
+	add := func(n string) {
+		if n != "" && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	add(m.ToNode)
+	for _, n := range m.ToNodes {
+		add(n)
+	}
+	return out
+}
+
+// DeliveryID names one delivery of message id to node: "<id>.<node>". It is
+// the status key, the Nats-Msg-Id of the request and the executed-ID key.
+func DeliveryID(id, node string) string { return id + "." + node }
+
+// SplitDeliveryID undoes DeliveryID.
+func SplitDeliveryID(deliveryID string) (id, node string, ok bool) {
+	i := strings.LastIndexByte(deliveryID, '.')
+	if i <= 0 || i == len(deliveryID)-1 {
+		return "", "", false
+	}
+	return deliveryID[:i], deliveryID[i+1:], true
+}
+
+// RetriesOr returns the message's retries, or def when it has none.
+func (m *Message) RetriesOr(def int) int {
+	if m.Retries == nil {
+		return def
+	}
+	return *m.Retries
+}
+
+// MethodTimeoutDuration is MethodTimeout as a duration.
+func (m *Message) MethodTimeoutDuration() time.Duration {
+	return time.Duration(m.MethodTimeout) * time.Second
+}
+
+// ACKTimeoutDuration is ACKTimeout as a duration.
+func (m *Message) ACKTimeoutDuration() time.Duration {
+	return time.Duration(m.ACKTimeout) * time.Second
+}
+
+// Clone returns a copy that shares no slices or pointers with m, so a
+// fan-out can give each delivery its own message.
+func (m *Message) Clone() *Message {
+	c := *m
+	c.ToNodes = append([]string(nil), m.ToNodes...)
+	c.MethodArgs = append([]string(nil), m.MethodArgs...)
+	c.ReplyMethodArgs = append([]string(nil), m.ReplyMethodArgs...)
+	c.Data = append(Data(nil), m.Data...)
+	if m.Retries != nil {
+		r := *m.Retries
+		c.Retries = &r
+	}
+	if m.ReplyRetries != nil {
+		r := *m.ReplyRetries
+		c.ReplyRetries = &r
+	}
+	if m.Operation != nil {
+		op := *m.Operation
+		c.Operation = &op
+	}
+	if m.DeliveryDeadline != nil {
+		d := *m.DeliveryDeadline
+		c.DeliveryDeadline = &d
+	}
+	if m.Reply != nil {
+		r := *m.Reply
+		c.Reply = &r
+	}
+	return &c
+}
+
+// Data is a message payload. In JSON it is a string (text), an array of
+// strings (lines, as old files have them, joined with newlines), null, or
+// {"base64": "..."} for bytes that are not UTF-8. It is written as a string
+// when it is valid UTF-8 and as {"base64": …} otherwise, so output of any
+// kind survives the trip.
+type Data []byte
+
+type base64Data struct {
+	Base64 string `json:"base64"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (d Data) MarshalJSON() ([]byte, error) {
+	if utf8.Valid(d) {
+		return json.Marshal(string(d))
+	}
+	return json.Marshal(base64Data{Base64: base64.StdEncoding.EncodeToString(d)})
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Data) UnmarshalJSON(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	switch {
+	case s == "null":
+		*d = nil
+		return nil
+	case strings.HasPrefix(s, `"`):
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		*d = Data(str)
+		return nil
+	case strings.HasPrefix(s, "["):
+		var lines []string
+		if err := json.Unmarshal(b, &lines); err != nil {
+			return fmt.Errorf("data: an array must hold strings: %w", ErrFieldType)
+		}
+		*d = Data(strings.Join(lines, "\n"))
+		return nil
+	case strings.HasPrefix(s, "{"):
+		var bd base64Data
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&bd); err != nil {
+			return fmt.Errorf("data: an object must be {\"base64\": \"…\"}: %w", ErrFieldType)
+		}
+		raw, err := base64.StdEncoding.DecodeString(bd.Base64)
+		if err != nil {
+			return fmt.Errorf("data: invalid base64: %w", ErrFieldType)
+		}
+		*d = raw
+		return nil
+	default:
+		return fmt.Errorf("data: must be a string, an array of strings or {\"base64\": …}: %w", ErrFieldType)
+	}
+}
+
+// Deadline is the deliveryDeadline field: either a number of seconds after
+// sending, or an absolute RFC 3339 time.
+type Deadline struct {
+	After time.Duration
+	At    time.Time
+}
+
+// Resolve returns the absolute deadline for a message sent at sent.
+func (d Deadline) Resolve(sent time.Time) time.Time {
+	if !d.At.IsZero() {
+		return d.At
+	}
+	return sent.Add(d.After)
+}
+
+// MarshalJSON implements json.Marshaler.
+func (d Deadline) MarshalJSON() ([]byte, error) {
+	if !d.At.IsZero() {
+		return json.Marshal(d.At.Format(time.RFC3339Nano))
+	}
+	return json.Marshal(int64(d.After / time.Second))
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Deadline) UnmarshalJSON(b []byte) error {
+	var secs int64
+	if err := json.Unmarshal(b, &secs); err == nil {
+		if secs <= 0 {
+			return fmt.Errorf("deliveryDeadline: seconds must be positive: %w", ErrFieldValue)
+		}
+		*d = Deadline{After: time.Duration(secs) * time.Second}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("deliveryDeadline: must be seconds or an RFC 3339 time: %w", ErrFieldType)
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return fmt.Errorf("deliveryDeadline: %q is not an RFC 3339 time: %w", s, ErrFieldValue)
+	}
+	*d = Deadline{At: t}
+	return nil
+}

@@ -1,0 +1,179 @@
+package message
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Catalogue is what validation needs to know about methods.
+type Catalogue interface {
+	// Resolve maps a method name or alias to its canonical name and says
+	// whether it can be used as a reply method.
+	Resolve(name string) (canonical string, replyable bool, ok bool)
+}
+
+// Limits on field values. They keep a typo from queueing a message for a
+// century, and keep names usable as NATS subject tokens and file names.
+const (
+	MaxNodeNameLen   = 64
+	MaxRetries       = 1000
+	MaxTimeout       = 30 * 24 * time.Hour
+	MaxPathLen       = 1024
+	MaxFileNameLen   = 255
+	MaxArgs          = 1024
+	MaxTargets       = 100_000
+	ReservedDataPath = ".steward"
+)
+
+var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// ValidNodeName reports whether name can be a node name: letters, digits,
+// '-' and '_', at most MaxNodeNameLen long (it becomes a subject token,
+// a consumer name and a KV key).
+func ValidNodeName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty node name: %w", ErrBadNodeName)
+	case len(name) > MaxNodeNameLen:
+		return fmt.Errorf("node name %.20q… is longer than %d characters: %w", name, MaxNodeNameLen, ErrBadNodeName)
+	case !nodeNameRE.MatchString(name):
+		return fmt.Errorf("node name %q may hold only letters, digits, '-' and '_': %w", name, ErrBadNodeName)
+	}
+	return nil
+}
+
+// ValidateInput checks a message as an operator wrote it: the fields
+// steward sets must be empty, and everything Validate checks must hold.
+func ValidateInput(m *Message, cat Catalogue) error {
+	switch {
+	case m.ID != "":
+		return fmt.Errorf("field \"id\" is assigned by steward: %w", ErrReserved)
+	case m.FromNode != "":
+		return fmt.Errorf("field \"fromNode\" is set by steward to the sending node: %w", ErrReserved)
+	case !m.SentAt.IsZero(), !m.Deadline.IsZero():
+		return fmt.Errorf("fields \"sentAt\" and \"deadline\" are set by steward (use deliveryDeadline): %w", ErrReserved)
+	case m.Event:
+		return fmt.Errorf("field \"event\" is internal to steward: %w", ErrReserved)
+	case m.Reply != nil:
+		return fmt.Errorf("field \"reply\" is internal to steward: %w", ErrReserved)
+	}
+	return Validate(m, cat)
+}
+
+// Validate checks the rules every message must meet, wherever it is: at
+// the sender, and again on the node that receives it. On success it
+// replaces method names by their canonical names.
+func Validate(m *Message, cat Catalogue) error {
+	targets := m.Targets()
+	if len(targets) == 0 {
+		return fmt.Errorf("the message names no node (set toNode or toNodes): %w", ErrNoTarget)
+	}
+	if len(targets) > MaxTargets {
+		return fmt.Errorf("toNodes lists %d nodes, at most %d are allowed: %w", len(targets), MaxTargets, ErrFieldValue)
+	}
+	for _, n := range targets {
+		if err := ValidNodeName(n); err != nil {
+			return err
+		}
+	}
+	if m.FromNode != "" {
+		if err := ValidNodeName(m.FromNode); err != nil {
+			return fmt.Errorf("fromNode: %w", err)
+		}
+	}
+	if m.Method == "" {
+		return fmt.Errorf("the message names no method: %w", ErrNoMethod)
+	}
+	canonical, _, ok := cat.Resolve(m.Method)
+	if !ok {
+		return fmt.Errorf("method %q is not a steward method: %w", m.Method, ErrUnknownMethod)
+	}
+	m.Method = canonical
+	if m.ReplyMethod != "" {
+		canonical, replyable, ok := cat.Resolve(m.ReplyMethod)
+		if !ok {
+			return fmt.Errorf("replyMethod %q is not a steward method: %w", m.ReplyMethod, ErrUnknownMethod)
+		}
+		if !replyable {
+			return fmt.Errorf("replyMethod %q cannot handle replies (use REQToFileAppend, REQToFile or REQToConsole): %w", m.ReplyMethod, ErrFieldValue)
+		}
+		m.ReplyMethod = canonical
+	}
+	if len(m.MethodArgs) > MaxArgs || len(m.ReplyMethodArgs) > MaxArgs {
+		return fmt.Errorf("more than %d method arguments: %w", MaxArgs, ErrFieldValue)
+	}
+	for _, t := range []struct {
+		name string
+		secs int
+	}{
+		{"ACKTimeout", m.ACKTimeout},
+		{"replyACKTimeout", m.ReplyACKTimeout},
+		{"methodTimeout", m.MethodTimeout},
+		{"replyMethodTimeout", m.ReplyMethodTimeout},
+	} {
+		if t.secs < 0 {
+			return fmt.Errorf("field %q: %d seconds is negative: %w", t.name, t.secs, ErrFieldValue)
+		}
+		if time.Duration(t.secs)*time.Second > MaxTimeout {
+			return fmt.Errorf("field %q: %d seconds is more than the maximum of %s: %w", t.name, t.secs, MaxTimeout, ErrFieldValue)
+		}
+	}
+	for _, r := range []struct {
+		name string
+		n    *int
+	}{{"retries", m.Retries}, {"replyRetries", m.ReplyRetries}} {
+		if r.n != nil && (*r.n < 0 || *r.n > MaxRetries) {
+			return fmt.Errorf("field %q: %d is outside 0..%d: %w", r.name, *r.n, MaxRetries, ErrFieldValue)
+		}
+	}
+	if _, err := CleanDirectory(m.Directory); err != nil {
+		return err
+	}
+	if err := ValidFileName(m.FileName); err != nil {
+		return err
+	}
+	return nil
+}
+
+// CleanDirectory turns a message's directory into a clean relative path
+// under a data folder. An absolute directory is placed under the data
+// folder; ".." parts that would leave it, NUL bytes and the reserved
+// ".steward" folder are rejected. The empty string means the data folder.
+func CleanDirectory(dir string) (string, error) {
+	if len(dir) > MaxPathLen {
+		return "", fmt.Errorf("directory is longer than %d bytes: %w", MaxPathLen, ErrBadPath)
+	}
+	if strings.ContainsRune(dir, 0) {
+		return "", fmt.Errorf("directory contains a NUL byte: %w", ErrBadPath)
+	}
+	rel := path.Clean(strings.TrimLeft(strings.ReplaceAll(dir, `\`, "/"), "/"))
+	if rel == "." {
+		return "", nil
+	}
+	if rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("directory %q leaves the data folder: %w", dir, ErrBadPath)
+	}
+	if first, _, _ := strings.Cut(rel, "/"); first == ReservedDataPath {
+		return "", fmt.Errorf("directory %q is inside steward's own state folder %s: %w", dir, ReservedDataPath, ErrBadPath)
+	}
+	return rel, nil
+}
+
+// ValidFileName checks that name is a plain file name (or empty, meaning
+// the method's default): no separators, not "." or "..", no NUL.
+func ValidFileName(name string) error {
+	switch {
+	case name == "":
+		return nil
+	case len(name) > MaxFileNameLen:
+		return fmt.Errorf("fileName is longer than %d bytes: %w", MaxFileNameLen, ErrBadPath)
+	case name == "." || name == "..":
+		return fmt.Errorf("fileName %q is not a file name: %w", name, ErrBadPath)
+	case strings.ContainsAny(name, "/\\\x00"):
+		return fmt.Errorf("fileName %q must be a plain name without '/' (put folders in directory): %w", name, ErrBadPath)
+	}
+	return nil
+}

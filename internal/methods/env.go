@@ -1,0 +1,51 @@
+package methods
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/stewardfleet/steward/internal/datafolder"
+	"github.com/stewardfleet/steward/internal/registry"
+	"github.com/stewardfleet/steward/internal/status"
+)
+
+// Env is what handlers may use of the node they run on. Fields a method
+// does not need may be nil in its tests.
+type Env struct {
+	// NodeName is the node the handler runs on.
+	NodeName string
+	// CentralNodeName is the fleet's central node.
+	CentralNodeName string
+	// Version is the steward version of this node.
+	Version string
+	// Files is the node's data folder; every path a message names is
+	// confined to it.
+	Files *datafolder.Folder
+	// Stdout is where REQToConsole prints.
+	Stdout io.Writer
+	// Nodes is the node registry (central only).
+	Nodes NodeRegistry
+	// Status is the status store (central only, for delivery deadlines).
+	Status StatusStore
+	// Now returns the current time (tests may fix it).
+	Now func() time.Time
+}
+
+// NodeRegistry is the part of the node registry the hello method needs.
+type NodeRegistry interface {
+	Put(ctx context.Context, n *registry.Node) error
+}
+
+// StatusStore is the part of the status store the deadline method needs.
+type StatusStore interface {
+	Get(ctx context.Context, deliveryID string) (*status.Record, uint64, error)
+	Update(ctx context.Context, r *status.Record, rev uint64) error
+}
+
+func (e *Env) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,33 @@
+package methods
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/stewardfleet/steward/internal/datafolder"
+)
+
+// writeData writes a message's data to <directory>/<source node>/<fileName>
+// in the node's data folder. The source node is the message's fromNode: for
+// a reply, the node that ran the request. Without a fileName the file is
+// named after the request method, e.g. "REQCliCommand.result".
+func writeData(_ context.Context, req *Request, appendMode bool) (*Result, error) {
+	m := req.Msg
+	name := m.FileName
+	if name == "" {
+		method := m.Method
+		if m.Reply != nil {
+			method = m.Reply.Method
+		}
+		name = method + ".result"
+	}
+	rel, err := datafolder.ReplyPath(m.Directory, m.FromNode, name)
+	if err != nil {
+		return nil, err
+	}
+	written, err := req.Env.Files.Write(rel, m.Data, appendMode)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Output: fmt.Appendf(nil, "wrote %d bytes to %s", len(m.Data), written)}, nil
+}

@@ -1,0 +1,193 @@
+// Package methods holds everything a node can do: one file per method, each
+// a Spec (name, summary, default timeout, handler), all registered in one
+// explicit list (List). Handlers are synchronous and honour their context;
+// the node owns concurrency, deadlines, acks and keep-alives.
+//
+// Adding a method is one file and one line in List.
+package methods
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/stewardfleet/steward/internal/message"
+)
+
+// Kind says how a node treats a method's messages.
+type Kind int
+
+const (
+	// Command runs on request; its delivery has a status record and its
+	// result goes back to the sender with the reply method.
+	Command Kind = iota
+	// ReplyHandler handles results on the sender's node (REQToFile, …). It
+	// can also be sent as a command, e.g. to write a file on a node.
+	ReplyHandler
+	// Event is internal traffic (hello, error reports): no status, no reply.
+	Event
+)
+
+// Handler runs a method. A returned error makes the delivery failed (or
+// execution_timed_out when ctx's deadline passed); Result may still carry
+// partial output.
+type Handler func(ctx context.Context, req *Request) (*Result, error)
+
+// Spec describes one method.
+type Spec struct {
+	// Name is the wire name, e.g. "REQCliCommand".
+	Name string
+	// Aliases are other accepted spellings (older files, short names).
+	Aliases []string
+	// Summary is one line for help texts and `steward methods`.
+	Summary string
+	Kind    Kind
+	// DefaultTimeout applies when a message sets no methodTimeout.
+	DefaultTimeout time.Duration
+	// DefaultReplyMethod applies when a message sets no replyMethod
+	// (REQToFileAppend when empty).
+	DefaultReplyMethod string
+	// Internal methods are sent only by steward itself, never by operators.
+	Internal bool
+	// Validate checks method-specific fields before sending (optional).
+	Validate func(m *message.Message) error
+	Handler  Handler
+}
+
+// Request is one execution of a method.
+type Request struct {
+	Msg *message.Message
+	// Attempt is the delivery count of this execution (1 for the first).
+	Attempt uint64
+	Env     *Env
+	Log     *slog.Logger
+}
+
+// Result is what a method produced.
+type Result struct {
+	// Output goes back to the sender in the reply's data.
+	Output []byte
+	// Stderr and ExitCode are recorded for methods that run a process.
+	Stderr   []byte
+	ExitCode *int
+}
+
+// DefaultReplyMethod is the reply method of messages that name none.
+const DefaultReplyMethod = "REQToFileAppend"
+
+// List is every method steward knows, in the order `steward methods`
+// shows them. This is the one place methods are registered.
+func List() []Spec {
+	return []Spec{
+		cliCommand,
+		hello,
+		errorLog,
+		toFile,
+		toFileAppend,
+		toConsole,
+		ping,
+		pong,
+		deliveryDeadline,
+	}
+}
+
+// Registry resolves method names to specs.
+type Registry struct {
+	specs    []Spec
+	byName   map[string]int
+	disabled map[string]bool
+}
+
+// NewRegistry builds a registry from specs. Duplicate names or aliases are
+// an error wrapping ErrDuplicateMethod.
+func NewRegistry(specs []Spec) (*Registry, error) {
+	r := &Registry{byName: map[string]int{}, disabled: map[string]bool{}}
+	for _, s := range specs {
+		if s.Handler == nil {
+			return nil, fmt.Errorf("method %s has no handler", s.Name)
+		}
+		for _, n := range append([]string{s.Name}, s.Aliases...) {
+			if _, dup := r.byName[n]; dup {
+				return nil, fmt.Errorf("%w: %s", ErrDuplicateMethod, n)
+			}
+			r.byName[n] = len(r.specs)
+		}
+		r.specs = append(r.specs, s)
+	}
+	return r, nil
+}
+
+// Default is the registry of List. List is fixed, so it cannot fail.
+func Default() *Registry {
+	r, err := NewRegistry(List())
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// Lookup returns the spec for a name or alias.
+func (r *Registry) Lookup(name string) (Spec, error) {
+	i, ok := r.byName[name]
+	if !ok {
+		return Spec{}, fmt.Errorf("%w: %q", ErrUnknownMethod, name)
+	}
+	s := r.specs[i]
+	if r.disabled[s.Name] {
+		return s, fmt.Errorf("%w: %s", ErrMethodDisabled, s.Name)
+	}
+	return s, nil
+}
+
+// Resolve implements message.Catalogue for operator input: internal
+// methods are not offered.
+func (r *Registry) Resolve(name string) (string, bool, bool) {
+	i, ok := r.byName[name]
+	if !ok || r.specs[i].Internal {
+		return "", false, false
+	}
+	s := r.specs[i]
+	return s.Name, s.Kind == ReplyHandler, true
+}
+
+// Disable stops the node from running a method; its messages are rejected.
+func (r *Registry) Disable(name string) error {
+	i, ok := r.byName[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownMethod, name)
+	}
+	r.disabled[r.specs[i].Name] = true
+	return nil
+}
+
+// Names lists the canonical names of the enabled methods.
+func (r *Registry) Names() []string {
+	var out []string
+	for _, s := range r.specs {
+		if !r.disabled[s.Name] {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// Specs returns every registered spec.
+func (r *Registry) Specs() []Spec { return slices.Clone(r.specs) }
+
+// internalCatalogue resolves every method, internal ones included; nodes
+// use it to validate what arrives from the broker.
+type internalCatalogue struct{ r *Registry }
+
+func (c internalCatalogue) Resolve(name string) (string, bool, bool) {
+	i, ok := c.r.byName[name]
+	if !ok {
+		return "", false, false
+	}
+	s := c.r.specs[i]
+	return s.Name, s.Kind == ReplyHandler, true
+}
+
+// All returns a catalogue that also knows internal methods.
+func (r *Registry) All() message.Catalogue { return internalCatalogue{r} }

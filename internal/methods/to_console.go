@@ -1,0 +1,37 @@
+package methods
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+var toConsole = Spec{
+	Name:           "REQToConsole",
+	Summary:        "print the data on the node's standard output",
+	Kind:           ReplyHandler,
+	DefaultTimeout: 30 * time.Second,
+	Handler:        runToConsole,
+}
+
+func runToConsole(_ context.Context, req *Request) (*Result, error) {
+	var out io.Writer = os.Stdout
+	if req.Env.Stdout != nil {
+		out = req.Env.Stdout
+	}
+	m := req.Msg
+	what := m.Method
+	if m.Reply != nil {
+		what = fmt.Sprintf("%s %s", m.Reply.Method, m.Reply.Status)
+	}
+	data := m.Data
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		data = append(data, '\n')
+	}
+	if _, err := fmt.Fprintf(out, "--- from %s: %s (message %s)\n%s", m.FromNode, what, m.ID, data); err != nil {
+		return nil, fmt.Errorf("print: %w", err)
+	}
+	return &Result{}, nil
+}
