@@ -6,59 +6,199 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stewardfleet/steward/internal/audit"
 	"github.com/stewardfleet/steward/internal/config"
+	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/registry"
+	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/status"
+	"github.com/stewardfleet/steward/internal/stream"
 )
 
-// Client is a connection to the broker for operator commands.
-type Client struct{}
+// ErrUnreachable wraps failures to reach the broker.
+var ErrUnreachable = errors.New("cannot reach the broker")
 
-// Connect connects to cfg.ClientBrokerURL() as node cfg.NodeName.
-func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
-	return nil, errors.New("not yet")
+// Client is a connection to the broker for operator commands.
+type Client struct {
+	cfg    config.Config
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	assets *stream.Assets
+	status *status.Store
+	nodes  *registry.Registry
+	sender *sender.Sender
+	audit  *audit.Log
 }
 
-// Close closes the connection.
-func (c *Client) Close() {}
+// Connect connects to cfg.ClientBrokerURL() as node cfg.NodeName. It makes
+// sure the JetStream layout exists, so a first send works before any node
+// has started.
+func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	url := cfg.ClientBrokerURL()
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	nc, err := nats.Connect(url, nats.Name("steward client "+cfg.NodeName), nats.Timeout(timeout))
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	assets, err := stream.Ensure(ctx, js, stream.DefaultLayout())
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%w: %s has no usable JetStream: %w", ErrUnreachable, url, err)
+	}
+	c := &Client{cfg: cfg, nc: nc, js: js, assets: assets,
+		status: status.NewStore(js, assets.Status), nodes: registry.New(assets.Nodes)}
+	// Messages sent from a machine where the node runs go to its audit log.
+	if _, err := os.Stat(cfg.StateFolder()); err == nil {
+		if c.audit, err = audit.Open(filepath.Join(cfg.StateFolder(), "audit.jsonl"), cfg.NodeName); err != nil {
+			c.audit = nil
+		}
+	}
+	c.sender = sender.New(sender.Options{
+		JS: js, Status: c.status, Methods: methods.Default(), Node: cfg.NodeName, CentralNode: cfg.CentralNodeName,
+		Defaults: sender.Defaults{
+			ACKTimeout: cfg.DefaultMessageTimeout, Retries: cfg.DefaultMessageRetries,
+			DeliveryDeadline: cfg.DefaultDeliveryDeadline,
+		},
+		MaxPayload: nc.MaxPayload(), Audit: c.audit,
+	})
+	return c, nil
+}
+
+// Close closes the connection after outstanding publishes are confirmed.
+func (c *Client) Close() {
+	select {
+	case <-c.js.PublishAsyncComplete():
+	case <-time.After(5 * time.Second):
+	}
+	c.nc.Close()
+	c.audit.Close()
+}
 
 // Receipt tells what became of one message of a batch.
-type Receipt struct {
-	// Index is the message's position in the input (0-based).
-	Index int `json:"index"`
-	// ID is the assigned message ID ("" when the message was rejected).
-	ID string `json:"id,omitempty"`
-	// Method and Nodes echo what was sent.
-	Method string   `json:"method,omitempty"`
-	Nodes  []string `json:"nodes,omitempty"`
-	// Error says why the message was not sent.
-	Error string `json:"error,omitempty"`
-	// Code is the error's stable code.
-	Code string `json:"code,omitempty"`
-}
+type Receipt = sender.Receipt
 
 // Send decodes, validates and sends a batch (JSON array or one object).
 // It returns one receipt per input message; err is set only when nothing
-// could be read or sent at all.
+// could be read.
 func (c *Client) Send(ctx context.Context, input []byte) ([]Receipt, error) {
-	return nil, errors.New("not yet")
+	return c.sender.SendInput(ctx, input)
 }
 
 // Wait blocks until every delivery of the given message IDs is terminal or
 // ctx ends, calling progress (if not nil) on each change. It returns the
-// latest record of every delivery, sorted by message order then node.
+// latest record of every delivery, in the order of ids, then by node. When
+// ctx ends first it returns the records so far and ctx's error.
 func (c *Client) Wait(ctx context.Context, ids []string, progress func(*status.Record)) ([]*status.Record, error) {
-	return nil, errors.New("not yet")
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	filters := make([]string, len(ids))
+	for i, id := range ids {
+		filters[i] = id + ".*"
+	}
+	w, err := c.assets.Status.WatchFiltered(ctx, filters)
+	if err != nil {
+		return nil, fmt.Errorf("watch status: %w", err)
+	}
+	defer w.Stop()
+	latest := map[string]*status.Record{}
+	initialDone := false
+	done := func() bool {
+		if !initialDone || len(latest) == 0 {
+			return false
+		}
+		for _, r := range latest {
+			if !r.Status.Terminal() {
+				return false
+			}
+		}
+		return true
+	}
+	for !done() {
+		select {
+		case <-ctx.Done():
+			return order(latest, ids), ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return order(latest, ids), errors.New("status watch ended")
+			}
+			if e == nil {
+				initialDone = true
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var r status.Record
+			if err := json.Unmarshal(e.Value(), &r); err != nil {
+				continue
+			}
+			latest[e.Key()] = &r
+			if progress != nil {
+				progress(&r)
+			}
+		}
+	}
+	return order(latest, ids), nil
 }
+
+func order(latest map[string]*status.Record, ids []string) []*status.Record {
+	pos := make(map[string]int, len(ids))
+	for i, id := range ids {
+		pos[id] = i
+	}
+	out := make([]*status.Record, 0, len(latest))
+	for _, r := range latest {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *status.Record) int {
+		if d := pos[a.ID] - pos[b.ID]; d != 0 {
+			return d
+		}
+		return strings.Compare(a.Node, b.Node)
+	})
+	return out
+}
+
+// ErrNotFound: no deliveries are recorded for a message ID.
+var ErrNotFound = errors.New("no such message")
 
 // Status returns the records of every delivery of message id.
 func (c *Client) Status(ctx context.Context, id string) ([]*status.Record, error) {
-	return nil, errors.New("not yet")
+	recs, err := c.status.List(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%w: %s (status records are kept for %s)", ErrNotFound, id, stream.DefaultLayout().StatusTTL)
+	}
+	return recs, nil
 }
 
 // Nodes returns the node registry.
 func (c *Client) Nodes(ctx context.Context) ([]*registry.Node, error) {
-	return nil, errors.New("not yet")
+	return c.nodes.List(ctx)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stewardfleet/steward/internal/stream"
 )
 
 // Store reads and writes status records in a KV bucket.
@@ -57,21 +58,21 @@ func isWrongLastSequence(err error) bool {
 }
 
 // CreateAsync starts writing r only if no record exists for its key.
-func (s *Store) CreateAsync(r *Record) *Write {
-	return s.publishAsync(r, true)
+func (s *Store) CreateAsync(ctx context.Context, r *Record) *Write {
+	return s.publishAsync(ctx, r, true)
 }
 
 // PutAsync starts writing r, replacing what is there.
-func (s *Store) PutAsync(r *Record) *Write {
-	return s.publishAsync(r, false)
+func (s *Store) PutAsync(ctx context.Context, r *Record) *Write {
+	return s.publishAsync(ctx, r, false)
 }
 
 // Put writes r and waits until it is stored.
 func (s *Store) Put(ctx context.Context, r *Record) error {
-	return s.PutAsync(r).Wait(ctx)
+	return s.PutAsync(ctx, r).Wait(ctx)
 }
 
-func (s *Store) publishAsync(r *Record, create bool) *Write {
+func (s *Store) publishAsync(ctx context.Context, r *Record, create bool) *Write {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return &Write{err: fmt.Errorf("encode status %s: %w", r.Key(), err)}
@@ -81,7 +82,7 @@ func (s *Store) publishAsync(r *Record, create bool) *Write {
 	if create {
 		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	}
-	f, err := s.js.PublishMsgAsync(msg)
+	f, err := stream.PublishAsync(ctx, s.js, msg)
 	if err != nil {
 		return &Write{err: fmt.Errorf("store status %s: %w", r.Key(), err)}
 	}

@@ -1,0 +1,87 @@
+// Package broker runs the embedded NATS server with JetStream that makes a
+// single steward binary its own broker. The store lives in the node's state
+// folder, so stream and consumer state survive restarts (and kill -9).
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options configure the embedded broker.
+type Options struct {
+	// Listen is host:port for clients; port 0 picks a free port.
+	Listen string
+	// StoreDir is the JetStream store folder.
+	StoreDir string
+	// Name is the server name (the node name reads well in monitoring).
+	Name string
+	// Logger receives the server's warnings and errors (nil: discarded).
+	Logger *slog.Logger
+	// ReadyTimeout bounds the wait for the server to accept connections.
+	ReadyTimeout time.Duration
+}
+
+// ErrNotReady: the server did not start accepting connections in time.
+var ErrNotReady = errors.New("embedded broker not ready")
+
+// Start starts an embedded NATS server with JetStream and waits until it
+// accepts connections.
+func Start(o Options) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("broker listen address %q: %w", o.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("broker listen port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: o.Name,
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		NoSigs:     true,
+		// Nodes on weak links reconnect often; keep their subscriptions'
+		// pending data bounded but generous.
+		MaxPayload: 1 << 20,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("create embedded broker: %w", err)
+	}
+	if o.Logger != nil {
+		srv.SetLoggerV2(&slogAdapter{l: o.Logger.With("component", "broker")}, false, false, false)
+	}
+	srv.Start()
+	timeout := o.ReadyTimeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	if !srv.ReadyForConnections(timeout) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("%w after %s (is %s already in use?)", ErrNotReady, timeout, o.Listen)
+	}
+	return srv, nil
+}
+
+// slogAdapter feeds the server's log into slog. Notices are debug-level:
+// the server is chatty at start.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a *slogAdapter) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Tracef(format string, v ...any)  {}

@@ -1,0 +1,182 @@
+// Package consumer runs a node's durable JetStream consumer: it pulls the
+// node's messages, hands each to a handler in its own goroutine, keeps the
+// message's lease alive with in-progress acks every AckWait/2 for as long
+// as the handler runs, and settles the message the way the handler says:
+// a double ack (confirmed by the server, retried until it is), a term, or
+// a nak with a delay.
+//
+// Concurrency of the method runs is the handler's business; the consumer
+// bounds how many messages are in hand by the consumer's MaxAckPending.
+// Run blocks until its context ends, then stops pulling and waits for the
+// handlers, which see their context cancelled.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Disposition is what to do with a message once its handler returns.
+type Disposition struct {
+	kind   int
+	delay  time.Duration
+	reason string
+}
+
+const (
+	kindAck = iota
+	kindTerm
+	kindNak
+)
+
+// Ack settles the message as done.
+func Ack() Disposition { return Disposition{kind: kindAck} }
+
+// Term settles the message as never to be delivered again.
+func Term(reason string) Disposition { return Disposition{kind: kindTerm, reason: reason} }
+
+// Nak asks for redelivery after delay.
+func Nak(delay time.Duration) Disposition { return Disposition{kind: kindNak, delay: delay} }
+
+// Handler handles one delivery. ctx ends when the consumer stops.
+type Handler func(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) Disposition
+
+// Options configure a Consumer.
+type Options struct {
+	// AckWait is the consumer's AckWait; leases are renewed every AckWait/2.
+	AckWait time.Duration
+	// PullBatch is how many messages one pull asks for.
+	PullBatch int
+	Logger    *slog.Logger
+}
+
+// Consumer is a running pull consumer.
+type Consumer struct {
+	c       jetstream.Consumer
+	handler Handler
+	o       Options
+	log     *slog.Logger
+}
+
+// New returns a consumer that hands c's messages to h.
+func New(c jetstream.Consumer, h Handler, o Options) *Consumer {
+	if o.PullBatch <= 0 {
+		o.PullBatch = 256
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 30 * time.Second
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Consumer{c: c, handler: h, o: o, log: log}
+}
+
+// Run consumes until ctx ends. It returns nil after a clean stop.
+func (c *Consumer) Run(ctx context.Context) error {
+	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	var wg sync.WaitGroup
+	cc, err := c.c.Consume(func(msg jetstream.Msg) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.handle(handlerCtx, msg)
+		}()
+	},
+		jetstream.PullMaxMessages(c.o.PullBatch),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrConnectionClosed) {
+				c.log.Debug("consumer", "error", err)
+				return
+			}
+			c.log.Warn("consumer", "error", err)
+		}),
+	)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+	cancelHandlers()
+	wg.Wait()
+	return nil
+}
+
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		c.log.Error("message without metadata", "subject", msg.Subject(), "error", err)
+		_ = msg.Term()
+		return
+	}
+	stop := c.keepAlive(msg)
+	d := c.handler(ctx, msg, meta)
+	stop()
+	switch d.kind {
+	case kindAck:
+		c.ack(ctx, msg, meta)
+	case kindTerm:
+		if err := msg.TermWithReason(d.reason); err != nil {
+			c.log.Warn("term", "subject", msg.Subject(), "seq", meta.Sequence.Stream, "error", err)
+		}
+	case kindNak:
+		if err := msg.NakWithDelay(d.delay); err != nil {
+			c.log.Debug("nak", "subject", msg.Subject(), "seq", meta.Sequence.Stream, "error", err)
+		}
+	}
+}
+
+// ack double-acks: a plain ack sent just before a broker stop can be lost
+// and the message redelivered. It retries until the server confirms or the
+// consumer stops; a redelivery after that is caught by the node's ledger.
+func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) {
+	backoff := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := msg.DoubleAck(actx)
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			return
+		}
+		if ctx.Err() != nil {
+			c.log.Debug("ack abandoned at stop; the ledger will catch the redelivery", "seq", meta.Sequence.Stream)
+			return
+		}
+		c.log.Debug("ack failed, retrying", "seq", meta.Sequence.Stream, "error", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// keepAlive renews msg's lease every AckWait/2 until stop is called.
+func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var once sync.Once
+	go func() {
+		t := time.NewTicker(c.o.AckWait / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					c.log.Debug("in-progress ack", "subject", msg.Subject(), "error", err)
+				}
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done) }) }
+}

@@ -1,0 +1,85 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/stewardfleet/steward/internal/methods"
+)
+
+// chunkStore keeps the chunks of replies split by publishReply until all
+// have arrived, in <state>/chunks/<delivery>/<index>. Chunks may arrive in
+// any order and concurrently; the one that completes the set runs the
+// reply method on the whole output, once.
+type chunkStore struct {
+	dir string
+	mu  sync.Mutex
+}
+
+// runChunk stores the chunk in req and, when it completes its set, runs the
+// reply method on the assembled output.
+func (n *Node) runChunk(ctx context.Context, d *delivery, spec methods.Spec, req *methods.Request) (*methods.Result, error) {
+	r := d.msg.Reply
+	data, complete, err := n.chunks.add(r.DeliveryID, r.Chunk, r.Chunks, d.msg.Data)
+	if err != nil {
+		return nil, err
+	}
+	if !complete {
+		return &methods.Result{Output: fmt.Appendf(nil, "chunk %d of %d stored", r.Chunk+1, r.Chunks)}, nil
+	}
+	whole := *req.Msg
+	whole.Data = data
+	wholeReq := *req
+	wholeReq.Msg = &whole
+	res, err := runSafely(ctx, spec, &wholeReq)
+	if err == nil {
+		n.chunks.remove(r.DeliveryID)
+	}
+	return res, err
+}
+
+// add stores one chunk and, if all chunks are present, returns them joined.
+func (c *chunkStore) add(deliveryID string, index, total int, data []byte) ([]byte, bool, error) {
+	if index < 0 || index >= total {
+		return nil, false, fmt.Errorf("chunk %d of %d is out of range", index, total)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dir := filepath.Join(c.dir, deliveryID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("chunk folder: %w", err)
+	}
+	name := filepath.Join(dir, strconv.Itoa(index))
+	if err := os.WriteFile(name+".tmp", data, 0o600); err != nil {
+		return nil, false, fmt.Errorf("store chunk: %w", err)
+	}
+	if err := os.Rename(name+".tmp", name); err != nil {
+		return nil, false, fmt.Errorf("store chunk: %w", err)
+	}
+	for i := range total {
+		if _, err := os.Stat(filepath.Join(dir, strconv.Itoa(i))); errors.Is(err, os.ErrNotExist) {
+			return nil, false, nil
+		}
+	}
+	var all bytes.Buffer
+	for i := range total {
+		b, err := os.ReadFile(filepath.Join(dir, strconv.Itoa(i)))
+		if err != nil {
+			return nil, false, fmt.Errorf("read chunk: %w", err)
+		}
+		all.Write(b)
+	}
+	return all.Bytes(), true, nil
+}
+
+func (c *chunkStore) remove(deliveryID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	os.RemoveAll(filepath.Join(c.dir, deliveryID))
+}

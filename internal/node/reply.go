@@ -1,0 +1,153 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/stewardfleet/steward/internal/ledger"
+	"github.com/stewardfleet/steward/internal/message"
+	"github.com/stewardfleet/steward/internal/methods"
+	"github.com/stewardfleet/steward/internal/sender"
+	"github.com/stewardfleet/steward/internal/status"
+)
+
+// chunkSize is the most output one reply message carries. JSON may grow
+// text up to six times (control characters become \u00XX), so a chunk
+// always fits the broker's 1 MiB default limit.
+const chunkSize = 128 << 10
+
+// publishReply sends the outcome of a request back to its fromNode as one
+// or more reply messages (output larger than chunkSize is split, never
+// truncated). Each chunk's Nats-Msg-Id is fixed by the delivery, so a
+// re-sent reply is dropped by the broker's deduplication, and by the
+// sender's ledger after the deduplication window.
+func (n *Node) publishReply(ctx context.Context, d *delivery, o *ledger.Outcome) ([]jetstream.PubAckFuture, error) {
+	m := d.msg
+	if !ranMethod(status.Status(o.Status)) {
+		return nil, nil
+	}
+	replyMethod := m.ReplyMethod
+	if replyMethod == "" {
+		replyMethod = methods.DefaultReplyMethod
+	}
+	chunks := splitChunks(o.Output)
+	var futures []jetstream.PubAckFuture
+	for i, data := range chunks {
+		r := &message.Message{
+			ToNode: m.FromNode, Method: replyMethod, MethodArgs: m.ReplyMethodArgs, Data: data,
+			ACKTimeout: m.ReplyACKTimeout, Retries: m.ReplyRetries, MethodTimeout: m.ReplyMethodTimeout,
+			Directory: m.Directory, FileName: m.FileName,
+			ID: m.ID, FromNode: n.cfg.NodeName, SentAt: time.Now().UTC(),
+			Reply: &message.ReplyInfo{
+				DeliveryID: message.DeliveryID(m.ID, n.cfg.NodeName), Method: m.Method, Status: o.Status,
+				ExitCode: o.ExitCode, Error: o.Error, RequestSentAt: m.SentAt, Chunk: i, Chunks: len(chunks),
+			},
+		}
+		r.Deadline = r.SentAt.Add(n.cfg.DefaultDeliveryDeadline)
+		f, err := sender.PublishPrepared(ctx, n.js, r, deliveryKey(r, m.FromNode), sender.StorageTTL(r, r.SentAt))
+		if err != nil {
+			return nil, err
+		}
+		futures = append(futures, f)
+	}
+	return futures, nil
+}
+
+// ranMethod reports whether the method ran, so there is output to return.
+func ranMethod(s status.Status) bool {
+	return s == status.Succeeded || s == status.Failed || s == status.ExecutionTimedOut
+}
+
+func splitChunks(out []byte) [][]byte {
+	if len(out) <= chunkSize {
+		return [][]byte{out}
+	}
+	var chunks [][]byte
+	for len(out) > 0 {
+		k := min(chunkSize, len(out))
+		chunks = append(chunks, out[:k])
+		out = out[k:]
+	}
+	return chunks
+}
+
+// reportError sends an error report to the central node's error log. The
+// report for one delivery has a fixed Nats-Msg-Id, so a redelivered
+// failure is not reported twice within the deduplication window. A failure
+// of the error log itself is only logged, never reported (no loops).
+func (n *Node) reportError(ctx context.Context, key, text string) jetstream.PubAckFuture {
+	now := time.Now().UTC()
+	ev := &message.Message{
+		ToNode: n.cfg.CentralNodeName, Method: "REQErrorLog", Data: message.Data(text),
+		ID: nuid.Next(), FromNode: n.cfg.NodeName, SentAt: now, Deadline: now.Add(n.cfg.DefaultDeliveryDeadline), Event: true,
+	}
+	f, err := sender.PublishPrepared(ctx, n.js, ev, "error."+n.cfg.NodeName+"."+key, sender.StorageTTL(ev, now))
+	if err != nil {
+		n.log.Error("cannot report error to central", "error", err, "report", text)
+		return nil
+	}
+	return f
+}
+
+// helloLoop says hello to the central node at start and every interval.
+func (n *Node) helloLoop(ctx context.Context) error {
+	if n.cfg.HelloInterval <= 0 {
+		return nil
+	}
+	t := time.NewTicker(n.cfg.HelloInterval)
+	defer t.Stop()
+	for {
+		n.sayHello(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) sayHello(ctx context.Context) {
+	info := methods.HelloInfo{Version: n.version, Methods: n.methods.Names(), StartedAt: n.started, HelloInterval: n.cfg.HelloInterval}
+	data, err := json.Marshal(info)
+	if err != nil {
+		n.log.Error("hello", "error", err)
+		return
+	}
+	now := time.Now().UTC()
+	// A hello is only worth its interval: it expires from the stream after
+	// three intervals if central is not there to take it.
+	ttl := max(3*n.cfg.HelloInterval, time.Minute)
+	ev := &message.Message{
+		ToNode: n.cfg.CentralNodeName, Method: "REQHello", Data: data,
+		ID: nuid.Next(), FromNode: n.cfg.NodeName, SentAt: now, Deadline: now.Add(ttl), Event: true,
+	}
+	if _, err := sender.PublishPrepared(ctx, n.js, ev, "hello."+ev.ID, ttl); err != nil && ctx.Err() == nil {
+		n.log.Warn("hello not sent", "error", err)
+	}
+}
+
+// socketInput sends what an operator wrote to the socket and answers with
+// one line per message.
+func (n *Node) socketInput(ctx context.Context, input []byte) []byte {
+	receipts, err := n.sender.SendInput(ctx, input)
+	if err != nil {
+		n.log.Warn("socket input refused", "error", err)
+		return fmt.Appendf(nil, "error: %v\n", err)
+	}
+	var out []byte
+	for _, r := range receipts {
+		if r.OK() {
+			out = fmt.Appendf(out, "%s %s -> %v\n", r.ID, r.Method, r.Nodes)
+			n.log.Info("message sent", "msg_id", r.ID, "method", r.Method, "to", r.Nodes)
+			continue
+		}
+		out = fmt.Appendf(out, "error: message %d: %s\n", r.Index+1, r.Error)
+		n.log.Warn("socket message refused", "index", r.Index+1, "error", r.Error)
+	}
+	return out
+}

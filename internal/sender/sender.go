@@ -1,0 +1,302 @@
+// Package sender puts messages into the system: it decodes and validates
+// operator input, applies defaults, gives each message an ID, fans a
+// message out to one delivery per node, creates each delivery's pending
+// status record, publishes the deliveries with their storage TTL and
+// schedules their delivery deadlines.
+//
+// A batch is all-or-nothing per message, never per batch: a bad message
+// gets its own error and the good ones still go. Send returns only after
+// every delivery it reports as sent is stored by the broker.
+package sender
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/stewardfleet/steward/internal/audit"
+	"github.com/stewardfleet/steward/internal/message"
+	"github.com/stewardfleet/steward/internal/methods"
+	"github.com/stewardfleet/steward/internal/status"
+	"github.com/stewardfleet/steward/internal/stream"
+)
+
+// Defaults fill fields a message leaves out.
+type Defaults struct {
+	ACKTimeout       time.Duration
+	Retries          int
+	DeliveryDeadline time.Duration
+}
+
+// Options configure a Sender.
+type Options struct {
+	JS      jetstream.JetStream
+	Status  *status.Store
+	Methods *methods.Registry
+	// Node is the sending node: the fromNode of every message.
+	Node string
+	// CentralNode receives delivery-deadline events.
+	CentralNode string
+	Defaults    Defaults
+	// MaxPayload is the broker's message size limit.
+	MaxPayload int64
+	Audit      *audit.Log
+	Now        func() time.Time
+}
+
+// Sender sends messages.
+type Sender struct{ o Options }
+
+// New returns a Sender.
+func New(o Options) *Sender {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = 1 << 20
+	}
+	return &Sender{o: o}
+}
+
+// Receipt tells what became of one message of a batch.
+type Receipt struct {
+	// Index is the message's position in the input (0-based).
+	Index int `json:"index"`
+	// ID is the assigned message ID ("" when the message was not sent).
+	ID string `json:"id,omitempty"`
+	// Method and Nodes echo what was sent.
+	Method string   `json:"method,omitempty"`
+	Nodes  []string `json:"nodes,omitempty"`
+	// Error says why the message was not sent.
+	Error string `json:"error,omitempty"`
+	// Code is the error's stable code.
+	Code string `json:"code,omitempty"`
+}
+
+// OK reports whether the message was sent.
+func (r *Receipt) OK() bool { return r.Error == "" }
+
+// headerRoom is what a message's NATS headers may take of MaxPayload.
+const headerRoom = 512
+
+// SendInput decodes operator input (a JSON array or one object) and sends
+// every valid message. It returns one receipt per input element. err is
+// set when the input as a whole cannot be read.
+func (s *Sender) SendInput(ctx context.Context, input []byte) ([]Receipt, error) {
+	if int64(len(input)) > maxInput {
+		return nil, fmt.Errorf("input is %d bytes, more than the %d a batch may have: %w", len(input), maxInput, message.ErrTooLarge)
+	}
+	msgs, indexes, itemErrs, err := message.Decode(input)
+	if err != nil {
+		s.refuse(err, nil)
+		return nil, err
+	}
+	receipts := make([]Receipt, len(msgs)+len(itemErrs))
+	for _, ie := range itemErrs {
+		receipts[ie.Index] = failed(ie.Index, ie.Err)
+		s.refuse(ie, nil)
+	}
+	for i, m := range msgs {
+		receipts[indexes[i]] = s.send(ctx, indexes[i], m)
+	}
+	return receipts, nil
+}
+
+// maxInput bounds one batch: 64 MiB (each message is also bounded by the
+// broker's payload limit).
+const maxInput = 64 << 20
+
+func failed(index int, err error) Receipt {
+	var ie *message.ItemError
+	if errors.As(err, &ie) {
+		err = ie.Err
+	}
+	return Receipt{Index: index, Error: err.Error(), Code: string(message.CodeOf(err))}
+}
+
+func (s *Sender) refuse(err error, m *message.Message) {
+	if logErr := s.o.Audit.Write(audit.Record{Event: audit.Refused, Error: err.Error(), Message: m}); logErr != nil {
+		_ = logErr // the audit log is best effort for input that never entered the system
+	}
+}
+
+// send validates, prepares and publishes one message.
+func (s *Sender) send(ctx context.Context, index int, m *message.Message) Receipt {
+	if err := s.Prepare(m); err != nil {
+		s.refuse(err, m)
+		return failed(index, err)
+	}
+	targets := m.Targets()
+	r := Receipt{Index: index, ID: m.ID, Method: m.Method, Nodes: targets}
+	if err := s.publishDeliveries(ctx, m, targets); err != nil {
+		s.refuse(err, m)
+		return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: string(message.CodeOf(err))}
+	}
+	if err := s.o.Audit.Write(audit.Record{Event: audit.Sent, Message: m}); err != nil {
+		_ = err // sent is sent; a failing audit log must not turn it into an error
+	}
+	return r
+}
+
+// Prepare validates an operator's message and fills in defaults and the
+// fields steward sets (ID, fromNode, sentAt, deadline).
+func (s *Sender) Prepare(m *message.Message) error {
+	if err := message.ValidateInput(m, s.o.Methods); err != nil {
+		return err
+	}
+	spec, err := s.o.Methods.Lookup(m.Method)
+	if err != nil && !errors.Is(err, methods.ErrMethodDisabled) {
+		return err
+	}
+	if spec.Validate != nil {
+		if err := spec.Validate(m); err != nil {
+			return err
+		}
+	}
+	d := s.o.Defaults
+	secs := func(d time.Duration) int { return int(d / time.Second) }
+	if m.ACKTimeout == 0 {
+		m.ACKTimeout = secs(d.ACKTimeout)
+	}
+	if m.Retries == nil {
+		r := d.Retries
+		m.Retries = &r
+	}
+	if m.ReplyACKTimeout == 0 {
+		m.ReplyACKTimeout = secs(d.ACKTimeout)
+	}
+	if m.ReplyRetries == nil {
+		r := d.Retries
+		m.ReplyRetries = &r
+	}
+	if m.MethodTimeout == 0 {
+		m.MethodTimeout = secs(spec.DefaultTimeout)
+	}
+	if m.ReplyMethod == "" {
+		m.ReplyMethod = spec.DefaultReplyMethod
+		if m.ReplyMethod == "" {
+			m.ReplyMethod = methods.DefaultReplyMethod
+		}
+	}
+	now := s.o.Now().UTC()
+	m.ID = nuid.Next()
+	m.FromNode = s.o.Node
+	m.SentAt = now
+	if m.DeliveryDeadline != nil {
+		m.Deadline = m.DeliveryDeadline.Resolve(now).UTC()
+		if !m.Deadline.After(now) {
+			return fmt.Errorf("deliveryDeadline %s is in the past: %w", m.Deadline.Format(time.RFC3339), message.ErrFieldValue)
+		}
+	} else {
+		m.Deadline = now.Add(d.DeliveryDeadline)
+	}
+	return nil
+}
+
+// publishDeliveries writes the pending records, the deliveries and their
+// deadline schedules, and waits until the broker has stored them all.
+func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targets []string) error {
+	// Encode every delivery first: a message too large for one node is too
+	// large for all, and nothing is published half-way.
+	type delivery struct {
+		node string
+		data []byte
+	}
+	deliveries := make([]delivery, 0, len(targets))
+	for _, node := range targets {
+		d := m.Clone()
+		d.ToNode, d.ToNodes = node, nil
+		data, err := json.Marshal(d)
+		if err != nil {
+			return fmt.Errorf("encode message: %w", err)
+		}
+		if int64(len(data)) > s.o.MaxPayload-headerRoom {
+			return fmt.Errorf("the message is %d bytes encoded, more than the broker's limit of %d: %w",
+				len(data), s.o.MaxPayload-headerRoom, message.ErrTooLarge)
+		}
+		deliveries = append(deliveries, delivery{node, data})
+	}
+	ttl := StorageTTL(m, s.o.Now())
+	var writes []*status.Write
+	var futures []jetstream.PubAckFuture
+	for _, d := range deliveries {
+		id := message.DeliveryID(m.ID, d.node)
+		rec := &status.Record{
+			ID: m.ID, Node: d.node, FromNode: m.FromNode, Method: m.Method, Status: status.Pending,
+			SentAt: m.SentAt, Deadline: m.Deadline, UpdatedAt: m.SentAt,
+		}
+		writes = append(writes, s.o.Status.CreateAsync(ctx, rec))
+		msg := nats.NewMsg(stream.MessageSubject(d.node, m.Method))
+		msg.Data = d.data
+		f, err := stream.PublishAsync(ctx, s.o.JS, msg, jetstream.WithMsgID(id), jetstream.WithMsgTTL(ttl))
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+		f, err = s.scheduleDeadline(ctx, m, id, ttl)
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+	}
+	var errs []error
+	for _, w := range writes {
+		if err := w.Wait(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := stream.Await(ctx, futures...); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// scheduleDeadline schedules the event that marks a delivery still pending
+// at its deadline as delivery_timed_out (handled by the central node).
+func (s *Sender) scheduleDeadline(ctx context.Context, m *message.Message, deliveryID string, ttl time.Duration) (jetstream.PubAckFuture, error) {
+	ev := &message.Message{
+		ToNode: s.o.CentralNode, Method: "REQDeliveryDeadline", Data: message.Data(deliveryID),
+		ID: nuid.Next(), FromNode: m.FromNode, SentAt: m.SentAt, Deadline: m.Deadline.Add(ttl), Event: true,
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode deadline event: %w", err)
+	}
+	msg := nats.NewMsg(stream.DeadlineSubject(deliveryID))
+	msg.Data = data
+	// The scheduler adds a second so the event never fires before the
+	// deadline it checks (schedules have one-second resolution).
+	return stream.PublishAsync(ctx, s.o.JS, msg,
+		jetstream.WithScheduleAt(m.Deadline.Add(time.Second).Truncate(time.Second)),
+		jetstream.WithScheduleTarget(stream.MessageSubject(s.o.CentralNode, ev.Method)),
+		jetstream.WithScheduleTTL(ttl))
+}
+
+// StorageTTL is how long the broker keeps a delivery: until its delivery
+// deadline, plus room for the method to run and for redeliveries after a
+// crash, plus an hour. A delivery taken before its deadline can therefore
+// still be redelivered to its node after a crash; one never taken is
+// refused by the node after the deadline and removed by the broker soon
+// after.
+func StorageTTL(m *message.Message, now time.Time) time.Duration {
+	ttl := m.Deadline.Sub(now) + m.MethodTimeoutDuration() + time.Duration(m.RetriesOr(0)+1)*m.ACKTimeoutDuration() + time.Hour
+	return ttl.Round(time.Second)
+}
+
+// PublishPrepared publishes a message steward built itself (a reply or an
+// event) as delivery deliveryID, with the given storage TTL.
+func PublishPrepared(ctx context.Context, js jetstream.JetStream, m *message.Message, deliveryID string, ttl time.Duration) (jetstream.PubAckFuture, error) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode message: %w", err)
+	}
+	msg := nats.NewMsg(stream.MessageSubject(m.ToNode, m.Method))
+	msg.Data = data
+	return stream.PublishAsync(ctx, js, msg, jetstream.WithMsgID(deliveryID), jetstream.WithMsgTTL(ttl.Round(time.Second)))
+}
