@@ -40,6 +40,9 @@ const (
 	deadlinePrefix  = subjectRoot + ".deadline."
 	streamSubjects  = subjectRoot + ".>"
 	defaultMaxNodes = 1_000_000
+
+	// StatusHistory is how many states of a delivery the status bucket keeps.
+	StatusHistory = 10
 )
 
 // MessageSubject is where messages for node's method are published.
@@ -122,10 +125,12 @@ func Ensure(ctx context.Context, js jetstream.JetStream, l Layout) (*Assets, err
 	st, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      StatusBucket,
 		Description: "steward: one status record per delivery (<message id>.<node>)",
-		History:     1,
-		TTL:         l.StatusTTL,
-		Storage:     jetstream.FileStorage,
-		Replicas:    l.Replicas,
+		// Keep the transitions, so `nats kv history` shows how a delivery
+		// went (pending, delivered, running, …).
+		History:  StatusHistory,
+		TTL:      l.StatusTTL,
+		Storage:  jetstream.FileStorage,
+		Replicas: l.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create kv %s: %w", StatusBucket, err)
