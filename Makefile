@@ -1,0 +1,34 @@
+# steward — make help lists the targets.
+GO        ?= go
+BIN       ?= bin/steward
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/stewardfleet/steward/internal/cli.Version=$(VERSION)
+# Tool versions, pinned in one place.
+STATICCHECK_VERSION ?= 2025.1.1
+
+.PHONY: help build test test-short bench lint demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/steward (static, no cgo)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/steward
+
+test: ## run every test with the race detector (what CI runs)
+	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+
+test-short: ## run the quick tests only (skips end-to-end and fault tests)
+	$(GO) test -short -count=1 ./...
+
+bench: ## run the Go benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) vet ./...
+
+demo: build ## run central, ship1 and ship2 as separate processes, send the examples, print the results
+	./scripts/demo.sh $(BIN)
+
+clean: ## remove build output and demo state
+	rm -rf bin demo/run
