@@ -69,9 +69,6 @@ func Default() Config {
 	}
 }
 
-// ErrInvalid wraps every validation error.
-var ErrInvalid = errors.New("invalid configuration")
-
 // Validate checks the configuration and normalises the broker address
 // (a bare host:port gets the nats:// scheme, as the original accepted).
 func (c *Config) Validate() error {

@@ -234,7 +234,7 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome) consu
 	}
 	if !st.Success() {
 		n.logOutcome(d, o)
-		if f := n.reportError(ctx, d.key, describe(d, o)); f != nil {
+		if f := n.report(ctx, d, o); f != nil {
 			futures = append(futures, f)
 		}
 	}
@@ -273,7 +273,7 @@ func (n *Node) refuse(ctx context.Context, d *delivery, st status.Status, code, 
 		d.record.Status, d.record.Error, d.record.ErrorCode, d.record.FinishedAt = st, text, code, now
 		errs = append(errs, n.putStatus(ctx, d).Wait(ctx))
 	}
-	if f := n.reportError(ctx, d.key, describe(d, o)); f != nil {
+	if f := n.report(ctx, d, o); f != nil {
 		errs = append(errs, stream.Await(ctx, f))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -307,6 +307,16 @@ func (n *Node) refuseRaw(ctx context.Context, msg jetstream.Msg, meta *jetstream
 	_ = n.audit.Write(audit.Record{Event: audit.Refused, DeliveryID: deliveryID, Status: string(status.Rejected),
 		Attempt: meta.NumDelivered, Error: text})
 	return consumer.Term("rejected: " + cause.Error())
+}
+
+// report sends the outcome of a delivery that did not succeed to central's
+// error log. Events are only logged: a failing error log must not report
+// its own failures in a loop.
+func (n *Node) report(ctx context.Context, d *delivery, o *ledger.Outcome) jetstream.PubAckFuture {
+	if d.msg.Event {
+		return nil
+	}
+	return n.reportError(ctx, d.key, describe(d, o))
 }
 
 // putStatus writes the delivery's record as it stands.
