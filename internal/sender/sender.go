@@ -82,6 +82,11 @@ type Receipt struct {
 // OK reports whether the message was sent.
 func (r *Receipt) OK() bool { return r.Error == "" }
 
+// CodePublishFailed is the receipt code of a valid message the broker did
+// not store (unreachable, or refusing writes). Deliveries whose pending
+// record was written before the failure stay pending until their deadline.
+const CodePublishFailed = "publish_failed"
+
 // headerRoom is what a message's NATS headers may take of MaxPayload.
 const headerRoom = 512
 
@@ -136,7 +141,11 @@ func (s *Sender) send(ctx context.Context, index int, m *message.Message) Receip
 	r := Receipt{Index: index, ID: m.ID, Method: m.Method, Nodes: targets}
 	if err := s.publishDeliveries(ctx, m, targets); err != nil {
 		s.refuse(err, m)
-		return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: string(message.CodeOf(err))}
+		code := string(message.CodeOf(err))
+		if !errors.Is(err, message.ErrTooLarge) {
+			code = CodePublishFailed
+		}
+		return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: code}
 	}
 	if err := s.o.Audit.Write(audit.Record{Event: audit.Sent, Message: m}); err != nil {
 		_ = err // sent is sent; a failing audit log must not turn it into an error

@@ -1,0 +1,174 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// legacyFlag maps a flag name of the original steward (camelCase, given
+// with one dash: -nodeName=central) to this steward's flag.
+func legacyFlag(name string) (string, bool) {
+	switch name {
+	case "nodeName":
+		return "node-name", true
+	case "brokerAddress":
+		return "broker-address", true
+	case "centralNodeName":
+		return "central-node-name", true
+	case "defaultMessageTimeout":
+		return "default-message-timeout", true
+	case "defaultMessageRetries":
+		return "default-message-retries", true
+	case "subscribersDataFolder":
+		return "data-folder", true
+	case "socketFolder":
+		return "socket-folder", true
+	case "startPubREQHello":
+		return "hello-interval", true
+	case "configFolder":
+		return "config-folder", true
+	}
+	return "", false
+}
+
+// ignoredLegacyFlags are flags of the original steward that this one does
+// not need. They are accepted and dropped, with one warning, so that old
+// startup scripts keep working. The value says whether the flag takes a
+// value (which may then be the next argument).
+//
+// The startSub* flags switched on the original's per-method subscribers;
+// every node here runs every method it knows. enableDebug and enableTUI
+// are replaced by --log-level and the CLI; promHostAndPort and
+// profilingPort will be covered by the metrics settings. Flags whose loss
+// would change what a node may do (keys, TLS, signatures) are not in this
+// list: they stay errors.
+func ignoredLegacyFlags() map[string]bool {
+	return map[string]bool{
+		"startSubREQErrorLog":         false,
+		"startSubREQHello":            false,
+		"startSubREQToFileAppend":     false,
+		"startSubREQToFile":           false,
+		"startSubREQToFileNACK":       false,
+		"startSubREQCopyFileFrom":     false,
+		"startSubREQCopyFileTo":       false,
+		"startSubREQPing":             false,
+		"startSubREQPong":             false,
+		"startSubREQCliCommand":       false,
+		"startSubREQnCliCommand":      false,
+		"startSubREQCliCommandCont":   false,
+		"startSubREQnCliCommandCont":  false,
+		"startSubREQToConsole":        false,
+		"startSubREQHttpGet":          false,
+		"startSubREQHttpGetScheduled": false,
+		"startSubREQTailFile":         false,
+		"startSubREQRelay":            false,
+		"startSubREQOpProcessList":    false,
+		"startSubREQOpProcessStart":   false,
+		"startSubREQOpProcessStop":    false,
+		"enableDebug":                 false,
+		"enableTUI":                   false,
+		"promHostAndPort":             true,
+		"profilingPort":               true,
+	}
+}
+
+// PrepareArgs rewrites the original steward's flags in args (os.Args
+// without the program name) for cobra, prints one warning line to stderr
+// for the flags it drops, and returns the arguments to run root with.
+// See rewriteLegacyArgs.
+func PrepareArgs(root *cobra.Command, args []string, stderr io.Writer) []string {
+	out, ignored := rewriteLegacyArgs(args, valueFlags(root))
+	if len(ignored) > 0 {
+		fmt.Fprintf(stderr, "steward: ignoring flags of the original steward that are not needed: %s\n",
+			strings.Join(ignored, " "))
+	}
+	return out
+}
+
+// rewriteLegacyArgs turns the original's flags into this steward's:
+// -nodeName=x, -nodeName x, --nodeName=x and --nodeName x become
+// --node-name=x or --node-name x. The flags of ignoredLegacyFlags are
+// dropped and returned. Only those exact names are touched: every other
+// argument is kept as it is, so are the values of flags that take one
+// (takesValue tells them by "-f" or "--file") and everything after "--".
+//
+// The original ran a node without a subcommand (steward -nodeName=ship1);
+// when legacy flags are found and no subcommand is given, "node run" is
+// put in front.
+func rewriteLegacyArgs(args []string, takesValue map[string]bool) (out, ignored []string) {
+	ignore := ignoredLegacyFlags()
+	legacy, command := false, false
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" {
+			out = append(out, args[i:]...)
+			break
+		}
+		if !strings.HasPrefix(arg, "-") || arg == "-" {
+			command = true
+			out = append(out, arg)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(arg, "-"), "-"), "=")
+		if to, ok := legacyFlag(name); ok {
+			legacy = true
+			if hasValue {
+				out = append(out, "--"+to+"="+value)
+				continue
+			}
+			out = append(out, "--"+to)
+			if i+1 < len(args) {
+				i++
+				out = append(out, args[i])
+			}
+			continue
+		}
+		if withValue, ok := ignore[name]; ok {
+			legacy = true
+			if withValue && !hasValue && i+1 < len(args) {
+				i++
+				arg += " " + args[i]
+			}
+			ignored = append(ignored, arg)
+			continue
+		}
+		out = append(out, arg)
+		if !hasValue && takesValue[arg] && i+1 < len(args) {
+			i++
+			out = append(out, args[i])
+		}
+	}
+	if legacy && !command {
+		out = append([]string{"node", "run"}, out...)
+	}
+	return out, ignored
+}
+
+// valueFlags lists, by "--name" and "-shorthand", the flags anywhere in
+// root's tree that take a value, so their values are never rewritten.
+func valueFlags(root *cobra.Command) map[string]bool {
+	m := map[string]bool{}
+	add := func(f *pflag.Flag) {
+		if f.NoOptDefVal != "" {
+			return
+		}
+		m["--"+f.Name] = true
+		if f.Shorthand != "" {
+			m["-"+f.Shorthand] = true
+		}
+	}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(add)
+		c.PersistentFlags().VisitAll(add)
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	return m
+}

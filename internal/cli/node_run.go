@@ -1,0 +1,94 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stewardfleet/steward/internal/node"
+)
+
+func newNodeRunCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run a node until SIGINT or SIGTERM",
+		Long: `Run a node until it gets SIGINT or SIGTERM, then shut it down in order.
+
+With no --broker-address the node runs an embedded broker on
+--broker-listen, as the central node of a small fleet does; with one, it
+connects to that broker.
+
+On first start the node creates config.toml in the config folder with the
+defaults. Flags given to "node run" are written back into that file, so the
+next start without flags uses them; STEWARD_* environment variables override
+the file but are never written to it. Durations are Go durations (30s, 24h)
+or a whole number of seconds, as the original took them.
+
+The original's flags keep working: -nodeName, -brokerAddress,
+-centralNodeName, -defaultMessageTimeout, -defaultMessageRetries,
+-subscribersDataFolder, -socketFolder, -startPubREQHello and -configFolder
+are read as the flags below; the -startSubREQ… flags are ignored.`,
+		Example: `  # Central node with an embedded broker on 127.0.0.1:4222
+  steward node run --node-name central
+
+  # A node that connects to central's broker and says hello every 60s
+  steward node run --node-name ship1 --broker-address nats://10.0.0.1:4222 --hello-interval 60
+
+  # The same with the original's flags and environment
+  env CONFIG_FOLDER=./etc/ steward -nodeName="ship1" -brokerAddress="10.0.0.1:4222" -startPubREQHello=60
+
+  # Settings from the environment (not written to config.toml)
+  STEWARD_LOG_LEVEL=debug steward node run`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			l, err := loadConfig(cmd, true)
+			a.warnUnknown(l)
+			if err != nil {
+				return err
+			}
+			// node.Run narrows the logger to the node itself.
+			log := newLogger(a.stderr, l.cfg.LogLevel)
+			switch {
+			case !l.existed:
+				log.Info("created config file", "node", l.cfg.NodeName, "path", l.path)
+			case l.written:
+				log.Info("wrote flags to config file", "node", l.cfg.NodeName, "path", l.path)
+			}
+			err = a.runNode(ctx, l.cfg, node.Options{Logger: log, Stdout: a.stdout, Version: a.versionString()})
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				return nil
+			}
+			return err
+		},
+	}
+	addConfigFlags(cmd.Flags())
+	return cmd
+}
+
+// newLogger is the node's logger: text to w at level (debug, info, warn
+// or error; config.Validate checked it).
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// warnUnknown tells about keys in config.toml that steward ignores.
+func (a *app) warnUnknown(l *loaded) {
+	if l == nil || len(l.unknown) == 0 {
+		return
+	}
+	fmt.Fprintf(a.stderr, "steward: %s: ignoring unknown keys: %s\n", l.path, strings.Join(l.unknown, ", "))
+}

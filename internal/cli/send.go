@@ -1,0 +1,280 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stewardfleet/steward/internal/client"
+	"github.com/stewardfleet/steward/internal/sender"
+	"github.com/stewardfleet/steward/internal/status"
+)
+
+// sendOptions are the flags of send.
+type sendOptions struct {
+	file    string
+	wait    bool
+	timeout *durationValue
+	output  *outputFormat
+}
+
+func newSendCmd(a *app) *cobra.Command {
+	o := sendOptions{timeout: newDurationValue(0)}
+	cmd := &cobra.Command{
+		Use:   "send -f FILE",
+		Short: "Send messages to nodes and optionally wait for their results",
+		Long: `Send the messages in FILE (a JSON array of messages, or one message; "-"
+reads standard input) and print one line per message sent: its ID, method
+and nodes. A message that is rejected is reported on standard error as
+"message N: reason" (N counts from 1); the others are still sent.
+
+With --wait, send waits until every delivery has ended, showing progress on
+standard error, then prints a table of the results (NODE, STATUS, EXIT,
+OUTPUT, and MESSAGE when several messages were sent). --timeout bounds the
+wait and implies --wait. With -o json it prints one JSON object instead,
+{"receipts": [...], "records": [...]}, for scripts.
+
+The command connects to --broker-address, or to the embedded broker on
+--broker-listen when none is set, as node --node-name.
+
+Exit codes:
+  0  every message was sent (and with --wait every delivery succeeded)
+  1  some message was rejected, or (with --wait) some delivery did not succeed
+  2  usage or input error: bad flags, unreadable file, no valid message
+  3  the broker cannot be reached
+  4  --timeout passed before every delivery ended`,
+		Example: `  # Send the messages in msg.json
+  steward send -f msg.json
+
+  # Send one message from standard input and wait for its result
+  echo '{"toNode":"ship1","method":"REQCliCommand","methodArgs":["uptime"]}' | steward send -f - --wait
+
+  # Wait at most 2 minutes and print JSON for a script
+  steward send -f msg.json --timeout 2m -o json > results.json`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.send(cmd, o) },
+	}
+	fs := cmd.Flags()
+	fs.StringVarP(&o.file, "file", "f", "", "`file` of messages: a JSON array or one object; - reads standard input")
+	fs.BoolVar(&o.wait, "wait", false, "wait until every delivery has ended and print the results")
+	fs.Var(o.timeout, "timeout", "the longest to wait, implies --wait (seconds or a Go duration; 0: no limit)")
+	o.output = addOutputFlag(cmd)
+	addConfigFlags(fs, clientKeys()...)
+	return cmd
+}
+
+// sendResult is send's JSON output.
+type sendResult struct {
+	Receipts []client.Receipt `json:"receipts"`
+	Records  []*status.Record `json:"records,omitempty"`
+}
+
+func (a *app) send(cmd *cobra.Command, o sendOptions) error {
+	if o.file == "" {
+		return usageError(cmd, errors.New("no input: give -f FILE, or -f - for standard input"))
+	}
+	input, err := a.readInput(o.file)
+	if err != nil {
+		return exitError(ExitUsage, err)
+	}
+	l, err := loadConfig(cmd, false)
+	a.warnUnknown(l)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	fl, err := a.connect(ctx, l.cfg)
+	if err != nil {
+		return connectError(l.cfg.ClientBrokerURL(), err)
+	}
+	defer fl.Close()
+
+	receipts, err := fl.Send(ctx, input)
+	if err != nil {
+		// Send fails as a whole only on input it cannot read.
+		if errors.Is(err, client.ErrUnreachable) {
+			return exitError(ExitUnreachable, err)
+		}
+		return exitError(ExitUsage, err)
+	}
+	var ids []string
+	deliveries, rejected := 0, 0
+	for _, r := range receipts {
+		if r.ID == "" || r.Error != "" {
+			rejected++
+			fmt.Fprintln(a.stderr, rejectLine(r))
+			continue
+		}
+		ids = append(ids, r.ID)
+		deliveries += len(r.Nodes)
+		if *o.output == outputTable {
+			fmt.Fprintf(a.stdout, "%s %s %s\n", r.ID, r.Method, strings.Join(r.Nodes, ","))
+		}
+	}
+	res := sendResult{Receipts: receipts}
+	if len(ids) == 0 {
+		if *o.output == outputJSON {
+			if err := writeJSON(a.stdout, res); err != nil {
+				return err
+			}
+		}
+		if len(receipts) == 0 {
+			return exitError(ExitUsage, errors.New("no message in the input"))
+		}
+		if allPublishFailed(receipts) {
+			return exitError(ExitUnreachable, errors.New("the broker stored no message"))
+		}
+		return exitError(ExitUsage, errors.New("no message was sent"))
+	}
+
+	var waitErr error
+	if o.wait || *o.timeout > 0 {
+		waitCtx := ctx
+		if *o.timeout > 0 {
+			var cancel context.CancelFunc
+			waitCtx, cancel = context.WithTimeout(ctx, time.Duration(*o.timeout))
+			defer cancel()
+		}
+		p := newProgress(a.stderr, deliveries, len(ids) > 1)
+		res.Records, waitErr = fl.Wait(waitCtx, ids, p.update)
+		p.finish()
+		switch {
+		case waitErr == nil:
+		case errors.Is(waitCtx.Err(), context.DeadlineExceeded):
+			waitErr = exitError(ExitTimeout, fmt.Errorf("timeout %s passed before every delivery ended", o.timeout))
+		default:
+			waitErr = exitError(ExitUnreachable, fmt.Errorf("wait: %w", waitErr))
+		}
+		if *o.output == outputTable && len(res.Records) > 0 {
+			fmt.Fprintln(a.stdout)
+			if err := deliveriesTable(a.stdout, res.Records, len(ids) > 1); err != nil {
+				return err
+			}
+		}
+	}
+	if *o.output == outputJSON {
+		if err := writeJSON(a.stdout, res); err != nil {
+			return err
+		}
+	}
+	if waitErr != nil {
+		return waitErr
+	}
+	var problems []string
+	if rejected > 0 {
+		problems = append(problems, fmt.Sprintf("%d of %d messages rejected", rejected, len(receipts)))
+	}
+	failed := 0
+	for _, r := range res.Records {
+		if !r.Status.Success() {
+			failed++
+		}
+	}
+	if failed > 0 {
+		problems = append(problems, fmt.Sprintf("%d of %d deliveries did not succeed", failed, len(res.Records)))
+	}
+	if len(problems) > 0 {
+		return exitError(ExitFailed, errors.New(strings.Join(problems, ", ")))
+	}
+	return nil
+}
+
+// readInput reads the messages: a file, or standard input for "-".
+func (a *app) readInput(name string) ([]byte, error) {
+	if name == "-" {
+		data, err := io.ReadAll(a.stdin)
+		if err != nil {
+			return nil, fmt.Errorf("read standard input: %w", err)
+		}
+		return data, nil
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	return data, nil
+}
+
+// rejectLine reports a message that was not sent: "message 2: reason".
+func rejectLine(r client.Receipt) string {
+	prefix := fmt.Sprintf("message %d: ", r.Index+1)
+	msg := r.Error
+	if msg == "" {
+		msg = "not sent"
+	}
+	if !strings.HasPrefix(msg, prefix) {
+		msg = prefix + msg
+	}
+	if r.Code != "" {
+		msg += " (" + r.Code + ")"
+	}
+	return msg
+}
+
+// progress shows on standard error how many deliveries have ended: one
+// line rewritten in place on a terminal, one line per change otherwise.
+type progress struct {
+	w      io.Writer
+	tty    bool
+	total  int
+	withID bool
+
+	mu      sync.Mutex
+	seen    map[string]status.Status
+	printed bool
+}
+
+func newProgress(w io.Writer, total int, withID bool) *progress {
+	return &progress{w: w, tty: isTerminal(w), total: total, withID: withID, seen: map[string]status.Status{}}
+}
+
+func (p *progress) update(r *status.Record) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen[r.Key()] = r.Status
+	done := 0
+	for _, s := range p.seen {
+		if s.Terminal() {
+			done++
+		}
+	}
+	total := max(p.total, len(p.seen))
+	if p.tty {
+		fmt.Fprintf(p.w, "\r%d/%d deliveries done", done, total)
+		p.printed = true
+		return
+	}
+	who := r.Node
+	if p.withID {
+		who = r.ID + " " + r.Node
+	}
+	fmt.Fprintf(p.w, "%d/%d deliveries done (%s: %s)\n", done, total, who, r.Status)
+}
+
+// finish ends the line a terminal shows.
+func (p *progress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.printed {
+		fmt.Fprintln(p.w)
+		p.printed = false
+	}
+}
+
+// allPublishFailed reports whether every message was valid but not stored
+// by the broker: the broker is the problem, not the input.
+func allPublishFailed(receipts []client.Receipt) bool {
+	for _, r := range receipts {
+		if r.Code != sender.CodePublishFailed {
+			return false
+		}
+	}
+	return len(receipts) > 0
+}

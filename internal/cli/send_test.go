@@ -1,0 +1,318 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stewardfleet/steward/internal/client"
+	"github.com/stewardfleet/steward/internal/sender"
+	"github.com/stewardfleet/steward/internal/config"
+	"github.com/stewardfleet/steward/internal/message"
+	"github.com/stewardfleet/steward/internal/registry"
+	"github.com/stewardfleet/steward/internal/status"
+)
+
+// fakeFleet stands in for a client.Client.
+type fakeFleet struct {
+	input    []byte
+	receipts []client.Receipt
+	sendErr  error
+	records  []*status.Record
+	// updates are what Wait reports as progress (records when nil).
+	updates []*status.Record
+	waitErr error
+	// block makes Wait return only when its context ends, with records.
+	block   bool
+	waitIDs []string
+	nodes   []*registry.Node
+	closed  bool
+}
+
+func (f *fakeFleet) Send(_ context.Context, input []byte) ([]client.Receipt, error) {
+	f.input = input
+	return f.receipts, f.sendErr
+}
+
+func (f *fakeFleet) Wait(ctx context.Context, ids []string, progress func(*status.Record)) ([]*status.Record, error) {
+	f.waitIDs = ids
+	updates := f.updates
+	if updates == nil {
+		updates = f.records
+	}
+	for _, r := range updates {
+		progress(r)
+	}
+	if f.block {
+		<-ctx.Done()
+		return f.records, ctx.Err()
+	}
+	return f.records, f.waitErr
+}
+
+func (f *fakeFleet) Status(_ context.Context, id string) ([]*status.Record, error) {
+	var out []*status.Record
+	for _, r := range f.records {
+		if r.ID == id {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: %s", client.ErrNotFound, id)
+	}
+	return out, nil
+}
+
+func (f *fakeFleet) Nodes(context.Context) ([]*registry.Node, error) { return f.nodes, nil }
+
+func (f *fakeFleet) Close() { f.closed = true }
+
+func (e *testEnv) useFleet(f *fakeFleet) {
+	e.app.connect = func(context.Context, config.Config) (fleet, error) { return f, nil }
+}
+
+func ok(id, node string) client.Receipt {
+	return client.Receipt{ID: id, Method: "REQCliCommand", Nodes: []string{node}}
+}
+
+func rec(id, node string, st status.Status, out string) *status.Record {
+	code := 0
+	if st == status.Failed {
+		code = 1
+	}
+	r := &status.Record{ID: id, Node: node, Method: "REQCliCommand", Status: st, ExitCode: &code, Output: out, Attempt: 1, UpdatedAt: testNow.Add(-5 * time.Second)}
+	if st == status.Failed {
+		r.Error = "exit status 1"
+	}
+	return r
+}
+
+func TestSend(t *testing.T) {
+	tests := []struct {
+		name       string
+		fleet      *fakeFleet
+		connectErr error
+		args       []string
+		code       int
+		stdout     []string
+		stderr     []string
+	}{
+		{
+			name:   "all sent",
+			fleet:  &fakeFleet{receipts: []client.Receipt{ok("m1", "ship1"), {Index: 1, ID: "m2", Method: "REQPing", Nodes: []string{"ship1", "ship2"}}}},
+			code:   ExitOK,
+			stdout: []string{"m1 REQCliCommand ship1\n", "m2 REQPing ship1,ship2\n"},
+		},
+		{
+			name: "one rejected",
+			fleet: &fakeFleet{receipts: []client.Receipt{ok("m1", "ship1"),
+				{Index: 1, Error: `unknown method "REQNope"`, Code: "unknown_method"}}},
+			code:   ExitFailed,
+			stdout: []string{"m1 REQCliCommand ship1\n"},
+			stderr: []string{"message 2: unknown method \"REQNope\" (unknown_method)\n", "1 of 2 messages rejected"},
+		},
+		{
+			name:   "all rejected",
+			fleet:  &fakeFleet{receipts: []client.Receipt{{Index: 0, Error: "message 1: missing toNode"}}},
+			code:   ExitUsage,
+			stderr: []string{"message 1: missing toNode\n", "no message was sent"},
+		},
+		{
+			name:   "malformed input",
+			fleet:  &fakeFleet{sendErr: fmt.Errorf("decode: %w", message.ErrMalformed)},
+			code:   ExitUsage,
+			stderr: []string{"malformed"},
+		},
+		{
+			name:  "input too large",
+			fleet: &fakeFleet{sendErr: errors.New("input is 70000000 bytes")},
+			code:  ExitUsage,
+		},
+		{
+			name: "broker stores nothing",
+			fleet: &fakeFleet{receipts: []client.Receipt{{Index: 0, Method: "REQPing", Nodes: []string{"ship1"},
+				Error: "publish: nats: timeout", Code: sender.CodePublishFailed}}},
+			code:   ExitUnreachable,
+			stderr: []string{"the broker stored no message"},
+		},
+		{
+			name:  "broker lost while sending",
+			fleet: &fakeFleet{sendErr: fmt.Errorf("publish: %w", client.ErrUnreachable)},
+			code:  ExitUnreachable,
+		},
+		{
+			name:       "no broker",
+			connectErr: errors.New("connection refused"),
+			code:       ExitUnreachable,
+			stderr:     []string{"cannot reach the broker at nats://127.0.0.1:4222: connection refused"},
+		},
+		{
+			name:       "no broker, from the client",
+			connectErr: fmt.Errorf("%w at nats://x:1: refused", client.ErrUnreachable),
+			code:       ExitUnreachable,
+			stderr:     []string{"steward: cannot reach the broker at nats://x:1: refused\n"},
+		},
+		{
+			name:       "client finds the config invalid",
+			connectErr: fmt.Errorf("%w: node-name", config.ErrInvalid),
+			code:       ExitUsage,
+		},
+		{
+			name: "wait, all succeeded",
+			fleet: &fakeFleet{receipts: []client.Receipt{ok("m1", "ship1")},
+				updates: []*status.Record{rec("m1", "ship1", status.Running, ""), rec("m1", "ship1", status.Succeeded, "up 3 days\nload 0.1")},
+				records: []*status.Record{rec("m1", "ship1", status.Succeeded, "up 3 days\nload 0.1")}},
+			args:   []string{"--wait"},
+			code:   ExitOK,
+			stdout: []string{"NODE   STATUS     EXIT  OUTPUT\n", "ship1  succeeded  0     up 3 days…\n"},
+			stderr: []string{"0/1 deliveries done (ship1: running)\n", "1/1 deliveries done (ship1: succeeded)\n"},
+		},
+		{
+			name: "wait, one failed, several messages",
+			fleet: &fakeFleet{receipts: []client.Receipt{ok("m1", "ship1"), ok("m2", "ship2")},
+				records: []*status.Record{rec("m1", "ship1", status.Succeeded, "ok"), rec("m2", "ship2", status.Failed, "")}},
+			args:   []string{"--wait"},
+			code:   ExitFailed,
+			stdout: []string{"MESSAGE  NODE   STATUS     EXIT  OUTPUT\n", "m2       ship2  failed     1     exit status 1\n"},
+			stderr: []string{"(m2 ship2: failed)", "1 of 2 deliveries did not succeed"},
+		},
+		{
+			name: "timeout",
+			fleet: &fakeFleet{receipts: []client.Receipt{ok("m1", "ship1")}, block: true,
+				records: []*status.Record{rec("m1", "ship1", status.Running, "")}},
+			args:   []string{"--timeout", "50ms"},
+			code:   ExitTimeout,
+			stdout: []string{"ship1  running"},
+			stderr: []string{"timeout 50ms passed"},
+		},
+		{
+			name:   "wait loses the broker",
+			fleet:  &fakeFleet{receipts: []client.Receipt{ok("m1", "ship1")}, waitErr: errors.New("connection closed")},
+			args:   []string{"--wait"},
+			code:   ExitUnreachable,
+			stderr: []string{"wait: connection closed"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			msgs := filepath.Join(t.TempDir(), "msg.json")
+			writeFile(t, msgs, `[{"toNode":"ship1","method":"REQCliCommand","methodArgs":["uptime"]}]`)
+			e := newTestEnv(t)
+			if tt.fleet != nil {
+				e.useFleet(tt.fleet)
+			}
+			if tt.connectErr != nil {
+				e.app.connect = func(context.Context, config.Config) (fleet, error) { return nil, tt.connectErr }
+			}
+			err := e.run(t, append([]string{"send", "-f", msgs, "--config-folder", t.TempDir()}, tt.args...)...)
+			wantCode(t, err, tt.code)
+			Report(e.stderr, err)
+			for _, s := range tt.stdout {
+				if !strings.Contains(e.stdout.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, e.stdout)
+				}
+			}
+			for _, s := range tt.stderr {
+				if !strings.Contains(e.stderr.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, e.stderr)
+				}
+			}
+			if tt.fleet != nil {
+				if !tt.fleet.closed {
+					t.Error("client not closed")
+				}
+				if string(tt.fleet.input) != readFile(t, msgs) && tt.code != ExitUnreachable {
+					t.Errorf("sent %q", tt.fleet.input)
+				}
+			}
+		})
+	}
+}
+
+func TestSendStdinJSON(t *testing.T) {
+	clearEnv(t)
+	f := &fakeFleet{
+		receipts: []client.Receipt{ok("m1", "ship1"), {Index: 1, Error: "missing method", Code: "missing_method"}},
+		records:  []*status.Record{rec("m1", "ship1", status.Succeeded, "hi")},
+	}
+	e := newTestEnv(t)
+	e.useFleet(f)
+	e.app.stdin = strings.NewReader(`[{"toNode":"ship1","method":"REQPing"},{"toNode":"ship1"}]`)
+	err := e.run(t, "send", "-f", "-", "--wait", "-o", "json", "--config-folder", t.TempDir())
+	wantCode(t, err, ExitFailed)
+	if !strings.HasPrefix(string(f.input), `[{"toNode"`) {
+		t.Fatalf("stdin not sent: %q", f.input)
+	}
+	var got sendResult
+	if err := json.Unmarshal(e.stdout.Bytes(), &got); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, e.stdout)
+	}
+	if len(got.Receipts) != 2 || len(got.Records) != 1 || got.Records[0].Output != "hi" {
+		t.Fatalf("json %+v", got)
+	}
+	if len(f.waitIDs) != 1 || f.waitIDs[0] != "m1" {
+		t.Fatalf("waited for %v, want only the sent message", f.waitIDs)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	clearEnv(t)
+	f := &fakeFleet{records: []*status.Record{rec("m1", "ship2", status.Failed, ""), rec("m1", "ship1", status.Succeeded, "line one\nline two")}}
+	e := newTestEnv(t)
+	e.useFleet(f)
+	if err := e.run(t, "status", "m1", "--config-folder", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	want := "NODE   STATUS     ATTEMPT  EXIT  UPDATED  ERROR/OUTPUT\n" +
+		"ship1  succeeded  1        0     5s ago   line one…\n" +
+		"ship2  failed     1        1     5s ago   exit status 1\n"
+	if e.stdout.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", e.stdout, want)
+	}
+
+	if err := e.run(t, "status", "m1", "-o", "json", "--config-folder", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	var recs []status.Record
+	if err := json.Unmarshal(e.stdout.Bytes(), &recs); err != nil || len(recs) != 2 {
+		t.Fatalf("json: %v\n%s", err, e.stdout)
+	}
+
+	err := e.run(t, "status", "nosuch", "--config-folder", t.TempDir())
+	wantCode(t, err, ExitFailed)
+	if !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestNodes(t *testing.T) {
+	clearEnv(t)
+	f := &fakeFleet{nodes: []*registry.Node{
+		{Name: "central", Version: "v1.0.0", Methods: []string{"REQPing", "REQHello"}, LastSeen: testNow.Add(-3 * time.Second), HelloInterval: 30 * time.Second},
+		{Name: "ship1", LastSeen: testNow.Add(-3 * time.Hour), HelloInterval: 30 * time.Second},
+	}}
+	e := newTestEnv(t)
+	e.useFleet(f)
+	if err := e.run(t, "nodes", "--config-folder", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	want := "NODE     STATE    LAST SEEN  VERSION  METHODS\n" +
+		"central  online   3s ago     v1.0.0   2\n" +
+		"ship1    offline  3h ago     -        0\n"
+	if e.stdout.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", e.stdout, want)
+	}
+	if err := e.run(t, "nodes", "-o", "json", "--config-folder", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []registry.Node
+	if err := json.Unmarshal(e.stdout.Bytes(), &nodes); err != nil || len(nodes) != 2 {
+		t.Fatalf("json: %v\n%s", err, e.stdout)
+	}
+}

@@ -1,0 +1,165 @@
+package cli
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/stewardfleet/steward/internal/config"
+)
+
+// valueKind is how a setting is parsed and written.
+type valueKind int
+
+const (
+	kindString valueKind = iota
+	kindInt
+	kindDuration
+)
+
+// setting is one configuration key. Its key is at once the flag name, the
+// key in config.toml and the mapstructure tag of its config.Config field
+// (field and setField find the field by that tag);
+// its environment variable is STEWARD_ followed by the key upper-cased with
+// '-' turned into '_'.
+type setting struct {
+	key   string
+	kind  valueKind
+	usage string
+}
+
+// keyConfigFolder is the one key that is not read from the file: it says
+// where the file is.
+const keyConfigFolder = "config-folder"
+
+// settings lists the keys of config.toml in the order the file shows them.
+func settings() []setting {
+	return []setting{
+		{"node-name", kindString, "this node's unique name"},
+		{"central-node-name", kindString, "the node that keeps the node registry and the error log"},
+		{"broker-address", kindString, "NATS URL of the broker (nats://host:port, tls://host:port or host:port); empty: run an embedded broker"},
+		{"broker-listen", kindString, "host:port the embedded broker listens on (used when broker-address is empty)"},
+		{"data-folder", kindString, "folder for reply files, the error log and the node's state"},
+		{"socket-folder", kindString, "folder that holds steward.sock"},
+		{"default-message-timeout", kindDuration, "ACK timeout of messages that set none (seconds or a Go duration)"},
+		{"default-message-retries", kindInt, "retries of messages that set none"},
+		{"default-delivery-deadline", kindDuration, "how long delivery of messages that set no deliveryDeadline is tried (seconds or a Go duration)"},
+		{"hello-interval", kindDuration, "how often the node says hello to central, 0 for never (seconds or a Go duration)"},
+		{"concurrency", kindInt, "how many methods the node runs at once"},
+		{"log-level", kindString, "log level: debug, info, warn or error"},
+	}
+}
+
+// clientKeys are the settings the client commands (send, status, nodes)
+// take as flags: enough to find the broker and name themselves.
+func clientKeys() []string {
+	return []string{"node-name", "central-node-name", "broker-address", "broker-listen"}
+}
+
+// envName is the environment variable of a key.
+func envName(key string) string {
+	return "STEWARD_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+}
+
+// addConfigFlags defines --config-folder and the flags of the given keys
+// (every setting when none are given) on fs, with defaults from
+// config.Default().
+func addConfigFlags(fs *pflag.FlagSet, keys ...string) {
+	def := config.Default()
+	fs.String(keyConfigFolder, def.ConfigFolder,
+		"folder holding config.toml; without this flag $CONFIG_FOLDER, then $STEWARD_CONFIG_FOLDER, then the default")
+	for _, s := range settings() {
+		if len(keys) > 0 && !slices.Contains(keys, s.key) {
+			continue
+		}
+		switch v := field(def, s.key).(type) {
+		case string:
+			fs.String(s.key, v, s.usage)
+		case int:
+			fs.Int(s.key, v, s.usage)
+		case time.Duration:
+			fs.Var(newDurationValue(v), s.key, s.usage)
+		}
+	}
+}
+
+// durationValue is a pflag.Value for durations written as a number of
+// seconds (the original's style) or as a Go duration.
+type durationValue time.Duration
+
+var _ pflag.Value = (*durationValue)(nil)
+
+func newDurationValue(d time.Duration) *durationValue {
+	v := durationValue(d)
+	return &v
+}
+
+func (d *durationValue) Set(s string) error {
+	v, err := config.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = durationValue(v)
+	return nil
+}
+
+func (d *durationValue) String() string { return config.FormatDuration(time.Duration(*d)) }
+
+func (d *durationValue) Type() string { return "duration" }
+
+// outputFormat is the -o/--output flag of the commands that can print JSON.
+type outputFormat string
+
+const (
+	outputTable outputFormat = "table"
+	outputJSON  outputFormat = "json"
+)
+
+var _ pflag.Value = (*outputFormat)(nil)
+
+func (o *outputFormat) Set(s string) error {
+	switch f := outputFormat(strings.ToLower(s)); f {
+	case outputTable, outputJSON:
+		*o = f
+		return nil
+	}
+	return fmt.Errorf("%q: want table or json", s)
+}
+
+func (o *outputFormat) String() string { return string(*o) }
+
+func (o *outputFormat) Type() string { return "format" }
+
+// addOutputFlag defines -o/--output on cmd, with shell completion of its
+// values, and returns its value.
+func addOutputFlag(cmd *cobra.Command) *outputFormat {
+	o := outputTable
+	cmd.Flags().VarP(&o, "output", "o", "output format: table or json")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
+		[]cobra.Completion{string(outputTable), string(outputJSON)}, cobra.ShellCompDirectiveNoFileComp))
+	return &o
+}
+
+// fileValue converts a flag's text to what config.toml holds for s.
+func fileValue(s setting, text string) (any, error) {
+	switch s.kind {
+	case kindInt:
+		n, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not a whole number", s.key, text)
+		}
+		return n, nil
+	case kindDuration:
+		d, err := config.ParseDuration(text)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.key, err)
+		}
+		return config.FormatDuration(d), nil
+	}
+	return text, nil
+}

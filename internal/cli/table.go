@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/stewardfleet/steward/internal/status"
+)
+
+// cellWidth is how many characters of output or error a table shows.
+const cellWidth = 60
+
+// table writes tab-separated rows as aligned columns.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	t.row(header...)
+	return t
+}
+
+func (t *table) row(cells ...string) { fmt.Fprintln(t.tw, strings.Join(cells, "\t")) }
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+// deliveriesTable is the table of send --wait.
+func deliveriesTable(w io.Writer, records []*status.Record, withID bool) error {
+	header := []string{"NODE", "STATUS", "EXIT", "OUTPUT"}
+	if withID {
+		header = append([]string{"MESSAGE"}, header...)
+	}
+	t := newTable(w, header...)
+	for _, r := range records {
+		row := []string{r.Node, string(r.Status), exitCell(r), oneLine(summary(r), cellWidth)}
+		if withID {
+			row = append([]string{r.ID}, row...)
+		}
+		t.row(row...)
+	}
+	return t.flush()
+}
+
+// summary is what a table shows of a delivery: the error of one that did
+// not succeed, else its output, else its standard error.
+func summary(r *status.Record) string {
+	switch {
+	case !r.Status.Success() && r.Error != "":
+		return r.Error
+	case r.Output != "":
+		return r.Output
+	}
+	return r.Stderr
+}
+
+func exitCell(r *status.Record) string {
+	if r.ExitCode == nil {
+		return "-"
+	}
+	return strconv.Itoa(*r.ExitCode)
+}
+
+// oneLine cuts s to its first non-empty line and at most width
+// characters, with "…" when anything was left out.
+func oneLine(s string, width int) string {
+	s = strings.TrimSpace(s)
+	line, rest, _ := strings.Cut(s, "\n")
+	line = strings.ReplaceAll(strings.TrimRight(line, "\r"), "\t", " ")
+	cut := rest != ""
+	if r := []rune(line); len(r) > width {
+		line, cut = string(r[:width-1]), true
+	}
+	if cut {
+		line += "…"
+	}
+	return line
+}
+
+// age says how long ago t was: "12s ago", "5m ago", "3h ago", "4d ago".
+func age(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := max(now.Sub(t), 0)
+	switch {
+	case d < time.Second:
+		return "now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write json: %w", err)
+	}
+	return nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,58 @@
+package config
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(c *Config)
+		wantErr bool
+	}{
+		{"bare broker address", func(c *Config) { c.BrokerAddress = "127.0.0.1:4222" }, false},
+		{"bad node name", func(c *Config) { c.NodeName = "ship 1" }, true},
+		{"short timeout", func(c *Config) { c.DefaultMessageTimeout = time.Millisecond }, true},
+		{"hello off", func(c *Config) { c.HelloInterval = 0 }, false},
+		{"negative hello", func(c *Config) { c.HelloInterval = -time.Second }, true},
+		{"no concurrency", func(c *Config) { c.Concurrency = 0 }, true},
+		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, true},
+		{"bad listen", func(c *Config) { c.BrokerListen = "4222" }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.change(&c)
+			err := c.Validate()
+			if tt.wantErr != (err != nil) {
+				t.Fatalf("Validate() = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Validate() = %v, does not wrap ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestValidateNormalisesBrokerAddress(t *testing.T) {
+	c := Default()
+	c.BrokerAddress = "127.0.0.1:4222"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.BrokerAddress != "nats://127.0.0.1:4222" {
+		t.Fatalf("BrokerAddress = %q, want nats://127.0.0.1:4222", c.BrokerAddress)
+	}
+	if got := c.ClientBrokerURL(); got != "nats://127.0.0.1:4222" {
+		t.Fatalf("ClientBrokerURL() = %q", got)
+	}
+}
