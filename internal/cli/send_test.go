@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/stewardfleet/steward/internal/client"
-	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/config"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/registry"
+	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/status"
 )
 
