@@ -1,0 +1,518 @@
+// Package e2e runs the steward binary as separate processes — a central
+// node with its embedded broker, and ship nodes connected to it — and
+// drives it the way operators do: steward send, steward status, steward
+// nodes, and the unix socket. Faults are real: SIGKILL of a node in the
+// middle of a command, and of the central node that holds the broker.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stewardfleet/steward/internal/sender"
+	"github.com/stewardfleet/steward/internal/status"
+	"github.com/stewardfleet/steward/internal/stream"
+)
+
+var (
+	stewardBin string // the binary under test
+	fakeBinDir string // holds a `tree` for nodes, so the original examples run anywhere
+	examples   = filepath.Join("..", "..", "testdata", "examples")
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "steward-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if examples, err = filepath.Abs(examples); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	stewardBin = filepath.Join(dir, "steward")
+	build := exec.Command("go", "build", "-o", stewardBin, "../../cmd/steward")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build steward:", err)
+		return 1
+	}
+	// The original examples run `bash -c "sleep 3 & tree ./"`; tree is not
+	// on every machine, so the nodes get a small stand-in.
+	fakeBinDir = filepath.Join(dir, "bin")
+	if err := os.MkdirAll(fakeBinDir, 0o755); err != nil {
+		return 1
+	}
+	if err := os.WriteFile(filepath.Join(fakeBinDir, "tree"), []byte("#!/bin/sh\necho 'tree stand-in:'; ls -R \"${1:-.}\"\n"), 0o755); err != nil {
+		return 1
+	}
+	return m.Run()
+}
+
+// fleet is a set of steward processes in one temporary folder.
+type fleet struct {
+	t    *testing.T
+	root string
+	port int
+	proc map[string]*exec.Cmd
+}
+
+func newFleet(t *testing.T) *fleet {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: runs several steward processes")
+	}
+	f := &fleet{t: t, root: t.TempDir(), port: freePort(t), proc: map[string]*exec.Cmd{}}
+	t.Cleanup(f.stopAll)
+	return f
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (f *fleet) dir(name string) string { return filepath.Join(f.root, name) }
+
+func (f *fleet) brokerURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", f.port) }
+
+func (f *fleet) env() []string {
+	return append(os.Environ(), "CONFIG_FOLDER=./etc", "PATH="+fakeBinDir+":"+os.Getenv("PATH"))
+}
+
+// start runs `steward node run` for name in its own folder. The central node
+// runs the embedded broker; the others connect to it. Flags are written to
+// the node's config.toml, so a restart without flags is the same node.
+func (f *fleet) start(name string, args ...string) {
+	f.t.Helper()
+	dir := f.dir(name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	base := []string{"node", "run", "--node-name", name, "--hello-interval", "1s", "--default-message-timeout", "2s"}
+	if name == "central" {
+		base = append(base, "--broker-listen", fmt.Sprintf("127.0.0.1:%d", f.port))
+	} else {
+		base = append(base, "--broker-address", f.brokerURL())
+	}
+	log, err := os.OpenFile(filepath.Join(dir, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer log.Close()
+	cmd := exec.Command(stewardBin, append(base, args...)...)
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, f.env(), log, log
+	if err := cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	f.proc[name] = cmd
+	eventually(f.t, 30*time.Second, name+"'s socket", func() bool {
+		c, err := net.Dial("unix", filepath.Join(dir, "tmp", "steward.sock"))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// stop ends a node with sig and waits for it.
+func (f *fleet) stop(name string, sig syscall.Signal) {
+	f.t.Helper()
+	cmd := f.proc[name]
+	if cmd == nil {
+		return
+	}
+	delete(f.proc, name)
+	cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		f.t.Errorf("%s did not stop on %s", name, sig)
+	}
+}
+
+func (f *fleet) stopAll() {
+	// Ships first: central holds the broker.
+	for name := range f.proc {
+		if name != "central" {
+			f.stop(name, syscall.SIGTERM)
+		}
+	}
+	f.stop("central", syscall.SIGTERM)
+	if f.t.Failed() {
+		for _, name := range []string{"central", "ship1", "ship2"} {
+			if b, err := os.ReadFile(filepath.Join(f.dir(name), "node.log")); err == nil {
+				f.t.Logf("--- %s's log:\n%s", name, b)
+			}
+		}
+	}
+}
+
+// steward runs a client command as node `as` and returns its output and exit code.
+func (f *fleet) steward(as string, stdin []byte, args ...string) (stdout, stderr string, code int) {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, stewardBin, args...)
+	cmd.Dir, cmd.Env = f.dir(as), f.env()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr):
+		code = exitErr.ExitCode()
+	default:
+		f.t.Fatalf("steward %v: %v", args, err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+type sendResult struct {
+	Receipts []sender.Receipt `json:"receipts"`
+	Records  []*status.Record `json:"records"`
+}
+
+// sendWait sends a file with `steward send --wait -o json` as central.
+func (f *fleet) sendWait(file string) (sendResult, int) {
+	f.t.Helper()
+	out, errOut, code := f.steward("central", nil, "send", "--wait", "--timeout", "60s", "-o", "json", "-f", file)
+	var res sendResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		f.t.Fatalf("send output is not JSON: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+	}
+	return res, code
+}
+
+func (f *fleet) status(id string) []*status.Record {
+	f.t.Helper()
+	out, errOut, code := f.steward("central", nil, "status", id, "-o", "json")
+	if code != 0 {
+		f.t.Fatalf("steward status %s: exit %d: %s", id, code, errOut)
+	}
+	var recs []*status.Record
+	if err := json.Unmarshal([]byte(out), &recs); err != nil {
+		f.t.Fatalf("status output: %v: %s", err, out)
+	}
+	return recs
+}
+
+// waitOnline waits until `steward nodes` shows every name online.
+func (f *fleet) waitOnline(names ...string) {
+	f.t.Helper()
+	eventually(f.t, 30*time.Second, fmt.Sprintf("%v online", names), func() bool {
+		out, _, code := f.steward("central", nil, "nodes")
+		if code != 0 {
+			return false
+		}
+		for _, n := range names {
+			if !lineHas(out, n, "online") {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func lineHas(out, first, word string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 1 && fields[0] == first && strings.Contains(line, " "+word+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// socketSend writes input to a node's socket like `nc -U` (without closing
+// its writing side) and returns the answer.
+func (f *fleet) socketSend(name string, input []byte) string {
+	f.t.Helper()
+	c, err := net.Dial("unix", filepath.Join(f.dir(name), "tmp", "steward.sock"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(input); err != nil {
+		f.t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var b bytes.Buffer
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return b.String()
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func read(t *testing.T, path string) string {
+	t.Helper()
+	var s string
+	eventually(t, 20*time.Second, path, func() bool {
+		b, err := os.ReadFile(path)
+		s = string(b)
+		return err == nil && len(b) > 0
+	})
+	return s
+}
+
+func TestFleetRunsTheExamples(t *testing.T) {
+	f := newFleet(t)
+	f.start("central")
+	f.start("ship1")
+	f.start("ship2")
+	f.waitOnline("central", "ship1", "ship2")
+
+	// Through steward send: the two-node example.
+	res, code := f.sendWait(filepath.Join(examples, "cli-command-two-nodes.json"))
+	if code != 0 || len(res.Records) != 2 {
+		t.Fatalf("exit %d, records %+v", code, res.Records)
+	}
+	for _, r := range res.Records {
+		if r.Status != status.Succeeded || !strings.Contains(r.Output, "tree stand-in") {
+			t.Errorf("%s: %s %q %s", r.Node, r.Status, r.Output, r.Error)
+		}
+		out := read(t, filepath.Join(f.dir("central"), "data", "cli-command-executed-result", r.Node, "some.log"))
+		if !strings.Contains(out, "tree stand-in") {
+			t.Errorf("reply file of %s: %q", r.Node, out)
+		}
+	}
+	// hello.json registers the sender.
+	if res, code := f.sendWait(filepath.Join(examples, "hello.json")); code != 0 || res.Records[0].Status != status.Succeeded {
+		t.Errorf("hello.json: exit %d %+v", code, res.Records)
+	}
+
+	// Through the socket, as `nc -U ./tmp/steward.sock < msg.json`.
+	for _, ex := range []struct{ file, node, reply string }{
+		{"cli-command.json", "ship1", "cli-command-executed-result/ship1/some.log"},
+		{"cli-command-reply-options.json", "ship1", "var/cli/command_result/ship1/some-file-name.result"},
+	} {
+		input, err := os.ReadFile(filepath.Join(examples, ex.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer := f.socketSend("central", input)
+		fields := strings.Fields(answer)
+		if len(fields) < 2 || fields[1] != "REQCliCommand" {
+			t.Fatalf("socket answer to %s: %q", ex.file, answer)
+		}
+		id := fields[0]
+		eventually(t, 30*time.Second, ex.file+" done", func() bool {
+			recs := f.status(id)
+			return len(recs) == 1 && recs[0].Status.Terminal()
+		})
+		if recs := f.status(id); recs[0].Status != status.Succeeded || recs[0].Node != ex.node {
+			t.Errorf("%s: %+v", ex.file, recs[0])
+		}
+		if out := read(t, filepath.Join(f.dir("central"), "data", ex.reply)); !strings.Contains(out, "tree stand-in") {
+			t.Errorf("%s reply: %q", ex.file, out)
+		}
+	}
+
+	// Examples of methods steward does not run yet are refused clearly.
+	_, errOut, code := f.steward("central", nil, "send", "-f", filepath.Join(examples, "tail-file.json"))
+	if code != 2 || !strings.Contains(errOut, "unknown_method") {
+		t.Errorf("tail-file.json: exit %d, %s", code, errOut)
+	}
+}
+
+func TestNodeDownWhenSentGetsItWhenItStarts(t *testing.T) {
+	f := newFleet(t)
+	f.start("central")
+	msg := []byte(`[{"toNode":"ship2","method":"REQCliCommand","methodArgs":["sh","-c","echo hello from the late node"],
+	  "directory":"late","fileName":"late.log"}]`)
+	out, errOut, code := f.steward("central", msg, "send", "-f", "-")
+	if code != 0 {
+		t.Fatalf("send: exit %d %s", code, errOut)
+	}
+	id := strings.Fields(out)[0]
+	if recs := f.status(id); recs[0].Status != status.Pending {
+		t.Fatalf("before ship2 starts: %+v", recs[0])
+	}
+	f.start("ship2")
+	eventually(t, 30*time.Second, "delivery to ship2", func() bool { return f.status(id)[0].Status.Terminal() })
+	if r := f.status(id)[0]; r.Status != status.Succeeded || r.Attempt != 1 {
+		t.Fatalf("after ship2 started: %+v", r)
+	}
+	if got := read(t, filepath.Join(f.dir("central"), "data", "late", "ship2", "late.log")); got != "hello from the late node\n" {
+		t.Errorf("reply: %q", got)
+	}
+}
+
+// TestSIGKILLMidCommand kills a node with SIGKILL while it runs a command.
+// The command's processes die with it. After the node restarts, the message
+// runs again, and the delivery ends with exactly one terminal status and
+// exactly one reply.
+func TestSIGKILLMidCommand(t *testing.T) {
+	f := newFleet(t)
+	f.start("central")
+	f.start("ship1")
+	msg := []byte(`{"toNode":"ship1","method":"REQCliCommand","retries":3,"methodTimeout":60,
+	  "methodArgs":["sh","-c","echo $$ > cmd.pid; echo started >> runs.log; sleep 5; echo done"],
+	  "directory":"killed","fileName":"out.log"}`)
+	out, errOut, code := f.steward("central", msg, "send", "-f", "-")
+	if code != 0 {
+		t.Fatalf("send: exit %d %s", code, errOut)
+	}
+	id := strings.Fields(out)[0]
+	data := filepath.Join(f.dir("ship1"), "data")
+	read(t, filepath.Join(data, "runs.log"))
+	pid, err := strconv.Atoi(strings.TrimSpace(read(t, filepath.Join(data, "cmd.pid"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.stop("ship1", syscall.SIGKILL)
+	eventually(t, 10*time.Second, "the command to die with its node", func() bool { return !alive(pid) })
+
+	f.start("ship1")
+	eventually(t, 60*time.Second, "the delivery to end", func() bool { return f.status(id)[0].Status.Terminal() })
+	r := f.status(id)[0]
+	if r.Status != status.Succeeded || r.Attempt != 2 || r.Output != "done\n" {
+		t.Fatalf("after restart: %+v", r)
+	}
+	if got := read(t, filepath.Join(f.dir("central"), "data", "killed", "ship1", "out.log")); got != "done\n" {
+		t.Errorf("reply file %q, want exactly one done", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(data, "runs.log")); string(got) != "started\nstarted\n" {
+		t.Errorf("runs.log %q: want the interrupted run and one rerun", got)
+	}
+	// The status history holds exactly one terminal state.
+	terminal := 0
+	for _, st := range statusHistory(t, f.brokerURL(), id+".ship1") {
+		if st.Terminal() {
+			terminal++
+		}
+	}
+	if terminal != 1 {
+		t.Errorf("%d terminal states in the history, want 1", terminal)
+	}
+}
+
+// alive reports whether pid is a running (not zombie) process.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+func statusHistory(t *testing.T, url, key string) []status.Status {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, stream.StatusBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := kv.History(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []status.Status
+	for _, e := range entries {
+		var r status.Record
+		if json.Unmarshal(e.Value(), &r) == nil {
+			out = append(out, r.Status)
+		}
+	}
+	t.Logf("history of %s: %v", key, out)
+	return out
+}
+
+// TestCentralAndBrokerKilled kills the central node, and with it the
+// broker, while a ship is connected. The ship keeps reconnecting; when
+// central comes back, work sent before and after the outage completes.
+func TestCentralAndBrokerKilled(t *testing.T) {
+	f := newFleet(t)
+	f.start("central")
+	f.start("ship1")
+	f.waitOnline("ship1")
+	// A message for ship2 waits in the broker across the outage.
+	out, _, code := f.steward("central", []byte(`{"toNode":"ship2","method":"REQPing"}`), "send", "-f", "-")
+	if code != 0 {
+		t.Fatal("send before the outage failed")
+	}
+	before := strings.Fields(out)[0]
+
+	f.stop("central", syscall.SIGKILL)
+	if _, _, code := f.steward("ship1", []byte(`{"toNode":"ship1","method":"REQPing"}`), "send", "-f", "-"); code != 3 {
+		t.Errorf("send with the broker down: exit %d, want 3", code)
+	}
+	f.start("central")
+	f.start("ship2")
+	f.waitOnline("ship1", "ship2")
+	eventually(t, 30*time.Second, "the message sent before the outage", func() bool {
+		return f.status(before)[0].Status == status.Succeeded
+	})
+	res, code := f.sendWait(writeTemp(t, `{"toNode":"ship1","method":"REQCliCommand","methodArgs":["echo","after"]}`))
+	if code != 0 || res.Records[0].Output != "after\n" {
+		t.Fatalf("after the outage: exit %d %+v", code, res.Records)
+	}
+}
+
+func writeTemp(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "msg.json")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
