@@ -42,9 +42,9 @@ type Client struct {
 	audit  *audit.Log
 }
 
-// Connect connects to cfg.ClientBrokerURL() as node cfg.NodeName. It makes
-// sure the JetStream layout exists, so a first send works before any node
-// has started.
+// Connect connects to cfg.ClientBrokerURL() as node cfg.NodeName. It
+// creates the JetStream layout if no node has yet, so a first send works
+// before any node has started.
 func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -63,7 +63,11 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	assets, err := stream.Ensure(ctx, js, stream.DefaultLayout())
+	assets, err := stream.Open(ctx, js)
+	if stream.IsNotFound(err) {
+		// No node has set the broker up yet: a first send still works.
+		assets, err = stream.Ensure(ctx, js, stream.DefaultLayout())
+	}
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("%w: %s has no usable JetStream: %w", ErrUnreachable, url, err)
@@ -188,6 +192,9 @@ var ErrNotFound = errors.New("no such message")
 
 // Status returns the records of every delivery of message id.
 func (c *Client) Status(ctx context.Context, id string) ([]*status.Record, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("%w: %q is not a message ID (IDs are letters and digits, as steward send prints them)", ErrNotFound, id)
+	}
 	recs, err := c.status.List(ctx, id)
 	if err != nil {
 		return nil, err
@@ -201,4 +208,18 @@ func (c *Client) Status(ctx context.Context, id string) ([]*status.Record, error
 // Nodes returns the node registry.
 func (c *Client) Nodes(ctx context.Context) ([]*registry.Node, error) {
 	return c.nodes.List(ctx)
+}
+
+// validID reports whether id looks like a message ID (a NUID): letters and
+// digits only, so it can never act as a subject wildcard.
+func validID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }

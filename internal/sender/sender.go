@@ -125,10 +125,10 @@ func failed(index int, err error) Receipt {
 	return Receipt{Index: index, Error: err.Error(), Code: string(message.CodeOf(err))}
 }
 
+// refuse audits input that did not enter the system. The audit log is best
+// effort here: the operator gets the error in the receipt either way.
 func (s *Sender) refuse(err error, m *message.Message) {
-	if logErr := s.o.Audit.Write(audit.Record{Event: audit.Refused, Error: err.Error(), Message: m}); logErr != nil {
-		_ = logErr // the audit log is best effort for input that never entered the system
-	}
+	_ = s.o.Audit.Write(audit.Record{Event: audit.Refused, Error: err.Error(), Message: m})
 }
 
 // send validates, prepares and publishes one message.
@@ -141,15 +141,17 @@ func (s *Sender) send(ctx context.Context, index int, m *message.Message) Receip
 	r := Receipt{Index: index, ID: m.ID, Method: m.Method, Nodes: targets}
 	if err := s.publishDeliveries(ctx, m, targets); err != nil {
 		s.refuse(err, m)
-		code := string(message.CodeOf(err))
-		if !errors.Is(err, message.ErrTooLarge) {
-			code = CodePublishFailed
+		if errors.Is(err, message.ErrTooLarge) {
+			return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: string(message.CodeTooLarge)}
 		}
-		return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: code}
+		// Some deliveries may be stored: keep the ID so the operator can
+		// look at them with `steward status`.
+		r.Error = fmt.Sprintf("%v (some deliveries may have been stored: steward status %s)", err, m.ID)
+		r.Code = CodePublishFailed
+		return r
 	}
-	if err := s.o.Audit.Write(audit.Record{Event: audit.Sent, Message: m}); err != nil {
-		_ = err // sent is sent; a failing audit log must not turn it into an error
-	}
+	// Sent is sent: a failing audit log must not turn it into an error.
+	_ = s.o.Audit.Write(audit.Record{Event: audit.Sent, Message: m})
 	return r
 }
 

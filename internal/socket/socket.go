@@ -91,7 +91,7 @@ const idle = 300 * time.Millisecond
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
-	r := io.LimitReader(c, MaxInput+1)
+	r := &countingReader{r: io.LimitReader(c, MaxInput+1)}
 	dec := json.NewDecoder(r)
 	first := true
 	for {
@@ -105,6 +105,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		if err != nil {
 			if errors.Is(err, io.EOF) || isTimeout(err) && !first {
 				return
+			}
+			if r.n > MaxInput {
+				err = fmt.Errorf("input is larger than %d MiB", MaxInput>>20)
 			}
 			s.answer(c, fmt.Appendf(nil, "error: invalid JSON input: %v\n", err))
 			s.log.Warn("socket input refused", "error", err)
@@ -125,4 +128,16 @@ func (s *Server) answer(c net.Conn, b []byte) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
