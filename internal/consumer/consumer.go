@@ -14,6 +14,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -79,11 +80,17 @@ func New(c jetstream.Consumer, h Handler, o Options) *Consumer {
 	return &Consumer{c: c, handler: h, o: o, log: log}
 }
 
-// Run consumes until ctx ends. It returns nil after a clean stop.
+// ErrLost: the consumer was deleted (or lost) on the broker while running.
+// The caller should create it again and call Run again.
+var ErrLost = errors.New("consumer lost")
+
+// Run consumes until ctx ends. It returns nil after a clean stop, and an
+// error wrapping ErrLost if the broker no longer has the consumer.
 func (c *Consumer) Run(ctx context.Context) error {
 	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
 	var wg sync.WaitGroup
+	lost := make(chan error, 1)
 	cc, err := c.c.Consume(func(msg jetstream.Msg) {
 		wg.Add(1)
 		go func() {
@@ -93,22 +100,35 @@ func (c *Consumer) Run(ctx context.Context) error {
 	},
 		jetstream.PullMaxMessages(c.o.PullBatch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrConnectionClosed) {
+			switch {
+			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+				select {
+				case lost <- err:
+				default:
+				}
+			case errors.Is(err, jetstream.ErrNoHeartbeat), errors.Is(err, nats.ErrConnectionClosed):
 				c.log.Debug("consumer", "error", err)
-				return
+			default:
+				c.log.Warn("consumer", "error", err)
 			}
-			c.log.Warn("consumer", "error", err)
 		}),
 	)
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	var result error
+	select {
+	case <-ctx.Done():
+	case err := <-lost:
+		result = fmt.Errorf("%w: %w", ErrLost, err)
+	case <-cc.Closed():
+		result = fmt.Errorf("%w: consumption ended", ErrLost)
+	}
 	cc.Stop()
 	<-cc.Closed()
 	cancelHandlers()
 	wg.Wait()
-	return nil
+	return result
 }
 
 func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {

@@ -260,3 +260,31 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 		t.Fatalf("after broker restart: %s", describe(recs))
 	}
 }
+
+func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
+	f := newFleet(t)
+	central := f.start(f.config("central"))
+	ship1 := f.start(f.config("ship1"))
+	c := f.client(central.cfg)
+	first := send(t, c, `{"toNode":"ship1","method":"REQCliCommand","methodArgs":["sh","-c","echo run >> runs.txt"]}`)
+	wait(t, c, first, 20*time.Second)
+
+	_, js := natstest.Connect(t, f.srv)
+	ctx := natstest.Context(t, 30*time.Second)
+	if err := js.DeleteConsumer(ctx, stream.MessagesStream, "ship1"); err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 20*time.Second, "ship1's consumer back", func() bool {
+		_, err := consumerInfo(t, f, "ship1")
+		return err == nil
+	})
+	ids := send(t, c, `{"toNode":"ship1","method":"REQPing"}`)
+	if recs := wait(t, c, ids, 20*time.Second); recs[0].Status != status.Succeeded {
+		t.Fatalf("after the consumer was deleted: %s", describe(recs))
+	}
+	// The new consumer starts at the beginning of the stream, so the first
+	// message came again: the ledger kept it from running twice.
+	if got := readFile(t, filepath.Join(ship1.cfg.DataFolder, "runs.txt")); got != "run\n" {
+		t.Fatalf("the command ran %d times", strings.Count(got, "run"))
+	}
+}

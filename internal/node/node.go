@@ -190,12 +190,8 @@ func (n *Node) connect() error {
 }
 
 func (n *Node) run(ctx context.Context, opts Options) error {
-	var c jetstream.Consumer
-	cfg := stream.ConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout, max(1000, 4*n.cfg.Concurrency))
-	if err := retry(ctx, n.log, "create the node's consumer", func() (err error) {
-		c, err = stream.EnsureConsumer(ctx, n.assets.Messages, cfg)
-		return err
-	}); err != nil {
+	cons, err := n.ensureConsumer(ctx)
+	if err != nil {
 		return err
 	}
 	sock, err := socket.Listen(n.cfg.SocketPath(), n.socketInput, n.log.With("component", "socket"))
@@ -216,8 +212,7 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 			}
 		}()
 	}
-	cons := consumer.New(c, n.handle, consumer.Options{AckWait: n.cfg.DefaultMessageTimeout, Logger: n.log.With("component", "consumer")})
-	goRun("consumer", cons.Run)
+	goRun("consumer", func(ctx context.Context) error { return n.consume(ctx, cons) })
 	goRun("socket", sock.Serve)
 	goRun("hello", n.helloLoop)
 	n.log.Info("node running", "central", n.cfg.CentralNodeName, "data", n.files.Dir(),
@@ -229,6 +224,39 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	wg.Wait()
 	close(errs)
 	return errors.Join(collect(errs)...)
+}
+
+// ensureConsumer creates (or updates) the node's durable consumer, retrying
+// until the broker answers.
+func (n *Node) ensureConsumer(ctx context.Context) (*consumer.Consumer, error) {
+	var c jetstream.Consumer
+	cfg := stream.ConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout, max(1000, 4*n.cfg.Concurrency))
+	if err := retry(ctx, n.log, "create the node's consumer", func() (err error) {
+		c, err = stream.EnsureConsumer(ctx, n.assets.Messages, cfg)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return consumer.New(c, n.handle, consumer.Options{AckWait: n.cfg.DefaultMessageTimeout, Logger: n.log.With("component", "consumer")}), nil
+}
+
+// consume runs the consumer until ctx ends. If the broker loses the
+// consumer (an operator deleted it, a store was reset), it is created again:
+// a node never silently stops taking its messages.
+func (n *Node) consume(ctx context.Context, cons *consumer.Consumer) error {
+	for {
+		err := cons.Run(ctx)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if !errors.Is(err, consumer.ErrLost) {
+			return err
+		}
+		n.log.Warn("the node's consumer is gone from the broker; creating it again", "error", err)
+		if cons, err = n.ensureConsumer(ctx); err != nil {
+			return err
+		}
+	}
 }
 
 func collect(errs <-chan error) []error {
