@@ -45,6 +45,9 @@ func Term(reason string) Disposition { return Disposition{kind: kindTerm, reason
 // Nak asks for redelivery after delay.
 func Nak(delay time.Duration) Disposition { return Disposition{kind: kindNak, delay: delay} }
 
+// Retry reports whether the message will be delivered again.
+func (d Disposition) Retry() bool { return d.kind == kindNak }
+
 // Handler handles one delivery. ctx ends when the consumer stops.
 type Handler func(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) Disposition
 

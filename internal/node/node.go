@@ -31,6 +31,7 @@ import (
 	"github.com/stewardfleet/steward/internal/consumer"
 	"github.com/stewardfleet/steward/internal/datafolder"
 	"github.com/stewardfleet/steward/internal/ledger"
+	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/sender"
@@ -48,6 +49,31 @@ type Options struct {
 	Ready chan<- struct{}
 	// Layout overrides the JetStream layout (tests, benchmarks).
 	Layout *stream.Layout
+	// OnDone, if not nil, is called after each delivery this node took to
+	// its end (acknowledged or terminated). It must not block.
+	OnDone func(Done)
+}
+
+// Done describes a delivery a node finished.
+type Done struct {
+	// Key is the delivery's ledger key: "<id>.<node>" for requests,
+	// "<id>.<node>.reply.<chunk>" for replies.
+	Key    string
+	Msg    *message.Message
+	Status string
+}
+
+// Shared holds what several in-process nodes can share. Run opens its own;
+// RunShared runs a node on these, without an embedded broker, socket or
+// audit log, and leaves them open when it stops. Benchmarks and
+// simulations use it to run many nodes in one process on the real code
+// path.
+type Shared struct {
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	Assets *stream.Assets
+	Files  *datafolder.Folder
+	Ledger *ledger.Ledger
 }
 
 // Node is a running node.
@@ -71,6 +97,8 @@ type Node struct {
 	files   *datafolder.Folder
 	chunks  *chunkStore
 	slots   chan struct{}
+	onDone  func(Done)
+	shared  bool // resources belong to the caller (RunShared)
 }
 
 // Run runs a node until ctx ends, then shuts it down in order.
@@ -78,16 +106,33 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	n := &Node{cfg: cfg, log: opts.Logger, version: opts.Version, started: time.Now().UTC()}
-	if n.log == nil {
-		n.log = slog.New(slog.DiscardHandler)
-	}
-	n.log = n.log.With("node", cfg.NodeName)
+	n := newNode(cfg, opts)
 	defer n.close()
 	if err := n.open(ctx, opts); err != nil {
 		return err
 	}
 	return n.run(ctx, opts)
+}
+
+// RunShared runs a node on shared resources until ctx ends.
+func RunShared(ctx context.Context, cfg config.Config, sh *Shared, opts Options) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	n := newNode(cfg, opts)
+	n.shared = true
+	n.nc, n.js, n.assets, n.files, n.ledger = sh.NC, sh.JS, sh.Assets, sh.Files, sh.Ledger
+	n.setup(opts)
+	return n.run(ctx, opts)
+}
+
+func newNode(cfg config.Config, opts Options) *Node {
+	n := &Node{cfg: cfg, log: opts.Logger, version: opts.Version, started: time.Now().UTC(), onDone: opts.OnDone}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	n.log = n.log.With("node", cfg.NodeName)
+	return n
 }
 
 // open sets up local state, the broker connection and the JetStream assets.
@@ -103,9 +148,6 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 	if n.audit, err = audit.Open(filepath.Join(state, "audit.jsonl"), n.cfg.NodeName); err != nil {
 		return err
 	}
-	n.chunks = &chunkStore{dir: filepath.Join(state, "chunks")}
-	n.methods = methods.Default()
-	n.slots = make(chan struct{}, n.cfg.Concurrency)
 	if err := n.connect(); err != nil {
 		return err
 	}
@@ -119,6 +161,16 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 	}); err != nil {
 		return err
 	}
+	n.setup(opts)
+	return nil
+}
+
+// setup builds what a node needs on top of its connection, assets, ledger
+// and data folder.
+func (n *Node) setup(opts Options) {
+	n.chunks = &chunkStore{dir: filepath.Join(n.cfg.StateFolder(), "chunks")}
+	n.methods = methods.Default()
+	n.slots = make(chan struct{}, n.cfg.Concurrency)
 	n.status = status.NewStore(n.js, n.assets.Status)
 	n.sender = sender.New(sender.Options{
 		JS: n.js, Status: n.status, Methods: n.methods, Node: n.cfg.NodeName, CentralNode: n.cfg.CentralNodeName,
@@ -140,7 +192,6 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 		n.env.Nodes = registry.New(n.assets.Nodes)
 		n.env.Status = n.status
 	}
-	return nil
 }
 
 func (n *Node) isCentral() bool { return n.cfg.NodeName == n.cfg.CentralNodeName }
@@ -194,9 +245,11 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	sock, err := socket.Listen(n.cfg.SocketPath(), n.socketInput, n.log.With("component", "socket"))
-	if err != nil {
-		return err
+	var sock *socket.Server
+	if !n.shared {
+		if sock, err = socket.Listen(n.cfg.SocketPath(), n.socketInput, n.log.With("component", "socket")); err != nil {
+			return err
+		}
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -213,7 +266,9 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 		}()
 	}
 	goRun("consumer", func(ctx context.Context) error { return n.consume(ctx, cons) })
-	goRun("socket", sock.Serve)
+	if sock != nil {
+		goRun("socket", sock.Serve)
+	}
 	goRun("hello", n.helloLoop)
 	n.log.Info("node running", "central", n.cfg.CentralNodeName, "data", n.files.Dir(),
 		"socket", n.cfg.SocketPath(), "methods", len(n.methods.Names()))
@@ -270,6 +325,9 @@ func collect(errs <-chan error) []error {
 // close shuts down what open started, in order: flush publishes, drain
 // the connection, stop the embedded broker, close local files.
 func (n *Node) close() {
+	if n.shared {
+		return
+	}
 	if n.js != nil {
 		select {
 		case <-n.js.PublishAsyncComplete():

@@ -28,6 +28,8 @@ type delivery struct {
 	log     *slog.Logger
 	// record is the status record as this node last wrote it.
 	record status.Record
+	// outcome is the final status, once there is one.
+	outcome string
 }
 
 // deliveryKey names a delivery for the ledger and for deduplication.
@@ -40,12 +42,22 @@ func deliveryKey(m *message.Message, node string) string {
 
 // handle is the consumer handler: it takes one delivery to its end.
 func (n *Node) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) consumer.Disposition {
+	d, disp := n.process(ctx, msg, meta)
+	if n.onDone != nil && d != nil && d.outcome != "" && !disp.Retry() {
+		n.onDone(Done{Key: d.key, Msg: d.msg, Status: d.outcome})
+	}
+	return disp
+}
+
+// process takes one delivery to its end. It returns the delivery (nil when
+// the message could not be read) and what to do with the message.
+func (n *Node) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) (*delivery, consumer.Disposition) {
 	m, err := message.DecodeOne(msg.Data())
 	if err == nil {
 		err = n.check(m)
 	}
 	if err != nil {
-		return n.refuseRaw(ctx, msg, meta, err)
+		return nil, n.refuseRaw(ctx, msg, meta, err)
 	}
 	d := &delivery{
 		key:     deliveryKey(m, n.cfg.NodeName),
@@ -65,35 +77,35 @@ func (n *Node) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.Ms
 		// lost ack left undone.
 		d.log.Debug("delivery already executed; finishing it", "state", entry.State)
 		if entry.State == ledger.Finished {
-			return consumer.Ack()
+			return d, consumer.Ack()
 		}
-		return n.finish(ctx, d, entry.Outcome)
+		return d, n.finish(ctx, d, entry.Outcome)
 	}
 	if !seen && d.tracked && !m.Deadline.IsZero() && time.Now().After(m.Deadline) {
-		return n.refuse(ctx, d, status.DeliveryTimedOut, string(status.DeliveryTimedOut),
+		return d, n.refuse(ctx, d, status.DeliveryTimedOut, string(status.DeliveryTimedOut),
 			fmt.Sprintf("the node took the message after its delivery deadline %s", m.Deadline.Format(time.RFC3339)))
 	}
 	if retries := m.RetriesOr(n.cfg.DefaultMessageRetries); meta.NumDelivered > uint64(retries)+1 {
-		return n.refuse(ctx, d, status.Undeliverable, string(status.Undeliverable),
+		return d, n.refuse(ctx, d, status.Undeliverable, string(status.Undeliverable),
 			fmt.Sprintf("delivery %d exceeds the message's %d retries; a node that crashes or stops while handling it spends one each time", meta.NumDelivered, retries))
 	}
 	spec, err := n.methods.Lookup(m.Method)
 	if err != nil {
-		return n.refuse(ctx, d, status.Rejected, codeOf(err), err.Error())
+		return d, n.refuse(ctx, d, status.Rejected, codeOf(err), err.Error())
 	}
 	if err := n.ledger.Start(d.key, m, meta.NumDelivered, n.expiry(m)); err != nil {
 		d.log.Error("cannot record the delivery; leaving it to be redelivered", "error", err)
-		return consumer.Nak(m.ACKTimeoutDuration())
+		return d, consumer.Nak(m.ACKTimeoutDuration())
 	}
 	outcome, interrupted := n.execute(ctx, d, spec)
 	if interrupted {
 		d.log.Info("method interrupted by the node stopping; it runs again after restart")
-		return consumer.Nak(0)
+		return d, consumer.Nak(0)
 	}
 	if err := n.ledger.Complete(d.key, outcome); err != nil {
 		d.log.Error("cannot record the outcome", "error", err)
 	}
-	return n.finish(ctx, d, outcome)
+	return d, n.finish(ctx, d, outcome)
 }
 
 // check validates a message that came from the broker.
@@ -214,6 +226,7 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome) consu
 		o = &ledger.Outcome{Status: string(status.Failed), Error: "outcome lost", ErrorCode: string(message.CodeInternal)}
 	}
 	st := status.Status(o.Status)
+	d.outcome = o.Status
 	var futures []jetstream.PubAckFuture
 	var writes []*status.Write
 	if d.tracked {
@@ -267,6 +280,7 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome) consu
 func (n *Node) refuse(ctx context.Context, d *delivery, st status.Status, code, text string) consumer.Disposition {
 	now := time.Now().UTC()
 	o := &ledger.Outcome{Status: string(st), Error: text, ErrorCode: code, FinishedAt: now}
+	d.outcome = o.Status
 	n.logOutcome(d, o)
 	var errs []error
 	if d.tracked {
