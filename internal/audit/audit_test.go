@@ -1,0 +1,251 @@
+package audit_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stewardfleet/steward/internal/audit"
+	"github.com/stewardfleet/steward/internal/message"
+)
+
+func open(t testing.TB, path, node string) *audit.Log {
+	t.Helper()
+	l, err := audit.Open(path, node)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// readLines decodes every line of path, failing on any that is not one
+// JSON record.
+func readLines(t testing.TB, path string) []audit.Record {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []audit.Record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 4<<20)
+	for n := 1; sc.Scan(); n++ {
+		var r audit.Record
+		dec := json.NewDecoder(strings.NewReader(sc.Text()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r); err != nil {
+			t.Fatalf("line %d is not one JSON record (%v): %.200q", n, err, sc.Text())
+		}
+		if dec.More() {
+			t.Fatalf("line %d holds more than one record: %.200q", n, sc.Text())
+		}
+		out = append(out, r)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestWriteFillsTimeAndNode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", ".steward", "audit.jsonl") // the folder is created
+	l := open(t, path, "ship1")
+	given := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	exit := 3
+	cases := []struct {
+		name string
+		in   audit.Record
+	}{
+		{"no time", audit.Record{Event: audit.Sent, Message: &message.Message{ToNode: "ship2", Method: "REQPing", ID: "M1"}}},
+		{"own time", audit.Record{Time: given, Event: audit.Processed, DeliveryID: "M1.ship1", Status: "failed", Attempt: 2, ExitCode: &exit}},
+		{"node is overwritten", audit.Record{Node: "someone-else", Event: audit.Refused, Error: "bad input"}},
+	}
+	before := time.Now().UTC()
+	for _, tc := range cases {
+		if err := l.Write(tc.in); err != nil {
+			t.Fatalf("Write %s: %v", tc.name, err)
+		}
+	}
+	lines := readLines(t, path)
+	if len(lines) != len(cases) {
+		t.Fatalf("%d lines, want %d", len(lines), len(cases))
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := lines[i]
+			if got.Node != "ship1" {
+				t.Errorf("node %q, want ship1", got.Node)
+			}
+			if got.Event != tc.in.Event {
+				t.Errorf("event %q, want %q", got.Event, tc.in.Event)
+			}
+			switch {
+			case !tc.in.Time.IsZero():
+				if !got.Time.Equal(tc.in.Time) {
+					t.Errorf("time %s, want the given %s", got.Time, tc.in.Time)
+				}
+			case got.Time.IsZero() || got.Time.Before(before.Add(-time.Second)):
+				t.Errorf("time %s not filled in", got.Time)
+			}
+		})
+	}
+	if m := lines[0].Message; m == nil || m.ID != "M1" || m.ToNode != "ship2" || m.Method != "REQPing" {
+		t.Errorf("the message did not survive: %+v", lines[0].Message)
+	}
+	if r := lines[1]; r.DeliveryID != "M1.ship1" || r.Status != "failed" || r.Attempt != 2 || r.ExitCode == nil || *r.ExitCode != 3 {
+		t.Errorf("processed record: %+v", r)
+	}
+}
+
+func TestFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	open(t, path, "ship1")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		t.Errorf("audit log mode %o: readable by others", perm)
+	}
+}
+
+func TestNilLogIsANoOp(t *testing.T) {
+	var l *audit.Log
+	if err := l.Write(audit.Record{Event: audit.Sent}); err != nil {
+		t.Errorf("Write on nil: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("Close on nil: %v", err)
+	}
+}
+
+func TestWriteAfterClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, "ship1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Write(audit.Record{Event: audit.Sent}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Write(audit.Record{Event: audit.Sent}); err != nil {
+		t.Errorf("Write after Close: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if n := len(readLines(t, path)); n != 1 {
+		t.Errorf("%d lines, want 1", n)
+	}
+}
+
+// bigRecord is a record whose line is several pages long, so that a write
+// that is not one call would show.
+func bigRecord(writer, i int) audit.Record {
+	data := strings.Repeat(fmt.Sprintf("w%d-%d ", writer, i), 1+(i%5)*600)
+	return audit.Record{Event: audit.Processed, DeliveryID: fmt.Sprintf("%d.%d", writer, i),
+		Message: &message.Message{ToNode: "ship1", Method: "REQCliCommand", Data: message.Data(data)}}
+}
+
+// checkAll verifies that every (writer, i) record is there exactly once,
+// whole.
+func checkAll(t testing.TB, lines []audit.Record, writers, each int) {
+	t.Helper()
+	if len(lines) != writers*each {
+		t.Errorf("%d lines, want %d", len(lines), writers*each)
+	}
+	seen := map[string]bool{}
+	for _, r := range lines {
+		if seen[r.DeliveryID] {
+			t.Errorf("record %s twice", r.DeliveryID)
+		}
+		seen[r.DeliveryID] = true
+		var w, i int
+		if _, err := fmt.Sscanf(r.DeliveryID, "%d.%d", &w, &i); err != nil {
+			t.Fatalf("delivery id %q: %v", r.DeliveryID, err)
+		}
+		if want := bigRecord(w, i).Message.Data; r.Message == nil || string(r.Message.Data) != string(want) {
+			t.Errorf("record %s: data damaged", r.DeliveryID)
+		}
+	}
+}
+
+func TestConcurrentWritersDoNotInterleave(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := open(t, path, "ship1")
+	const writers, each = 16, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := l.Write(bigRecord(w, i)); err != nil {
+					t.Errorf("Write: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	checkAll(t, readLines(t, path), writers, each)
+}
+
+// TestTwoLogsOnOneFile: a node and `steward send` beside it each open the
+// file; their lines are appended without loss.
+func TestTwoLogsOnOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	const writers, each = 2, 100
+	var wg sync.WaitGroup
+	for w := range writers {
+		l := open(t, path, fmt.Sprintf("proc%d", w))
+		wg.Go(func() {
+			for i := range each {
+				if err := l.Write(bigRecord(w, i)); err != nil {
+					t.Errorf("Write: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	lines := readLines(t, path)
+	checkAll(t, lines, writers, each)
+	nodes := map[string]int{}
+	for _, r := range lines {
+		nodes[r.Node]++
+	}
+	if nodes["proc0"] != each || nodes["proc1"] != each {
+		t.Errorf("lines per log: %v", nodes)
+	}
+}
+
+// TestReopenAppends: opening the log again appends to it.
+func TestReopenAppends(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	for i := range 2 {
+		l, err := audit.Open(path, "ship1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Write(audit.Record{Event: audit.Sent, DeliveryID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := readLines(t, path)
+	if len(lines) != 2 || lines[0].DeliveryID != "0" || lines[1].DeliveryID != "1" {
+		t.Errorf("after reopening: %+v", lines)
+	}
+}
