@@ -44,6 +44,14 @@ func Start(o Options) (*server.Server, error) {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else {
+		// Say plainly when the address is taken: the server would only
+		// report "not ready" after the whole timeout.
+		ln, err := net.Listen("tcp", o.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("embedded broker cannot listen on %s: %w", o.Listen, err)
+		}
+		ln.Close()
 	}
 	opts := &server.Options{
 		ServerName: o.Name,

@@ -147,6 +147,10 @@ func (c *Client) Wait(ctx context.Context, ids []string, progress func(*status.R
 			return order(latest, ids), ctx.Err()
 		case e, ok := <-w.Updates():
 			if !ok {
+				// Cancelling ctx closes the watch too: report why it ended.
+				if ctx.Err() != nil {
+					return order(latest, ids), ctx.Err()
+				}
 				return order(latest, ids), errors.New("status watch ended")
 			}
 			if e == nil {

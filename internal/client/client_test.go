@@ -302,7 +302,6 @@ func TestWaitHonoursContext(t *testing.T) {
 // watch beneath Wait also ends with the context, so when Wait next looks,
 // both have happened.
 func TestWaitCancelledFromProgress(t *testing.T) {
-	t.Skip("bug: Wait selects between ctx.Done() and the watcher's Updates channel, which the cancelled context closes too; when both are ready Go picks either, so Wait returns \"status watch ended\" instead of ctx's error about half the time")
 	f := newFleet(t)
 	id := f.send(t, `{"toNode":"ship1","method":"REQPing"}`)[0]
 	for i := range 10 {

@@ -273,6 +273,9 @@ func (d *Deadline) UnmarshalJSON(b []byte) error {
 		if secs <= 0 {
 			return fmt.Errorf("deliveryDeadline: seconds must be positive: %w", ErrFieldValue)
 		}
+		if secs > int64(MaxTimeout/time.Second) {
+			return fmt.Errorf("deliveryDeadline: %d seconds is more than the maximum of %s: %w", secs, MaxTimeout, ErrFieldValue)
+		}
 		*d = Deadline{After: time.Duration(secs) * time.Second}
 		return nil
 	}

@@ -131,6 +131,12 @@ func (s *Sender) refuse(err error, m *message.Message) {
 	_ = s.o.Audit.Write(audit.Record{Event: audit.Refused, Error: err.Error(), Message: m})
 }
 
+// Send validates, prepares and publishes one decoded message. Its receipt
+// has the message ID, or the error.
+func (s *Sender) Send(ctx context.Context, m *message.Message) Receipt {
+	return s.send(ctx, 0, m)
+}
+
 // send validates, prepares and publishes one message.
 func (s *Sender) send(ctx context.Context, index int, m *message.Message) Receipt {
 	if err := s.Prepare(m); err != nil {
@@ -203,6 +209,9 @@ func (s *Sender) Prepare(m *message.Message) error {
 		m.Deadline = m.DeliveryDeadline.Resolve(now).UTC()
 		if !m.Deadline.After(now) {
 			return fmt.Errorf("deliveryDeadline %s is in the past: %w", m.Deadline.Format(time.RFC3339), message.ErrFieldValue)
+		}
+		if m.Deadline.Sub(now) > message.MaxTimeout {
+			return fmt.Errorf("deliveryDeadline %s is more than %s away: %w", m.Deadline.Format(time.RFC3339), message.MaxTimeout, message.ErrFieldValue)
 		}
 	} else {
 		m.Deadline = now.Add(d.DeliveryDeadline)

@@ -56,6 +56,9 @@ func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("chmod socket: %w", err)
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Server{path: path, ln: ln, handler: h, log: log}, nil
 }
 
@@ -91,10 +94,16 @@ const idle = 300 * time.Millisecond
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
+	// A stopping node must not wait for a client that sends nothing.
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
+	defer stop()
 	r := &countingReader{r: io.LimitReader(c, MaxInput+1)}
 	dec := json.NewDecoder(r)
 	first := true
 	for {
+		if ctx.Err() != nil {
+			return
+		}
 		if first {
 			c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		} else {
@@ -103,7 +112,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		var raw json.RawMessage
 		err := dec.Decode(&raw)
 		if err != nil {
-			if errors.Is(err, io.EOF) || isTimeout(err) && !first {
+			if errors.Is(err, io.EOF) || isTimeout(err) && (!first || ctx.Err() != nil) {
 				return
 			}
 			if r.n > MaxInput {

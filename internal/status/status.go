@@ -15,6 +15,7 @@ package status
 import (
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // Status is the state of one delivery.
@@ -84,7 +85,7 @@ func (r *Record) Key() string { return r.ID + "." + r.Node }
 func (r *Record) SetOutput(out []byte) {
 	r.OutputBytes = len(out)
 	if len(out) > MaxOutput {
-		out = out[:MaxOutput]
+		out = cut(out, MaxOutput)
 		r.OutputTruncated = true
 	}
 	r.Output = string(out)
@@ -93,7 +94,18 @@ func (r *Record) SetOutput(out []byte) {
 // SetStderr stores the start of a command's standard error.
 func (r *Record) SetStderr(errOut []byte) {
 	if len(errOut) > MaxOutput {
-		errOut = errOut[:MaxOutput]
+		errOut = cut(errOut, MaxOutput)
 	}
 	r.Stderr = string(errOut)
+}
+
+// cut shortens b to at most n bytes without splitting a UTF-8 character
+// (text only: bytes that are not UTF-8 are cut at n).
+func cut(b []byte, n int) []byte {
+	for i := n; i > 0 && i > n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			return b[:i]
+		}
+	}
+	return b[:n]
 }
