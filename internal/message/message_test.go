@@ -56,6 +56,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"unknown field", `[{"toNode":"a","method":"REQPing","colour":"red"}]`, nil, message.ErrUnknownField, `"colour"`},
 		{"bad data", `[{"toNode":"a","method":"REQPing","data":12}]`, nil, message.ErrFieldType, "data"},
 		{"bad deadline", `[{"toNode":"a","method":"REQPing","deliveryDeadline":"tomorrow"}]`, nil, message.ErrFieldValue, "RFC 3339"},
+		{"deadline too far", `[{"toNode":"a","method":"REQPing","deliveryDeadline":10000000000}]`, nil, message.ErrFieldValue, "maximum"},
 		{"negative deadline", `[{"toNode":"a","method":"REQPing","deliveryDeadline":-5}]`, nil, message.ErrFieldValue, "positive"},
 	}
 	for _, tc := range cases {
