@@ -2,8 +2,7 @@
 // node's messages, hands each to a handler in its own goroutine, keeps the
 // message's lease alive with in-progress acks every AckWait/2 for as long
 // as the handler runs, and settles the message the way the handler says:
-// a double ack (confirmed by the server, retried until it is), a term, or
-// a nak with a delay.
+// an ack, a term, or a nak with a delay.
 //
 // Concurrency of the method runs is the handler's business; the consumer
 // bounds how many messages are in hand by the consumer's MaxAckPending.
@@ -158,28 +157,14 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// ack double-acks: a plain ack sent just before a broker stop can be lost
-// and the message redelivered. It retries until the server confirms or the
-// consumer stops; a redelivery after that is caught by the node's ledger.
-func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) {
-	backoff := 100 * time.Millisecond
-	for {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := msg.DoubleAck(actx)
-		cancel()
-		if err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-			return
-		}
-		if ctx.Err() != nil {
-			c.log.Debug("ack abandoned at stop; the ledger will catch the redelivery", "seq", meta.Sequence.Stream)
-			return
-		}
-		c.log.Debug("ack failed, retrying", "seq", meta.Sequence.Stream, "error", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-		}
-		backoff = min(2*backoff, 5*time.Second)
+// ack acknowledges the message. It is a plain ack, not a double ack: an
+// ack lost on its way (a broker stop, a cut link) only means the message
+// comes again, and the node's ledger knows it finished and acks it without
+// running it. Waiting for the server to confirm every ack would add a round
+// trip per message for no gain in safety.
+func (c *Consumer) ack(_ context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) {
+	if err := msg.Ack(); err != nil {
+		c.log.Debug("ack not sent; the ledger will catch the redelivery", "seq", meta.Sequence.Stream, "error", err)
 	}
 }
 

@@ -3,7 +3,8 @@
 //
 // For every delivery a node handles, the ledger records
 //
-//	started   — the node took the message (the message itself is kept);
+//	started   — the node took the message (it stays in the broker until
+//	            it is acknowledged, so only its ID is kept here);
 //	completed — the method ended (its outcome, output included, is kept);
 //	finished  — the reply and terminal status are stored and the message
 //	            acknowledged; only the ID is kept from here on.
@@ -28,8 +29,6 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/stewardfleet/steward/internal/message"
 )
 
 // State is how far a delivery has come.
@@ -58,13 +57,12 @@ type Outcome struct {
 
 // Entry is what the ledger knows of one delivery.
 type Entry struct {
-	ID      string           `json:"id"`
-	State   State            `json:"state"`
-	Attempt uint64           `json:"attempt,omitempty"`
-	Expires time.Time        `json:"expires,omitzero"`
-	At      time.Time        `json:"at"`
-	Msg     *message.Message `json:"msg,omitempty"`
-	Outcome *Outcome         `json:"outcome,omitempty"`
+	ID      string    `json:"id"`
+	State   State     `json:"state"`
+	Attempt uint64    `json:"attempt,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
+	At      time.Time `json:"at"`
+	Outcome *Outcome  `json:"outcome,omitempty"`
 }
 
 // Options tune the ledger.
@@ -149,14 +147,11 @@ func (l *Ledger) apply(rec *Entry) {
 	if !rec.Expires.IsZero() {
 		cur.Expires = rec.Expires
 	}
-	if rec.Msg != nil {
-		cur.Msg = rec.Msg
-	}
 	if rec.Outcome != nil {
 		cur.Outcome = rec.Outcome
 	}
 	if cur.State == Finished {
-		cur.Msg, cur.Outcome = nil, nil
+		cur.Outcome = nil
 	}
 }
 
@@ -221,9 +216,11 @@ func (l *Ledger) Get(id string) (Entry, bool) {
 	return *e, true
 }
 
-// Start records that the node took a delivery for the given attempt.
-func (l *Ledger) Start(id string, m *message.Message, attempt uint64, expires time.Time) error {
-	return l.write(&Entry{ID: id, State: Started, Attempt: attempt, Expires: expires, Msg: m})
+// Start records that the node took a delivery for the given attempt. The
+// message itself stays in the broker until the delivery is finished, so
+// the ledger keeps only its ID.
+func (l *Ledger) Start(id string, attempt uint64, expires time.Time) error {
+	return l.write(&Entry{ID: id, State: Started, Attempt: attempt, Expires: expires})
 }
 
 // Complete records the outcome of a delivery.

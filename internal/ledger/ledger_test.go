@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/stewardfleet/steward/internal/ledger"
-	"github.com/stewardfleet/steward/internal/message"
 )
 
 func open(t *testing.T, path string, now func() time.Time) *ledger.Ledger {
@@ -24,24 +23,23 @@ func TestStatesSurviveReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
 	l := open(t, path, nil)
 	exp := time.Now().Add(time.Hour)
-	msg := &message.Message{ID: "m1", ToNode: "ship1", Method: "REQPing"}
 	code := 3
-	must(t, l.Start("m1.ship1", msg, 1, exp))
-	must(t, l.Start("m2.ship1", msg, 1, exp))
+	must(t, l.Start("m1.ship1", 1, exp))
+	must(t, l.Start("m2.ship1", 1, exp))
 	must(t, l.Complete("m2.ship1", &ledger.Outcome{Status: "failed", ExitCode: &code, Output: []byte("out")}))
-	must(t, l.Start("m3.ship1", msg, 2, exp))
+	must(t, l.Start("m3.ship1", 2, exp))
 	must(t, l.Complete("m3.ship1", &ledger.Outcome{Status: "succeeded"}))
 	must(t, l.Finish("m3.ship1"))
 	l.Close()
 
 	l = open(t, path, nil)
-	if e, ok := l.Get("m1.ship1"); !ok || e.State != ledger.Started || e.Msg == nil || e.Msg.Method != "REQPing" {
+	if e, ok := l.Get("m1.ship1"); !ok || e.State != ledger.Started || e.Attempt != 1 || !e.Expires.Equal(exp) {
 		t.Errorf("m1: %+v %v", e, ok)
 	}
 	if e, ok := l.Get("m2.ship1"); !ok || e.State != ledger.Completed || string(e.Outcome.Output) != "out" || *e.Outcome.ExitCode != 3 {
 		t.Errorf("m2: %+v %v", e, ok)
 	}
-	if e, ok := l.Get("m3.ship1"); !ok || e.State != ledger.Finished || e.Msg != nil || e.Outcome != nil || e.Attempt != 2 {
+	if e, ok := l.Get("m3.ship1"); !ok || e.State != ledger.Finished || e.Outcome != nil || e.Attempt != 2 {
 		t.Errorf("m3 should be finished with payload dropped: %+v %v", e, ok)
 	}
 	if _, ok := l.Get("m4.ship1"); ok {
@@ -57,8 +55,8 @@ func TestExpiredEntriesAreDroppedOnCompaction(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { return now }
 	l := open(t, path, clock)
-	must(t, l.Start("old", &message.Message{}, 1, now.Add(time.Minute)))
-	must(t, l.Start("new", &message.Message{}, 1, now.Add(time.Hour)))
+	must(t, l.Start("old", 1, now.Add(time.Minute)))
+	must(t, l.Start("new", 1, now.Add(time.Hour)))
 	l.Close()
 	now = now.Add(10 * time.Minute)
 	l = open(t, path, clock)
@@ -73,7 +71,7 @@ func TestExpiredEntriesAreDroppedOnCompaction(t *testing.T) {
 func TestTornLastLineIsIgnored(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
 	l := open(t, path, nil)
-	must(t, l.Start("a", &message.Message{}, 1, time.Now().Add(time.Hour)))
+	must(t, l.Start("a", 1, time.Now().Add(time.Hour)))
 	l.Close()
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -88,7 +86,7 @@ func TestTornLastLineIsIgnored(t *testing.T) {
 	if _, ok := l.Get("b"); ok {
 		t.Error("torn entry applied")
 	}
-	must(t, l.Start("c", &message.Message{}, 1, time.Now().Add(time.Hour)))
+	must(t, l.Start("c", 1, time.Now().Add(time.Hour)))
 	l.Close()
 	l = open(t, path, nil)
 	if _, ok := l.Get("c"); !ok {

@@ -30,6 +30,9 @@ type delivery struct {
 	record status.Record
 	// outcome is the final status, once there is one.
 	outcome string
+	// statusWrites are the intermediate status writes in flight; finish
+	// checks them while it waits for the terminal one.
+	statusWrites []*status.Write
 }
 
 // deliveryKey names a delivery for the ledger and for deduplication.
@@ -93,7 +96,7 @@ func (n *Node) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 	if err != nil {
 		return d, n.refuse(ctx, d, status.Rejected, codeOf(err), err.Error())
 	}
-	if err := n.ledger.Start(d.key, m, meta.NumDelivered, n.expiry(m)); err != nil {
+	if err := n.ledger.Start(d.key, meta.NumDelivered, n.expiry(m)); err != nil {
 		d.log.Error("cannot record the delivery; leaving it to be redelivered", "error", err)
 		return d, consumer.Nak(m.ACKTimeoutDuration())
 	}
@@ -139,25 +142,25 @@ func (n *Node) expiry(m *message.Message) time.Time {
 // the outcome then does not count and the message runs again later.
 func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *ledger.Outcome, interrupted bool) {
 	m := d.msg
-	var pending []*status.Write
-	defer func() {
-		for _, w := range pending {
-			if err := w.Wait(ctx); err != nil {
-				d.log.Warn("status write", "error", err)
-			}
-		}
-	}()
-	if d.tracked {
-		d.record.Status, d.record.DeliveredAt = status.Delivered, time.Now().UTC()
-		pending = append(pending, n.putStatus(ctx, d))
-	}
+	d.record.DeliveredAt = time.Now().UTC()
 	if spec.Kind == methods.Command {
+		// A delivery that must wait for a free slot is "delivered" while it
+		// waits; one that starts at once goes straight to "running" (with
+		// its deliveredAt), which saves a status write per message.
 		select {
 		case n.slots <- struct{}{}:
-			defer func() { <-n.slots }()
-		case <-ctx.Done():
-			return nil, true
+		default:
+			if d.tracked {
+				d.record.Status = status.Delivered
+				d.statusWrites = append(d.statusWrites, n.putStatus(ctx, d))
+			}
+			select {
+			case n.slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil, true
+			}
 		}
+		defer func() { <-n.slots }()
 	}
 	timeout := m.MethodTimeoutDuration()
 	if timeout <= 0 {
@@ -166,7 +169,7 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 	started := time.Now().UTC()
 	if d.tracked {
 		d.record.Status, d.record.StartedAt = status.Running, started
-		pending = append(pending, n.putStatus(ctx, d))
+		d.statusWrites = append(d.statusWrites, n.putStatus(ctx, d))
 	}
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -254,6 +257,11 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome) consu
 	var errs []error
 	for _, w := range writes {
 		errs = append(errs, w.Wait(ctx))
+	}
+	for _, w := range d.statusWrites {
+		if err := w.Wait(ctx); err != nil {
+			d.log.Warn("intermediate status not stored", "error", err)
+		}
 	}
 	if err := stream.Await(ctx, futures...); err != nil {
 		errs = append(errs, err)
