@@ -168,23 +168,30 @@ func (c *Consumer) ack(_ context.Context, msg jetstream.Msg, meta *jetstream.Msg
 	}
 }
 
-// keepAlive renews msg's lease every AckWait/2 until stop is called.
+// keepAlive renews msg's lease every AckWait/2 until stop is called. It
+// uses a timer, not a goroutine, per message in hand.
 func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	var once sync.Once
-	go func() {
-		t := time.NewTicker(c.o.AckWait / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if err := msg.InProgress(); err != nil {
-					c.log.Debug("in-progress ack", "subject", msg.Subject(), "error", err)
-				}
-			}
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	renew := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
-	return func() { once.Do(func() { close(done) }) }
+		if err := msg.InProgress(); err != nil {
+			c.log.Debug("in-progress ack", "subject", msg.Subject(), "error", err)
+		}
+		t.Reset(c.o.AckWait / 2)
+	}
+	mu.Lock()
+	t = time.AfterFunc(c.o.AckWait/2, renew)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
 }

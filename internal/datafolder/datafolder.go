@@ -27,6 +27,9 @@ type Folder struct {
 	dir  string
 	root *os.Root
 	mu   sync.Mutex // serialises writes so appends never interleave
+	// made holds folders known to exist, so a write to a known folder
+	// costs no MkdirAll (a folder removed since is made again on ENOENT).
+	made map[string]bool
 }
 
 // Open creates dir if needed and opens it as a confined root.
@@ -42,7 +45,7 @@ func Open(dir string) (*Folder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data folder: %w", err)
 	}
-	return &Folder{dir: abs, root: root}, nil
+	return &Folder{dir: abs, root: root, made: map[string]bool{}}, nil
 }
 
 // Dir is the folder's absolute path.
@@ -77,9 +80,20 @@ func ReplyPath(directory, node, fileName string) (string, error) {
 func (f *Folder) Write(rel string, data []byte, appendMode bool) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if dir := path.Dir(rel); dir != "." {
+	dir := path.Dir(rel)
+	mkdir := func() error {
+		if dir == "." {
+			return nil
+		}
 		if err := f.root.MkdirAll(dir, 0o755); err != nil {
-			return "", fmt.Errorf("create %s: %w", dir, confined(err))
+			return fmt.Errorf("create %s: %w", dir, confined(err))
+		}
+		f.made[dir] = true
+		return nil
+	}
+	if !f.made[dir] {
+		if err := mkdir(); err != nil {
+			return "", err
 		}
 	}
 	flags := os.O_WRONLY | os.O_CREATE
@@ -89,6 +103,14 @@ func (f *Folder) Write(rel string, data []byte, appendMode bool) (string, error)
 		flags |= os.O_TRUNC
 	}
 	file, err := f.root.OpenFile(rel, flags, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The folder was removed since it was made: make it again.
+		delete(f.made, dir)
+		if err := mkdir(); err != nil {
+			return "", err
+		}
+		file, err = f.root.OpenFile(rel, flags, 0o644)
+	}
 	if err != nil {
 		return "", fmt.Errorf("open %s: %w", rel, confined(err))
 	}

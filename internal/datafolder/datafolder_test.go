@@ -76,3 +76,24 @@ func TestSymlinkOutOfTheFolderIsRefused(t *testing.T) {
 		t.Fatalf("something was written outside: %v", entries)
 	}
 }
+
+func TestWriteAfterTheFolderWasRemoved(t *testing.T) {
+	f, err := datafolder.Open(filepath.Join(t.TempDir(), "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write("out/ship1/log", []byte("one\n"), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(f.Dir(), "out")); err != nil {
+		t.Fatal(err)
+	}
+	abs, err := f.Write("out/ship1/log", []byte("two\n"), true)
+	if err != nil {
+		t.Fatalf("write after the folder was removed: %v", err)
+	}
+	if b, _ := os.ReadFile(abs); string(b) != "two\n" {
+		t.Errorf("got %q", b)
+	}
+}

@@ -1,23 +1,25 @@
 // Package ledger is a node's durable record of the messages it has taken:
 // the executed-ID store that makes execution effectively-once.
 //
-// For every delivery a node handles, the ledger records
+// For every delivery a node runs, the ledger records
 //
-//	started   — the node took the message (it stays in the broker until
-//	            it is acknowledged, so only its ID is kept here);
 //	completed — the method ended (its outcome, output included, is kept);
 //	finished  — the reply and terminal status are stored and the message
 //	            acknowledged; only the ID is kept from here on.
 //
 // A delivery that arrives again is looked up first: completed or finished
-// ones are never run again (their reply is re-sent from the ledger), started
-// ones are unfinished work from a crash and run again. Entries are kept
+// ones are never run again (a completed one's reply is re-sent from the
+// ledger). A delivery the ledger does not know was never completed (a crash
+// or stop interrupted it, or it never ran) and runs. The message itself
+// stays in the broker until it is acknowledged, so the ledger never needs
+// to keep it. Entries are kept
 // until their message's expiry, which is later than any redelivery can
 // arrive, then dropped when the log is compacted.
 //
-// The ledger is an append-only JSON-lines file. Each record is written with
-// one write call before the call returns, so it survives the process being
-// killed; with Options.Sync it is also fsynced, so it survives power loss.
+// The ledger is an append-only JSON-lines file. A completed record is
+// written with one write call before Complete returns (together with any
+// buffered finished records), so it survives the process being killed;
+// with Options.Sync it is also fsynced, so it survives power loss.
 package ledger
 
 import (
@@ -36,7 +38,6 @@ type State string
 
 // The states, in order.
 const (
-	Started   State = "started"
 	Completed State = "completed"
 	Finished  State = "finished"
 )
@@ -85,6 +86,10 @@ type Ledger struct {
 	opts      Options
 	written   int64 // bytes in the file
 	compactAt int64 // size that triggers the next compaction
+	// buf holds records not yet written (Finish records wait for the next
+	// Complete or for flushTimer).
+	buf        []byte
+	flushTimer *time.Timer
 }
 
 const minCompactSize = 8 << 20
@@ -216,51 +221,62 @@ func (l *Ledger) Get(id string) (Entry, bool) {
 	return *e, true
 }
 
-// Start records that the node took a delivery for the given attempt. The
-// message itself stays in the broker until the delivery is finished, so
-// the ledger keeps only its ID.
-func (l *Ledger) Start(id string, attempt uint64, expires time.Time) error {
-	return l.write(&Entry{ID: id, State: Started, Attempt: attempt, Expires: expires})
-}
-
-// Complete records the outcome of a delivery.
-func (l *Ledger) Complete(id string, o *Outcome) error {
-	return l.write(&Entry{ID: id, State: Completed, Outcome: o})
+// Complete records the outcome of a delivery (its attempt-th delivery),
+// kept until expires. It returns once the record is written.
+func (l *Ledger) Complete(id string, attempt uint64, expires time.Time, o *Outcome) error {
+	return l.write(&Entry{ID: id, State: Completed, Attempt: attempt, Expires: expires, Outcome: o}, true)
 }
 
 // Finish records that a delivery's reply and status are stored and the
-// message acknowledged. Its message and output are forgotten.
+// message acknowledged; its output is forgotten. The record is buffered and
+// written with the next Complete, or within FlushInterval: losing it in a
+// crash only means a redelivery re-sends the reply, which the broker and
+// the sender deduplicate.
 func (l *Ledger) Finish(id string) error {
-	return l.write(&Entry{ID: id, State: Finished})
+	return l.write(&Entry{ID: id, State: Finished}, false)
 }
 
-// Unfinished returns the deliveries that were started or completed but
-// not finished, e.g. by a crash.
-func (l *Ledger) Unfinished() []Entry {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []Entry
-	for _, e := range l.entries {
-		if e.State != Finished {
-			out = append(out, *e)
-		}
-	}
-	return out
-}
+// FlushInterval bounds how long a buffered Finish record waits.
+const FlushInterval = 200 * time.Millisecond
 
-func (l *Ledger) write(rec *Entry) error {
+func (l *Ledger) write(rec *Entry, now bool) error {
 	rec.At = l.opts.Now().UTC()
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("ledger record %s: %w", rec.ID, err)
 	}
-	b = append(b, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.file == nil {
 		return ErrClosed
 	}
-	if _, err := l.file.Write(b); err != nil {
+	l.apply(rec)
+	l.buf = append(append(l.buf, b...), '\n')
+	if !now {
+		if l.flushTimer == nil {
+			l.flushTimer = time.AfterFunc(FlushInterval, l.flushBuffered)
+		}
+		return nil
+	}
+	return l.flushLocked()
+}
+
+// flushBuffered writes buffered records (timer callback).
+func (l *Ledger) flushBuffered() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushTimer = nil
+	if l.file != nil {
+		_ = l.flushLocked() // a failed write is retried with the next record
+	}
+}
+
+// flushLocked writes the buffer with one call; the caller holds mu.
+func (l *Ledger) flushLocked() error {
+	if len(l.buf) == 0 {
+		return nil
+	}
+	if _, err := l.file.Write(l.buf); err != nil {
 		return fmt.Errorf("ledger write: %w", err)
 	}
 	if l.opts.Sync {
@@ -268,12 +284,10 @@ func (l *Ledger) write(rec *Entry) error {
 			return fmt.Errorf("ledger sync: %w", err)
 		}
 	}
-	l.apply(rec)
-	l.written += int64(len(b))
+	l.written += int64(len(l.buf))
+	l.buf = l.buf[:0]
 	if l.written > l.compactAt {
-		if err := l.compact(); err != nil {
-			return err
-		}
+		return l.compact()
 	}
 	return nil
 }
@@ -285,14 +299,22 @@ func (l *Ledger) Len() int {
 	return len(l.entries)
 }
 
-// Close closes the file.
+// Close writes what is buffered and closes the file.
 func (l *Ledger) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.file == nil {
 		return nil
 	}
+	if l.flushTimer != nil {
+		l.flushTimer.Stop()
+		l.flushTimer = nil
+	}
+	ferr := l.flushLocked()
 	err := l.file.Close()
+	if err == nil {
+		err = ferr
+	}
 	l.file = nil
 	return err
 }

@@ -64,6 +64,17 @@ func DecodeOne(raw []byte) (*Message, error) {
 	return &m, nil
 }
 
+// DecodeWire decodes a message as it comes from the broker. Unlike
+// DecodeOne it ignores fields it does not know, so a node keeps working
+// with messages from a newer steward; wrong types are still errors.
+func DecodeWire(raw []byte) (*Message, error) {
+	var m Message
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, classifyJSONError(err, raw)
+	}
+	return &m, nil
+}
+
 // classifyJSONError turns an encoding/json error into one that says which
 // field is wrong and how, wrapping the matching sentinel.
 func classifyJSONError(err error, input []byte) error {

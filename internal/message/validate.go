@@ -3,7 +3,6 @@ package message
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -28,7 +27,16 @@ const (
 	ReservedDataPath = ".steward"
 )
 
-var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+// nodeNameChars reports whether name holds only [A-Za-z0-9_-].
+func nodeNameChars(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidNodeName reports whether name can be a node name: letters, digits,
 // '-' and '_', at most MaxNodeNameLen long (it becomes a subject token,
@@ -39,7 +47,7 @@ func ValidNodeName(name string) error {
 		return fmt.Errorf("empty node name: %w", ErrBadNodeName)
 	case len(name) > MaxNodeNameLen:
 		return fmt.Errorf("node name %.20q… is longer than %d characters: %w", name, MaxNodeNameLen, ErrBadNodeName)
-	case !nodeNameRE.MatchString(name):
+	case !nodeNameChars(name):
 		return fmt.Errorf("node name %q may hold only letters, digits, '-' and '_': %w", name, ErrBadNodeName)
 	}
 	return nil

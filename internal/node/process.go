@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,10 +31,21 @@ type delivery struct {
 	record status.Record
 	// outcome is the final status, once there is one.
 	outcome string
+	// mu orders status writes: a delayed "running" never lands after the
+	// terminal state. It guards record, statusWrites and finished.
+	mu sync.Mutex
 	// statusWrites are the intermediate status writes in flight; finish
 	// checks them while it waits for the terminal one.
 	statusWrites []*status.Write
+	finished     bool
+	runningTimer *time.Timer
 }
+
+// runningDelay is how long a method runs before its status says running.
+// A method that ends sooner goes straight from pending (or delivered) to
+// its terminal state, with deliveredAt and startedAt still recorded: that
+// saves a status write for every quick method.
+const runningDelay = 100 * time.Millisecond
 
 // deliveryKey names a delivery for the ledger and for deduplication.
 func deliveryKey(m *message.Message, node string) string {
@@ -55,7 +67,7 @@ func (n *Node) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.Ms
 // process takes one delivery to its end. It returns the delivery (nil when
 // the message could not be read) and what to do with the message.
 func (n *Node) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) (*delivery, consumer.Disposition) {
-	m, err := message.DecodeOne(msg.Data())
+	m, err := message.DecodeWire(msg.Data())
 	if err == nil {
 		err = n.check(m)
 	}
@@ -74,8 +86,7 @@ func (n *Node) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 		SentAt: m.SentAt, Deadline: m.Deadline, Attempt: meta.NumDelivered,
 	}
 
-	entry, seen := n.ledger.Get(d.key)
-	if seen && entry.State != ledger.Started {
+	if entry, seen := n.ledger.Get(d.key); seen {
 		// The method already ran: never again. Finish what a crash or a
 		// lost ack left undone.
 		d.log.Debug("delivery already executed; finishing it", "state", entry.State)
@@ -84,7 +95,9 @@ func (n *Node) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 		}
 		return d, n.finish(ctx, d, entry.Outcome)
 	}
-	if !seen && d.tracked && !m.Deadline.IsZero() && time.Now().After(m.Deadline) {
+	// Only a first delivery can be late: a redelivery was delivered in time
+	// before (a later first delivery would have been refused, not retried).
+	if meta.NumDelivered == 1 && d.tracked && !m.Deadline.IsZero() && time.Now().After(m.Deadline) {
 		return d, n.refuse(ctx, d, status.DeliveryTimedOut, string(status.DeliveryTimedOut),
 			fmt.Sprintf("the node took the message after its delivery deadline %s", m.Deadline.Format(time.RFC3339)))
 	}
@@ -96,17 +109,15 @@ func (n *Node) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 	if err != nil {
 		return d, n.refuse(ctx, d, status.Rejected, codeOf(err), err.Error())
 	}
-	if err := n.ledger.Start(d.key, meta.NumDelivered, n.expiry(m)); err != nil {
-		d.log.Error("cannot record the delivery; leaving it to be redelivered", "error", err)
-		return d, consumer.Nak(m.ACKTimeoutDuration())
-	}
 	outcome, interrupted := n.execute(ctx, d, spec)
 	if interrupted {
 		d.log.Info("method interrupted by the node stopping; it runs again after restart")
 		return d, consumer.Nak(0)
 	}
-	if err := n.ledger.Complete(d.key, outcome); err != nil {
-		d.log.Error("cannot record the outcome", "error", err)
+	// The outcome is on disk before anything leaves the node: from here
+	// on, a redelivery finishes the delivery instead of running it again.
+	if err := n.ledger.Complete(d.key, meta.NumDelivered, n.expiry(m), outcome); err != nil {
+		d.log.Error("cannot record the outcome; a lost ack could make the method run again", "error", err)
 	}
 	return d, n.finish(ctx, d, outcome)
 }
@@ -151,8 +162,10 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 		case n.slots <- struct{}{}:
 		default:
 			if d.tracked {
+				d.mu.Lock()
 				d.record.Status = status.Delivered
 				d.statusWrites = append(d.statusWrites, n.putStatus(ctx, d))
+				d.mu.Unlock()
 			}
 			select {
 			case n.slots <- struct{}{}:
@@ -168,8 +181,16 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 	}
 	started := time.Now().UTC()
 	if d.tracked {
+		d.mu.Lock()
 		d.record.Status, d.record.StartedAt = status.Running, started
-		d.statusWrites = append(d.statusWrites, n.putStatus(ctx, d))
+		d.runningTimer = time.AfterFunc(runningDelay, func() {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if !d.finished {
+				d.statusWrites = append(d.statusWrites, n.putStatus(ctx, d))
+			}
+		})
+		d.mu.Unlock()
 	}
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -231,14 +252,9 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome) consu
 	st := status.Status(o.Status)
 	d.outcome = o.Status
 	var futures []jetstream.PubAckFuture
-	var writes []*status.Write
+	var writes, pendingWrites []*status.Write
 	if d.tracked {
-		d.record.Status = st
-		d.record.ExitCode, d.record.Error, d.record.ErrorCode = o.ExitCode, o.Error, o.ErrorCode
-		d.record.StartedAt, d.record.FinishedAt = o.StartedAt, o.FinishedAt
-		d.record.SetOutput(o.Output)
-		d.record.SetStderr(o.Stderr)
-		writes = append(writes, n.putStatus(ctx, d))
+		// The reply goes first: it is what the sender waits for.
 		if spec, err := n.methods.Lookup(m.Method); err == nil && spec.Kind == methods.Command {
 			fs, err := n.publishReply(ctx, d, o)
 			if err != nil {
@@ -247,6 +263,19 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome) consu
 			}
 			futures = append(futures, fs...)
 		}
+		d.mu.Lock()
+		d.finished = true
+		if d.runningTimer != nil {
+			d.runningTimer.Stop()
+		}
+		d.record.Status = st
+		d.record.ExitCode, d.record.Error, d.record.ErrorCode = o.ExitCode, o.Error, o.ErrorCode
+		d.record.StartedAt, d.record.FinishedAt = o.StartedAt, o.FinishedAt
+		d.record.SetOutput(o.Output)
+		d.record.SetStderr(o.Stderr)
+		writes = append(writes, n.putStatus(ctx, d))
+		pendingWrites = d.statusWrites
+		d.mu.Unlock()
 	}
 	if !st.Success() {
 		n.logOutcome(d, o)
@@ -258,7 +287,7 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome) consu
 	for _, w := range writes {
 		errs = append(errs, w.Wait(ctx))
 	}
-	for _, w := range d.statusWrites {
+	for _, w := range pendingWrites {
 		if err := w.Wait(ctx); err != nil {
 			d.log.Warn("intermediate status not stored", "error", err)
 		}
