@@ -27,21 +27,45 @@ func runDeliveryDeadline(ctx context.Context, req *Request) (*Result, error) {
 	if req.Env.Status == nil {
 		return nil, fmt.Errorf("delivery deadline reached %s, which keeps no status store", req.Env.NodeName)
 	}
-	key := string(req.Msg.Data)
+	id := string(req.Msg.Data)
+	recs, err := req.Env.Status.List(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	timedOut := 0
+	var errs []error
+	for _, r := range recs {
+		changed, err := timeOut(ctx, req, r.Key())
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if changed {
+			timedOut++
+		}
+	}
+	if timedOut > 0 {
+		req.Log.Info("deliveries timed out", "msg_id", id, "count", timedOut)
+	}
+	return &Result{Output: fmt.Appendf(nil, "%d of %d deliveries timed out", timedOut, len(recs))}, errors.Join(errs...)
+}
+
+// timeOut changes one delivery from pending to delivery_timed_out if it is
+// still pending and past its deadline.
+func timeOut(ctx context.Context, req *Request, key string) (bool, error) {
 	for range 5 {
 		rec, rev, err := req.Env.Status.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return &Result{}, nil // expired or never written: nothing to do
+			return false, nil // expired: nothing to do
 		}
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		if rec.Status != status.Pending {
-			return &Result{}, nil
+			return false, nil
 		}
 		now := req.Env.now().UTC()
 		if now.Before(rec.Deadline) {
-			return nil, fmt.Errorf("deadline event for %s came %s early", key, rec.Deadline.Sub(now))
+			return false, fmt.Errorf("deadline event for %s came %s early", key, rec.Deadline.Sub(now))
 		}
 		rec.Status = status.DeliveryTimedOut
 		rec.Error = fmt.Sprintf("node %s did not take the message before its delivery deadline %s", rec.Node, rec.Deadline.Format(time.RFC3339))
@@ -49,13 +73,12 @@ func runDeliveryDeadline(ctx context.Context, req *Request) (*Result, error) {
 		rec.FinishedAt, rec.UpdatedAt = now, now
 		err = req.Env.Status.Update(ctx, rec, rev)
 		if err == nil {
-			req.Log.Info("delivery timed out", "delivery", key, "node", rec.Node)
-			return &Result{Output: []byte(rec.Error)}, nil
+			return true, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return nil, err
+			return false, err
 		}
 		// Someone wrote the record since we read it: look again.
 	}
-	return nil, fmt.Errorf("status %s kept changing", key)
+	return false, fmt.Errorf("status %s kept changing", key)
 }

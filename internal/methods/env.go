@@ -39,6 +39,7 @@ type NodeRegistry interface {
 
 // StatusStore is the part of the status store the deadline method needs.
 type StatusStore interface {
+	List(ctx context.Context, id string) ([]*status.Record, error)
 	Get(ctx context.Context, deliveryID string) (*status.Record, uint64, error)
 	Update(ctx context.Context, r *status.Record, rev uint64) error
 }

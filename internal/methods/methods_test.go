@@ -194,17 +194,27 @@ func TestDeliveryDeadlineOnlyTimesOutPending(t *testing.T) {
 	past := time.Now().Add(-time.Minute).UTC()
 	for _, r := range []*status.Record{
 		{ID: "m1", Node: "ship1", Status: status.Pending, Deadline: past},
-		{ID: "m2", Node: "ship1", Status: status.Running, Deadline: past},
+		{ID: "m1", Node: "ship2", Status: status.Running, Deadline: past},
+		{ID: "m1", Node: "ship3", Status: status.Succeeded, Deadline: past},
+		{ID: "m2", Node: "ship1", Status: status.Pending, Deadline: past},
 		{ID: "m3", Node: "ship1", Status: status.Pending, Deadline: time.Now().Add(time.Hour)},
 	} {
 		if err := store.Put(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, key := range []string{"m1.ship1", "m2.ship1", "m3.ship1", "gone.ship1"} {
-		run(t, deliveryDeadline, env, &message.Message{Method: "REQDeliveryDeadline", Data: message.Data(key)})
+	res, err := run(t, deliveryDeadline, env, &message.Message{Method: "REQDeliveryDeadline", Data: message.Data("m1")})
+	if err != nil || string(res.Output) != "1 of 3 deliveries timed out" {
+		t.Fatalf("m1: %q %v", res.Output, err)
 	}
-	want := map[string]status.Status{"m1.ship1": status.DeliveryTimedOut, "m2.ship1": status.Running, "m3.ship1": status.Pending}
+	if _, err := run(t, deliveryDeadline, env, &message.Message{Method: "REQDeliveryDeadline", Data: message.Data("m3")}); err == nil {
+		t.Error("an event before the deadline was not reported")
+	}
+	if _, err := run(t, deliveryDeadline, env, &message.Message{Method: "REQDeliveryDeadline", Data: message.Data("gone")}); err != nil {
+		t.Errorf("a message whose records expired: %v", err)
+	}
+	want := map[string]status.Status{"m1.ship1": status.DeliveryTimedOut, "m1.ship2": status.Running,
+		"m1.ship3": status.Succeeded, "m2.ship1": status.Pending, "m3.ship1": status.Pending}
 	for key, st := range want {
 		r, _, err := store.Get(ctx, key)
 		if err != nil || r.Status != st {

@@ -71,7 +71,7 @@ func readEventually(t *testing.T, path string) string {
 	natstest.Eventually(t, 10*time.Second, "file "+path, func() bool {
 		b, err := os.ReadFile(path)
 		got = string(b)
-		return err == nil
+		return err == nil && len(b) > 0
 	})
 	return got
 }

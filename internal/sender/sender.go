@@ -243,28 +243,31 @@ func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targ
 		deliveries = append(deliveries, delivery{node, data})
 	}
 	ttl := StorageTTL(m, s.o.Now())
-	var writes []*status.Write
-	var futures []jetstream.PubAckFuture
+	// The deliveries go first, so nodes can start at once; a node's status
+	// that lands before "pending" wins (pending is create-only).
+	futures := make([]jetstream.PubAckFuture, 0, len(deliveries)+1)
 	for _, d := range deliveries {
-		id := message.DeliveryID(m.ID, d.node)
-		rec := &status.Record{
-			ID: m.ID, Node: d.node, FromNode: m.FromNode, Method: m.Method, Status: status.Pending,
-			SentAt: m.SentAt, Deadline: m.Deadline, UpdatedAt: m.SentAt,
-		}
-		writes = append(writes, s.o.Status.CreateAsync(ctx, rec))
 		msg := nats.NewMsg(stream.MessageSubject(d.node, m.Method))
 		msg.Data = d.data
-		f, err := stream.PublishAsync(ctx, s.o.JS, msg, jetstream.WithMsgID(id), jetstream.WithMsgTTL(ttl))
-		if err != nil {
-			return err
-		}
-		futures = append(futures, f)
-		f, err = s.scheduleDeadline(ctx, m, id, ttl)
+		f, err := stream.PublishAsync(ctx, s.o.JS, msg, jetstream.WithMsgID(message.DeliveryID(m.ID, d.node)), jetstream.WithMsgTTL(ttl))
 		if err != nil {
 			return err
 		}
 		futures = append(futures, f)
 	}
+	writes := make([]*status.Write, 0, len(deliveries))
+	for _, d := range deliveries {
+		rec := &status.Record{
+			ID: m.ID, Node: d.node, FromNode: m.FromNode, Method: m.Method, Status: status.Pending,
+			SentAt: m.SentAt, Deadline: m.Deadline, UpdatedAt: m.SentAt,
+		}
+		writes = append(writes, s.o.Status.CreateAsync(ctx, rec))
+	}
+	f, err := s.scheduleDeadline(ctx, m, ttl)
+	if err != nil {
+		return err
+	}
+	futures = append(futures, f)
 	var errs []error
 	for _, w := range writes {
 		if err := w.Wait(ctx); err != nil {
@@ -277,18 +280,19 @@ func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targ
 	return errors.Join(errs...)
 }
 
-// scheduleDeadline schedules the event that marks a delivery still pending
-// at its deadline as delivery_timed_out (handled by the central node).
-func (s *Sender) scheduleDeadline(ctx context.Context, m *message.Message, deliveryID string, ttl time.Duration) (jetstream.PubAckFuture, error) {
+// scheduleDeadline schedules the event that marks the deliveries of m still
+// pending at its deadline as delivery_timed_out (handled by the central
+// node). One schedule covers every delivery of the message.
+func (s *Sender) scheduleDeadline(ctx context.Context, m *message.Message, ttl time.Duration) (jetstream.PubAckFuture, error) {
 	ev := &message.Message{
-		ToNode: s.o.CentralNode, Method: "REQDeliveryDeadline", Data: message.Data(deliveryID),
+		ToNode: s.o.CentralNode, Method: "REQDeliveryDeadline", Data: message.Data(m.ID),
 		ID: nuid.Next(), FromNode: m.FromNode, SentAt: m.SentAt, Deadline: m.Deadline.Add(ttl), Event: true,
 	}
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode deadline event: %w", err)
 	}
-	msg := nats.NewMsg(stream.DeadlineSubject(deliveryID))
+	msg := nats.NewMsg(stream.DeadlineSubject(m.ID))
 	msg.Data = data
 	// The scheduler adds a second so the event never fires before the
 	// deadline it checks (schedules have one-second resolution).

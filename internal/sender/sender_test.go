@@ -300,8 +300,8 @@ func TestPrepareDefaults(t *testing.T) {
 	})
 }
 
-// TestFanOut: toNodes gives one pending record, one stream message and one
-// deadline schedule per node.
+// TestFanOut: toNodes gives one pending record and one stream message per
+// node, and one deadline schedule for the message.
 func TestFanOut(t *testing.T) {
 	e := newEnv(t, nil)
 	rs := e.send(t, `{"toNodes":["ship2","ship1","ship3","ship1"],"method":"REQPing","methodArgs":["x"]}`)
@@ -316,8 +316,8 @@ func TestFanOut(t *testing.T) {
 	deadline := e.now.Add(testDefaults.DeliveryDeadline)
 	// deadline + methodTimeout (REQPing: 10s) + (retries+1) × ACKTimeout + 1h
 	wantTTL := time.Hour + 10*time.Second + 3*5*time.Second + time.Hour
-	if got := e.msgCount(t, "steward.>"); got != 6 {
-		t.Errorf("stream holds %d messages, want 3 deliveries and 3 schedules", got)
+	if got := e.msgCount(t, "steward.>"); got != 4 {
+		t.Errorf("stream holds %d messages, want 3 deliveries and 1 schedule", got)
 	}
 
 	recs, err := e.status.List(t.Context(), id)
@@ -357,22 +357,23 @@ func TestFanOut(t *testing.T) {
 				t.Errorf("stored message %+v", m)
 			}
 
-			sched := e.lastMsg(t, stream.DeadlineSubject(deliveryID))
-			if sched == nil {
-				t.Fatalf("no deadline schedule on %s", stream.DeadlineSubject(deliveryID))
-			}
-			wantAt := "@at " + deadline.Add(time.Second).Truncate(time.Second).Format(time.RFC3339)
-			if got := sched.Header.Get(jetstream.ScheduleHeader); got != wantAt {
-				t.Errorf("Nats-Schedule %q, want %q", got, wantAt)
-			}
-			if got := sched.Header.Get(jetstream.ScheduleTargetHeader); got != "steward.msg.central.REQDeliveryDeadline" {
-				t.Errorf("Nats-Schedule-Target %q", got)
-			}
-			ev := decodeMsg(t, sched.Data)
-			if ev.Method != "REQDeliveryDeadline" || string(ev.Data) != deliveryID || !ev.Event || ev.ToNode != "central" {
-				t.Errorf("deadline event %+v", ev)
-			}
 		})
+	}
+
+	sched := e.lastMsg(t, stream.DeadlineSubject(id))
+	if sched == nil {
+		t.Fatalf("no deadline schedule on %s", stream.DeadlineSubject(id))
+	}
+	wantAt := "@at " + deadline.Add(time.Second).Truncate(time.Second).Format(time.RFC3339)
+	if got := sched.Header.Get(jetstream.ScheduleHeader); got != wantAt {
+		t.Errorf("Nats-Schedule %q, want %q", got, wantAt)
+	}
+	if got := sched.Header.Get(jetstream.ScheduleTargetHeader); got != "steward.msg.central.REQDeliveryDeadline" {
+		t.Errorf("Nats-Schedule-Target %q", got)
+	}
+	ev := decodeMsg(t, sched.Data)
+	if ev.Method != "REQDeliveryDeadline" || string(ev.Data) != id || !ev.Event || ev.ToNode != "central" {
+		t.Errorf("deadline event %+v", ev)
 	}
 }
 
@@ -392,7 +393,7 @@ func TestDeadlineFires(t *testing.T) {
 		return fired != nil
 	})
 	ev := decodeMsg(t, fired.Data)
-	if ev.Method != "REQDeliveryDeadline" || string(ev.Data) != deliveryID || !ev.Event {
+	if ev.Method != "REQDeliveryDeadline" || string(ev.Data) != rs[0].ID || !ev.Event {
 		t.Errorf("fired event %+v", ev)
 	}
 	rec, _, err := e.status.Get(t.Context(), deliveryID)

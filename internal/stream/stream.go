@@ -12,7 +12,7 @@
 //     steward.msg.<node>.>. It never has an InactiveThreshold, so a node that
 //     is offline for months keeps its queue.
 //   - Delivery deadlines are JetStream message schedules on
-//     steward.deadline.<id>.<node> that fire into the central node's queue.
+//     steward.deadline.<message id> that fire into the central node's queue.
 //   - KV bucket steward_status holds one record per delivery; steward_nodes
 //     holds the node registry.
 //
@@ -51,9 +51,10 @@ func MessageSubject(node, method string) string { return msgPrefix + node + "." 
 // NodeFilter is the filter subject of node's consumer.
 func NodeFilter(node string) string { return msgPrefix + node + ".>" }
 
-// DeadlineSubject is the schedule subject for the delivery deadline of one
-// delivery. One schedule per subject: publishing again replaces it.
-func DeadlineSubject(deliveryID string) string { return deadlinePrefix + deliveryID }
+// DeadlineSubject is the schedule subject for the delivery deadline of a
+// message (all its deliveries). One schedule per subject: publishing again
+// replaces it.
+func DeadlineSubject(id string) string { return deadlinePrefix + id }
 
 // Layout holds the tunables of the assets Ensure creates.
 type Layout struct {

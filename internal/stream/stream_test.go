@@ -36,7 +36,7 @@ func TestSubjectHelpers(t *testing.T) {
 		{"message subject", stream.MessageSubject("ship1", "REQPing"), "steward.msg.ship1.REQPing"},
 		{"message subject of central", stream.MessageSubject("central", "REQDeliveryDeadline"), "steward.msg.central.REQDeliveryDeadline"},
 		{"node filter", stream.NodeFilter("ship1"), "steward.msg.ship1.>"},
-		{"deadline subject", stream.DeadlineSubject("ABC123.ship1"), "steward.deadline.ABC123.ship1"},
+		{"deadline subject", stream.DeadlineSubject("ABC123"), "steward.deadline.ABC123"},
 		{"stream name", stream.MessagesStream, "STEWARD_MESSAGES"},
 		{"status bucket", stream.StatusBucket, "steward_status"},
 		{"nodes bucket", stream.NodesBucket, "steward_nodes"},
@@ -253,7 +253,7 @@ func TestConsumerOnServer(t *testing.T) {
 		stream.MessageSubject("ship1", "REQCliCommand"),
 		stream.MessageSubject("ship10", "REQPing"),
 		stream.MessageSubject("ship2", "REQPing"),
-		stream.DeadlineSubject("X.ship1"),
+		stream.DeadlineSubject("X"),
 	} {
 		if _, err := js.Publish(ctx, subj, []byte("x")); err != nil {
 			t.Fatal(err)
