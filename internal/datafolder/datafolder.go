@@ -27,9 +27,8 @@ type Folder struct {
 	dir  string
 	root *os.Root
 	mu   sync.Mutex // serialises writes so appends never interleave
-	// made holds folders known to exist, so a write to a known folder
-	// costs no MkdirAll (a folder removed since is made again on ENOENT).
-	made map[string]bool
+	// dirs holds folders written to recently, open (see openDir).
+	dirs map[string]*os.Root
 }
 
 // Open creates dir if needed and opens it as a confined root.
@@ -45,14 +44,19 @@ func Open(dir string) (*Folder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data folder: %w", err)
 	}
-	return &Folder{dir: abs, root: root, made: map[string]bool{}}, nil
+	return &Folder{dir: abs, root: root, dirs: map[string]*os.Root{}}, nil
 }
 
 // Dir is the folder's absolute path.
 func (f *Folder) Dir() string { return f.dir }
 
 // Close releases the folder.
-func (f *Folder) Close() error { return f.root.Close() }
+func (f *Folder) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closeDirs()
+	return f.root.Close()
+}
 
 // ReplyPath is the relative path a reply from node is written to. It
 // fails with message.ErrBadPath for a directory or file name that would
@@ -80,36 +84,26 @@ func ReplyPath(directory, node, fileName string) (string, error) {
 func (f *Folder) Write(rel string, data []byte, appendMode bool) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	dir := path.Dir(rel)
-	mkdir := func() error {
-		if dir == "." {
-			return nil
-		}
-		if err := f.root.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", dir, confined(err))
-		}
-		f.made[dir] = true
-		return nil
-	}
-	if !f.made[dir] {
-		if err := mkdir(); err != nil {
-			return "", err
-		}
-	}
+	dir, name := path.Split(rel)
+	dir = path.Clean(dir)
 	flags := os.O_WRONLY | os.O_CREATE
 	if appendMode {
 		flags |= os.O_APPEND
 	} else {
 		flags |= os.O_TRUNC
 	}
-	file, err := f.root.OpenFile(rel, flags, 0o644)
-	if errors.Is(err, fs.ErrNotExist) {
-		// The folder was removed since it was made: make it again.
-		delete(f.made, dir)
-		if err := mkdir(); err != nil {
+	d, err := f.openDir(dir)
+	if err != nil {
+		return "", err
+	}
+	file, err := d.OpenFile(name, flags, 0o644)
+	if errors.Is(err, fs.ErrNotExist) && dir != "." {
+		// The folder was removed since it was opened: make it again.
+		f.forgetDir(dir)
+		if d, err = f.openDir(dir); err != nil {
 			return "", err
 		}
-		file, err = f.root.OpenFile(rel, flags, 0o644)
+		file, err = d.OpenFile(name, flags, 0o644)
 	}
 	if err != nil {
 		return "", fmt.Errorf("open %s: %w", rel, confined(err))
@@ -122,6 +116,49 @@ func (f *Folder) Write(rel string, data []byte, appendMode bool) (string, error)
 		return "", fmt.Errorf("close %s: %w", rel, err)
 	}
 	return filepath.Join(f.dir, filepath.FromSlash(rel)), nil
+}
+
+// maxOpenDirs bounds the folders kept open.
+const maxOpenDirs = 512
+
+// openDir returns the folder dir (made if needed) as a root of its own,
+// kept open so the next write there opens its file with one call. The
+// folder is opened through the data folder's root, so it is inside it; an
+// open folder stays the same folder even if its path is changed later.
+// The caller holds mu.
+func (f *Folder) openDir(dir string) (*os.Root, error) {
+	if dir == "." {
+		return f.root, nil
+	}
+	if d, ok := f.dirs[dir]; ok {
+		return d, nil
+	}
+	if err := f.root.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, confined(err))
+	}
+	d, err := f.root.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, confined(err))
+	}
+	if len(f.dirs) >= maxOpenDirs {
+		f.closeDirs()
+	}
+	f.dirs[dir] = d
+	return d, nil
+}
+
+func (f *Folder) forgetDir(dir string) {
+	if d, ok := f.dirs[dir]; ok {
+		d.Close()
+		delete(f.dirs, dir)
+	}
+}
+
+func (f *Folder) closeDirs() {
+	for dir, d := range f.dirs {
+		d.Close()
+		delete(f.dirs, dir)
+	}
 }
 
 // confined marks errors from os.Root that mean "this path escapes".

@@ -97,3 +97,30 @@ func TestWriteAfterTheFolderWasRemoved(t *testing.T) {
 		t.Errorf("got %q", b)
 	}
 }
+
+func TestFolderSwappedForASymlinkStaysConfined(t *testing.T) {
+	base := t.TempDir()
+	outside := filepath.Join(base, "outside")
+	if err := os.Mkdir(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := datafolder.Open(filepath.Join(base, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write("a/ship1/f", []byte("one\n"), true); err != nil {
+		t.Fatal(err)
+	}
+	// Swap the folder for a link out of the data folder between writes.
+	if err := os.Rename(filepath.Join(f.Dir(), "a"), filepath.Join(f.Dir(), "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(f.Dir(), "a")); err != nil {
+		t.Fatal(err)
+	}
+	f.Write("a/ship1/f", []byte("two\n"), true) // may succeed inside, or fail: never outside
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Fatalf("written outside the data folder: %v", entries)
+	}
+}

@@ -36,7 +36,7 @@ func runPong(_ context.Context, req *Request) (*Result, error) {
 	if _, err := req.Env.Files.Write(rel, line, true); err != nil {
 		return nil, err
 	}
-	req.Log.Info("pong received")
+	req.Log.Debug("pong received")
 	return &Result{}, nil
 }
 
