@@ -132,6 +132,7 @@ into it. The original's flags (-nodeName=ship1, -brokerAddress=…) still work.`
 		newConfigCmd(a),
 		newVersionCmd(a),
 		newCompletionCmd(a),
+		newBenchCmd(a),
 	)
 	return root
 }

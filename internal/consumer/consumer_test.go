@@ -134,7 +134,7 @@ func TestLongHandlerKeepsItsLease(t *testing.T) {
 		finished.Store(true)
 		return consumer.Ack()
 	})
-	q.publish(t, stream.MessageSubject("ship1", "REQCliCommand"), 1)
+	q.publish(t, stream.MessageSubject("ship1"), 1)
 
 	natstest.Eventually(t, 30*time.Second, "the handler to finish", finished.Load)
 	natstest.Eventually(t, 10*time.Second, "the ack", func() bool { return q.info(t).NumAckPending == 0 })
@@ -174,19 +174,22 @@ func TestDispositions(t *testing.T) {
 	calls := map[string][]delivery{}
 	first := map[string]consumer.Disposition{}
 	for _, tc := range cases {
-		first[stream.MessageSubject("ship1", tc.method)] = tc.first
+		first[tc.method] = tc.first
 	}
 	q.run(t, func(_ context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) consumer.Disposition {
 		mu.Lock()
 		defer mu.Unlock()
-		calls[msg.Subject()] = append(calls[msg.Subject()], delivery{meta.NumDelivered, meta.Sequence.Stream})
-		if len(calls[msg.Subject()]) == 1 {
-			return first[msg.Subject()]
+		key := string(msg.Data())
+		calls[key] = append(calls[key], delivery{meta.NumDelivered, meta.Sequence.Stream})
+		if len(calls[key]) == 1 {
+			return first[key]
 		}
 		return consumer.Ack()
 	})
 	for _, tc := range cases {
-		q.publish(t, stream.MessageSubject("ship1", tc.method), 1)
+		if _, err := q.js.Publish(t.Context(), stream.MessageSubject("ship1"), []byte(tc.method)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	natstest.Eventually(t, 10*time.Second, "all messages settled", func() bool {
 		info := q.info(t)
@@ -202,7 +205,7 @@ func TestDispositions(t *testing.T) {
 	defer mu.Unlock()
 	for i, tc := range cases {
 		t.Run(tc.method, func(t *testing.T) {
-			got := calls[stream.MessageSubject("ship1", tc.method)]
+			got := calls[tc.method]
 			if len(got) != tc.calls {
 				t.Fatalf("handler called %d times (%+v), want %d", len(got), got, tc.calls)
 			}
@@ -230,7 +233,7 @@ func TestRunStopsAndWaitsForHandlers(t *testing.T) {
 		returned.Add(1)
 		return consumer.Nak(0)
 	})
-	q.publish(t, stream.MessageSubject("ship1", "REQPing"), n)
+	q.publish(t, stream.MessageSubject("ship1"), n)
 	natstest.Eventually(t, 10*time.Second, "all handlers to start", func() bool { return started.Load() == n })
 
 	if err := r.stop(t); err != nil {
@@ -264,7 +267,7 @@ func TestMaxAckPendingBoundsMessagesInHand(t *testing.T) {
 		handled.Add(1)
 		return consumer.Ack()
 	})
-	q.publish(t, stream.MessageSubject("ship1", "REQPing"), 5)
+	q.publish(t, stream.MessageSubject("ship1"), 5)
 	natstest.Eventually(t, 10*time.Second, "two handlers running", func() bool { return running.Load() == 2 })
 	info := q.info(t)
 	if info.NumAckPending != 2 || info.NumPending != 3 {
@@ -288,7 +291,7 @@ func TestRunReportsALostConsumer(t *testing.T) {
 		handled.Add(1)
 		return consumer.Ack()
 	})
-	q.publish(t, stream.MessageSubject("ship1", "REQPing"), 1)
+	q.publish(t, stream.MessageSubject("ship1"), 1)
 	natstest.Eventually(t, 10*time.Second, "the first message handled", func() bool { return handled.Load() == 1 })
 
 	if err := q.s.DeleteConsumer(t.Context(), "ship1"); err != nil {

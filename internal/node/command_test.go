@@ -116,7 +116,7 @@ func TestCompletedMessageNeverRunsTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := st.GetLastMsgForSubject(ctx, stream.MessageSubject("ship1", "REQCliCommand"))
+	raw, err := st.GetLastMsgForSubject(ctx, stream.MessageSubject("ship1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func consumerInfo(t *testing.T, f *fleet, node string) (*jetstream.ConsumerInfo,
 func publishRaw(t *testing.T, f *fleet, node, method string, body []byte, deliveryID string) {
 	t.Helper()
 	_, js := natstest.Connect(t, f.srv)
-	msg := nats.NewMsg(stream.MessageSubject(node, method))
+	msg := nats.NewMsg(stream.MessageSubject(node))
 	msg.Data = body
 	var opts []jetstream.PublishOpt
 	if deliveryID != "" {

@@ -241,9 +241,23 @@ func (n *Node) connect() error {
 }
 
 func (n *Node) run(ctx context.Context, opts Options) error {
-	cons, err := n.ensureConsumer(ctx)
+	queue := func() (*consumer.Consumer, error) {
+		return n.ensureConsumer(ctx, n.assets.Messages,
+			stream.ConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout, max(1000, 4*n.cfg.Concurrency)))
+	}
+	cons, err := queue()
 	if err != nil {
 		return err
+	}
+	var deadlines func() (*consumer.Consumer, error)
+	var dcons *consumer.Consumer
+	if n.isCentral() {
+		deadlines = func() (*consumer.Consumer, error) {
+			return n.ensureConsumer(ctx, n.assets.Deadlines, stream.DeadlineConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout))
+		}
+		if dcons, err = deadlines(); err != nil {
+			return err
+		}
 	}
 	var sock *socket.Server
 	if !n.shared {
@@ -254,7 +268,7 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	goRun := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -265,7 +279,10 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 			}
 		}()
 	}
-	goRun("consumer", func(ctx context.Context) error { return n.consume(ctx, cons) })
+	goRun("consumer", func(ctx context.Context) error { return n.consume(ctx, cons, queue) })
+	if dcons != nil {
+		goRun("deadlines", func(ctx context.Context) error { return n.consume(ctx, dcons, deadlines) })
+	}
 	if sock != nil {
 		goRun("socket", sock.Serve)
 	}
@@ -281,24 +298,23 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	return errors.Join(collect(errs)...)
 }
 
-// ensureConsumer creates (or updates) the node's durable consumer, retrying
-// until the broker answers.
-func (n *Node) ensureConsumer(ctx context.Context) (*consumer.Consumer, error) {
+// ensureConsumer creates (or updates) a durable consumer of the node on s,
+// retrying until the broker answers.
+func (n *Node) ensureConsumer(ctx context.Context, s jetstream.Stream, cfg jetstream.ConsumerConfig) (*consumer.Consumer, error) {
 	var c jetstream.Consumer
-	cfg := stream.ConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout, max(1000, 4*n.cfg.Concurrency))
-	if err := retry(ctx, n.log, "create the node's consumer", func() (err error) {
-		c, err = stream.EnsureConsumer(ctx, n.assets.Messages, cfg)
+	if err := retry(ctx, n.log, "create consumer "+cfg.Durable+" on "+s.CachedInfo().Config.Name, func() (err error) {
+		c, err = stream.EnsureConsumer(ctx, s, cfg)
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	return consumer.New(c, n.handle, consumer.Options{AckWait: n.cfg.DefaultMessageTimeout, Logger: n.log.With("component", "consumer")}), nil
+	return consumer.New(c, n.handle, consumer.Options{AckWait: cfg.AckWait, Logger: n.log.With("component", "consumer")}), nil
 }
 
-// consume runs the consumer until ctx ends. If the broker loses the
-// consumer (an operator deleted it, a store was reset), it is created again:
-// a node never silently stops taking its messages.
-func (n *Node) consume(ctx context.Context, cons *consumer.Consumer) error {
+// consume runs a consumer until ctx ends. If the broker loses the consumer
+// (an operator deleted it, a store was reset), recreate makes it again: a
+// node never silently stops taking its messages.
+func (n *Node) consume(ctx context.Context, cons *consumer.Consumer, recreate func() (*consumer.Consumer, error)) error {
 	for {
 		err := cons.Run(ctx)
 		if err == nil || ctx.Err() != nil {
@@ -307,8 +323,8 @@ func (n *Node) consume(ctx context.Context, cons *consumer.Consumer) error {
 		if !errors.Is(err, consumer.ErrLost) {
 			return err
 		}
-		n.log.Warn("the node's consumer is gone from the broker; creating it again", "error", err)
-		if cons, err = n.ensureConsumer(ctx); err != nil {
+		n.log.Warn("a consumer of the node is gone from the broker; creating it again", "error", err)
+		if cons, err = recreate(); err != nil {
 			return err
 		}
 	}

@@ -247,7 +247,7 @@ func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targ
 	// that lands before "pending" wins (pending is create-only).
 	futures := make([]jetstream.PubAckFuture, 0, len(deliveries)+1)
 	for _, d := range deliveries {
-		msg := nats.NewMsg(stream.MessageSubject(d.node, m.Method))
+		msg := nats.NewMsg(stream.MessageSubject(d.node))
 		msg.Data = d.data
 		f, err := stream.PublishAsync(ctx, s.o.JS, msg, jetstream.WithMsgID(message.DeliveryID(m.ID, d.node)), jetstream.WithMsgTTL(ttl))
 		if err != nil {
@@ -298,7 +298,7 @@ func (s *Sender) scheduleDeadline(ctx context.Context, m *message.Message, ttl t
 	// deadline it checks (schedules have one-second resolution).
 	return stream.PublishAsync(ctx, s.o.JS, msg,
 		jetstream.WithScheduleAt(m.Deadline.Add(time.Second).Truncate(time.Second)),
-		jetstream.WithScheduleTarget(stream.MessageSubject(s.o.CentralNode, ev.Method)),
+		jetstream.WithScheduleTarget(stream.DeadlineDueSubject(s.o.CentralNode)),
 		jetstream.WithScheduleTTL(ttl))
 }
 
@@ -320,7 +320,7 @@ func PublishPrepared(ctx context.Context, js jetstream.JetStream, m *message.Mes
 	if err != nil {
 		return nil, fmt.Errorf("encode message: %w", err)
 	}
-	msg := nats.NewMsg(stream.MessageSubject(m.ToNode, m.Method))
+	msg := nats.NewMsg(stream.MessageSubject(m.ToNode))
 	msg.Data = data
 	return stream.PublishAsync(ctx, js, msg, jetstream.WithMsgID(deliveryID), jetstream.WithMsgTTL(ttl.Round(time.Second)))
 }

@@ -75,10 +75,18 @@ func (e *env) send(t testing.TB, input string) []sender.Receipt {
 	return rs
 }
 
+// streamOf is the stream that holds subj.
+func (e *env) streamOf(subj string) jetstream.Stream {
+	if strings.HasPrefix(subj, "steward.deadline.") {
+		return e.assets.Deadlines
+	}
+	return e.assets.Messages
+}
+
 // lastMsg returns the last message on subj, or nil when there is none.
 func (e *env) lastMsg(t testing.TB, subj string) *jetstream.RawStreamMsg {
 	t.Helper()
-	m, err := e.assets.Messages.GetLastMsgForSubject(t.Context(), subj)
+	m, err := e.streamOf(subj).GetLastMsgForSubject(t.Context(), subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil
 	}
@@ -91,7 +99,7 @@ func (e *env) lastMsg(t testing.TB, subj string) *jetstream.RawStreamMsg {
 // msgCount is how many messages the stream holds on subjects matching filter.
 func (e *env) msgCount(t testing.TB, filter string) uint64 {
 	t.Helper()
-	info, err := e.assets.Messages.Info(t.Context(), jetstream.WithSubjectFilter(filter))
+	info, err := e.streamOf(filter).Info(t.Context(), jetstream.WithSubjectFilter(filter))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,8 +324,11 @@ func TestFanOut(t *testing.T) {
 	deadline := e.now.Add(testDefaults.DeliveryDeadline)
 	// deadline + methodTimeout (REQPing: 10s) + (retries+1) × ACKTimeout + 1h
 	wantTTL := time.Hour + 10*time.Second + 3*5*time.Second + time.Hour
-	if got := e.msgCount(t, "steward.>"); got != 4 {
-		t.Errorf("stream holds %d messages, want 3 deliveries and 1 schedule", got)
+	if got := e.msgCount(t, "steward.msg.>"); got != 3 {
+		t.Errorf("stream holds %d messages, want 3 deliveries", got)
+	}
+	if got := e.msgCount(t, "steward.deadline.>"); got != 1 {
+		t.Errorf("deadlines stream holds %d messages, want 1 schedule", got)
 	}
 
 	recs, err := e.status.List(t.Context(), id)
@@ -339,9 +350,9 @@ func TestFanOut(t *testing.T) {
 	for _, node := range nodes {
 		t.Run(node, func(t *testing.T) {
 			deliveryID := id + "." + node
-			sm := e.lastMsg(t, stream.MessageSubject(node, "REQPing"))
+			sm := e.lastMsg(t, stream.MessageSubject(node))
 			if sm == nil {
-				t.Fatalf("no message on %s", stream.MessageSubject(node, "REQPing"))
+				t.Fatalf("no message on %s", stream.MessageSubject(node))
 			}
 			if got := sm.Header.Get(jetstream.MsgIDHeader); got != deliveryID {
 				t.Errorf("Nats-Msg-Id %q, want %q", got, deliveryID)
@@ -368,7 +379,7 @@ func TestFanOut(t *testing.T) {
 	if got := sched.Header.Get(jetstream.ScheduleHeader); got != wantAt {
 		t.Errorf("Nats-Schedule %q, want %q", got, wantAt)
 	}
-	if got := sched.Header.Get(jetstream.ScheduleTargetHeader); got != "steward.msg.central.REQDeliveryDeadline" {
+	if got := sched.Header.Get(jetstream.ScheduleTargetHeader); got != "steward.deadline.due.central" {
 		t.Errorf("Nats-Schedule-Target %q", got)
 	}
 	ev := decodeMsg(t, sched.Data)
@@ -386,7 +397,7 @@ func TestDeadlineFires(t *testing.T) {
 		t.Fatalf("receipts %+v", rs)
 	}
 	deliveryID := rs[0].ID + ".ship1"
-	subj := stream.MessageSubject("central", "REQDeliveryDeadline")
+	subj := stream.DeadlineDueSubject("central")
 	var fired *jetstream.RawStreamMsg
 	natstest.Eventually(t, 20*time.Second, "the deadline event on "+subj, func() bool {
 		fired = e.lastMsg(t, subj)
@@ -421,13 +432,16 @@ func TestTooLarge(t *testing.T) {
 	if !rs[1].OK() {
 		t.Errorf("small message beside it: %+v", rs[1])
 	}
-	for _, filter := range []string{"steward.msg.big1.>", "steward.msg.big2.>"} {
+	for _, filter := range []string{"steward.msg.big1", "steward.msg.big2"} {
 		if n := e.msgCount(t, filter); n != 0 {
 			t.Errorf("%d messages on %s", n, filter)
 		}
 	}
-	if n := e.msgCount(t, "steward.>"); n != 2 {
-		t.Errorf("stream holds %d messages, want the small one and its schedule", n)
+	if n := e.msgCount(t, "steward.msg.>"); n != 1 {
+		t.Errorf("stream holds %d messages, want the small one", n)
+	}
+	if n := e.msgCount(t, "steward.deadline.>"); n != 1 {
+		t.Errorf("deadlines stream holds %d messages, want the small one's schedule", n)
 	}
 	keys, err := e.assets.Status.ListKeys(t.Context())
 	if err != nil {
@@ -502,7 +516,7 @@ func TestFarDeliveryDeadline(t *testing.T) {
 			if rs := e.send(t, `{"toNode":"sync","method":"REQPing"}`); !rs[0].OK() {
 				t.Fatalf("sync message: %+v", rs[0])
 			}
-			if sm := e.lastMsg(t, stream.MessageSubject(node, "REQPing")); sm != nil {
+			if sm := e.lastMsg(t, stream.MessageSubject(node)); sm != nil {
 				t.Errorf("a delivery was stored (Nats-TTL %q)", sm.Header.Get(jetstream.MsgTTLHeader))
 			}
 		})
@@ -523,10 +537,10 @@ func TestPublishPreparedIsDeduplicated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := e.msgCount(t, stream.MessageSubject("operator", "REQToConsole")); n != 1 {
+	if n := e.msgCount(t, stream.MessageSubject("operator")); n != 1 {
 		t.Errorf("%d copies stored, want 1", n)
 	}
-	sm := e.lastMsg(t, stream.MessageSubject("operator", "REQToConsole"))
+	sm := e.lastMsg(t, stream.MessageSubject("operator"))
 	if ttl := sm.Header.Get(jetstream.MsgTTLHeader); ttl != "1h0m0s" {
 		t.Errorf("Nats-TTL %q", ttl)
 	}

@@ -4,15 +4,22 @@
 // Layout (see docs/architecture.md for the measurements behind it):
 //
 //   - One stream, STEWARD_MESSAGES, with Limits retention, holds every
-//     message to every node on subjects steward.msg.<node>.<method>. Acks on a
-//     Limits stream scan no other consumers, so throughput holds at 10,000
-//     nodes. Messages leave the stream by their per-message TTL (Nats-TTL),
-//     set from each message's delivery deadline and method timeout.
+//     message to every node on subjects steward.msg.<node> (the method is in
+//     the message). Acks on a Limits stream scan no other consumers, so
+//     throughput holds at 10,000 nodes. Messages leave the stream by their
+//     per-message TTL (Nats-TTL), set from each message's delivery deadline
+//     and method timeout.
 //   - One durable pull consumer per node, named after the node, filtered on
-//     steward.msg.<node>.>. It never has an InactiveThreshold, so a node that
-//     is offline for months keeps its queue.
-//   - Delivery deadlines are JetStream message schedules on
-//     steward.deadline.<message id> that fire into the central node's queue.
+//     the literal subject steward.msg.<node>: the store finds a literal
+//     subject's next message through its subject index, where a wildcard
+//     filter would scan message blocks (slow with 10,000 node subjects). It
+//     never has an InactiveThreshold, so a node that is offline for months
+//     keeps its queue.
+//   - Delivery deadlines are JetStream message schedules in their own
+//     stream, STEWARD_DEADLINES: on steward.deadline.at.<message id>, firing
+//     into steward.deadline.due.<central>, which the central node consumes.
+//     They are apart because a schedule is a subject rollup, and a rollup in
+//     a stream walks every consumer of that stream.
 //   - KV bucket steward_status holds one record per delivery; steward_nodes
 //     holds the node registry.
 //
@@ -31,30 +38,32 @@ import (
 
 // Names of the JetStream assets.
 const (
-	MessagesStream = "STEWARD_MESSAGES"
-	StatusBucket   = "steward_status"
-	NodesBucket    = "steward_nodes"
+	MessagesStream  = "STEWARD_MESSAGES"
+	DeadlinesStream = "STEWARD_DEADLINES"
+	StatusBucket    = "steward_status"
+	NodesBucket     = "steward_nodes"
 
-	subjectRoot     = "steward"
-	msgPrefix       = subjectRoot + ".msg."
-	deadlinePrefix  = subjectRoot + ".deadline."
-	streamSubjects  = subjectRoot + ".>"
-	defaultMaxNodes = 1_000_000
+	msgPrefix         = "steward.msg."
+	deadlineAtPrefix  = "steward.deadline.at."
+	deadlineDuePrefix = "steward.deadline.due."
+	defaultMaxNodes   = 1_000_000
 
 	// StatusHistory is how many states of a delivery the status bucket keeps.
 	StatusHistory = 10
 )
 
-// MessageSubject is where messages for node's method are published.
-func MessageSubject(node, method string) string { return msgPrefix + node + "." + method }
-
-// NodeFilter is the filter subject of node's consumer.
-func NodeFilter(node string) string { return msgPrefix + node + ".>" }
+// MessageSubject is where messages for node are published; it is also the
+// filter of node's consumer.
+func MessageSubject(node string) string { return msgPrefix + node }
 
 // DeadlineSubject is the schedule subject for the delivery deadline of a
 // message (all its deliveries). One schedule per subject: publishing again
 // replaces it.
-func DeadlineSubject(id string) string { return deadlinePrefix + id }
+func DeadlineSubject(id string) string { return deadlineAtPrefix + id }
+
+// DeadlineDueSubject is where deadline schedules fire: central's queue of
+// due deadlines.
+func DeadlineDueSubject(central string) string { return deadlineDuePrefix + central }
 
 // Layout holds the tunables of the assets Ensure creates.
 type Layout struct {
@@ -93,16 +102,31 @@ func (l Layout) withDefaults() Layout {
 func (l Layout) MessagesConfig() jetstream.StreamConfig {
 	l = l.withDefaults()
 	return jetstream.StreamConfig{
-		Name:              MessagesStream,
-		Description:       "steward: messages to nodes, one durable consumer per node",
-		Subjects:          []string{streamSubjects},
+		Name:         MessagesStream,
+		Description:  "steward: messages to nodes, one durable consumer per node",
+		Subjects:     []string{msgPrefix + "*"},
+		Retention:    jetstream.LimitsPolicy,
+		Storage:      jetstream.FileStorage,
+		Replicas:     l.Replicas,
+		MaxConsumers: l.MaxNodes,
+		MaxMsgSize:   l.MaxMsgSize,
+		Discard:      jetstream.DiscardOld,
+		Duplicates:   2 * time.Minute,
+		AllowMsgTTL:  true,
+	}
+}
+
+// DeadlinesConfig is the configuration of STEWARD_DEADLINES.
+func (l Layout) DeadlinesConfig() jetstream.StreamConfig {
+	l = l.withDefaults()
+	return jetstream.StreamConfig{
+		Name:              DeadlinesStream,
+		Description:       "steward: delivery-deadline schedules, fired into the central node's queue",
+		Subjects:          []string{deadlineAtPrefix + "*", deadlineDuePrefix + "*"},
 		Retention:         jetstream.LimitsPolicy,
 		Storage:           jetstream.FileStorage,
 		Replicas:          l.Replicas,
-		MaxConsumers:      l.MaxNodes,
-		MaxMsgSize:        l.MaxMsgSize,
 		Discard:           jetstream.DiscardOld,
-		Duplicates:        2 * time.Minute,
 		AllowMsgTTL:       true,
 		AllowMsgSchedules: true,
 	}
@@ -110,9 +134,10 @@ func (l Layout) MessagesConfig() jetstream.StreamConfig {
 
 // Assets are the handles Ensure returns.
 type Assets struct {
-	Messages jetstream.Stream
-	Status   jetstream.KeyValue
-	Nodes    jetstream.KeyValue
+	Messages  jetstream.Stream
+	Deadlines jetstream.Stream
+	Status    jetstream.KeyValue
+	Nodes     jetstream.KeyValue
 }
 
 // Ensure creates or updates the stream and buckets. It is idempotent and
@@ -122,6 +147,10 @@ func Ensure(ctx context.Context, js jetstream.JetStream, l Layout) (*Assets, err
 	msgs, err := js.CreateOrUpdateStream(ctx, l.MessagesConfig())
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", MessagesStream, err)
+	}
+	deadlines, err := js.CreateOrUpdateStream(ctx, l.DeadlinesConfig())
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", DeadlinesStream, err)
 	}
 	st, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      StatusBucket,
@@ -146,7 +175,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, l Layout) (*Assets, err
 	if err != nil {
 		return nil, fmt.Errorf("create kv %s: %w", NodesBucket, err)
 	}
-	return &Assets{Messages: msgs, Status: st, Nodes: nodes}, nil
+	return &Assets{Messages: msgs, Deadlines: deadlines, Status: st, Nodes: nodes}, nil
 }
 
 // Open returns handles to existing assets without changing them, for
@@ -156,6 +185,10 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Assets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", MessagesStream, err)
 	}
+	deadlines, err := js.Stream(ctx, DeadlinesStream)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", DeadlinesStream, err)
+	}
 	st, err := js.KeyValue(ctx, StatusBucket)
 	if err != nil {
 		return nil, fmt.Errorf("open kv %s: %w", StatusBucket, err)
@@ -164,7 +197,7 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Assets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open kv %s: %w", NodesBucket, err)
 	}
-	return &Assets{Messages: msgs, Status: st, Nodes: nodes}, nil
+	return &Assets{Messages: msgs, Deadlines: deadlines, Status: st, Nodes: nodes}, nil
 }
 
 // ConsumerConfig is the configuration of node's durable consumer.
@@ -172,7 +205,7 @@ func ConsumerConfig(node string, ackWait time.Duration, maxAckPending int) jetst
 	return jetstream.ConsumerConfig{
 		Durable:       node,
 		Description:   "steward: queue of node " + node,
-		FilterSubject: NodeFilter(node),
+		FilterSubject: MessageSubject(node),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
@@ -181,6 +214,15 @@ func ConsumerConfig(node string, ackWait time.Duration, maxAckPending int) jetst
 		MaxDeliver:    -1,
 		MaxAckPending: maxAckPending,
 	}
+}
+
+// DeadlineConsumerConfig is the configuration of the central node's
+// consumer of due deadlines.
+func DeadlineConsumerConfig(central string, ackWait time.Duration) jetstream.ConsumerConfig {
+	c := ConsumerConfig(central, ackWait, 1000)
+	c.Description = "steward: due delivery deadlines, for central node " + central
+	c.FilterSubject = DeadlineDueSubject(central)
+	return c
 }
 
 // EnsureConsumer creates or updates node's durable consumer.

@@ -33,11 +33,11 @@ func TestSubjectHelpers(t *testing.T) {
 	cases := []struct {
 		name, got, want string
 	}{
-		{"message subject", stream.MessageSubject("ship1", "REQPing"), "steward.msg.ship1.REQPing"},
-		{"message subject of central", stream.MessageSubject("central", "REQDeliveryDeadline"), "steward.msg.central.REQDeliveryDeadline"},
-		{"node filter", stream.NodeFilter("ship1"), "steward.msg.ship1.>"},
-		{"deadline subject", stream.DeadlineSubject("ABC123"), "steward.deadline.ABC123"},
+		{"message subject", stream.MessageSubject("ship1"), "steward.msg.ship1"},
+		{"deadline subject", stream.DeadlineSubject("ABC123"), "steward.deadline.at.ABC123"},
+		{"deadline due subject", stream.DeadlineDueSubject("central"), "steward.deadline.due.central"},
 		{"stream name", stream.MessagesStream, "STEWARD_MESSAGES"},
+		{"deadlines stream name", stream.DeadlinesStream, "STEWARD_DEADLINES"},
 		{"status bucket", stream.StatusBucket, "steward_status"},
 		{"nodes bucket", stream.NodesBucket, "steward_nodes"},
 		{"status history", fmt.Sprint(stream.StatusHistory), "10"},
@@ -74,8 +74,8 @@ func TestEnsureIsIdempotent(t *testing.T) {
 			if cfg.Name != "STEWARD_MESSAGES" {
 				t.Errorf("stream name %q", cfg.Name)
 			}
-			if len(cfg.Subjects) != 1 || cfg.Subjects[0] != "steward.>" {
-				t.Errorf("subjects %v, want [steward.>]", cfg.Subjects)
+			if len(cfg.Subjects) != 1 || cfg.Subjects[0] != "steward.msg.*" {
+				t.Errorf("subjects %v, want [steward.msg.*]", cfg.Subjects)
 			}
 			if cfg.Retention != jetstream.LimitsPolicy {
 				t.Errorf("retention %v, want Limits", cfg.Retention)
@@ -86,8 +86,16 @@ func TestEnsureIsIdempotent(t *testing.T) {
 			if !cfg.AllowMsgTTL {
 				t.Error("AllowMsgTTL is off")
 			}
-			if !cfg.AllowMsgSchedules {
-				t.Error("AllowMsgSchedules is off")
+			if cfg.AllowMsgSchedules {
+				t.Error("AllowMsgSchedules is on: schedules (rollups) would walk every node's consumer")
+			}
+			dinfo, err := a.Deadlines.Info(ctx)
+			if err != nil {
+				t.Fatalf("deadlines stream info: %v", err)
+			}
+			if d := dinfo.Config; d.Name != "STEWARD_DEADLINES" || !d.AllowMsgSchedules || !d.AllowMsgTTL ||
+				len(d.Subjects) != 2 || d.Subjects[0] != "steward.deadline.at.*" || d.Subjects[1] != "steward.deadline.due.*" {
+				t.Errorf("deadlines stream config %+v", d)
 			}
 			if cfg.MaxConsumers != stream.DefaultLayout().MaxNodes || cfg.MaxConsumers < 10_000 {
 				t.Errorf("MaxConsumers %d, want %d", cfg.MaxConsumers, stream.DefaultLayout().MaxNodes)
@@ -137,7 +145,7 @@ func TestEnsureIsIdempotent(t *testing.T) {
 func TestEnsureKeepsMessagesAndConsumers(t *testing.T) {
 	js, a := ensure(t, stream.Layout{})
 	ctx := natstest.Context(t, 20*time.Second)
-	if _, err := js.Publish(ctx, stream.MessageSubject("ship1", "REQPing"), []byte("x")); err != nil {
+	if _, err := js.Publish(ctx, stream.MessageSubject("ship1"), []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := stream.EnsureConsumer(ctx, a.Messages, stream.ConsumerConfig("ship1", time.Second, 10)); err != nil {
@@ -225,7 +233,7 @@ func TestConsumerConfig(t *testing.T) {
 		got, want any
 	}{
 		{"durable", cfg.Durable, "ship1"},
-		{"filter", cfg.FilterSubject, "steward.msg.ship1.>"},
+		{"filter", cfg.FilterSubject, "steward.msg.ship1"},
 		{"no inactive threshold", cfg.InactiveThreshold, time.Duration(0)},
 		{"max deliver", cfg.MaxDeliver, -1},
 		{"ack policy", cfg.AckPolicy, jetstream.AckExplicitPolicy},
@@ -249,11 +257,10 @@ func TestConsumerOnServer(t *testing.T) {
 	js, a := ensure(t, stream.Layout{})
 	ctx := natstest.Context(t, 20*time.Second)
 	for _, subj := range []string{
-		stream.MessageSubject("ship1", "REQPing"),
-		stream.MessageSubject("ship1", "REQCliCommand"),
-		stream.MessageSubject("ship10", "REQPing"),
-		stream.MessageSubject("ship2", "REQPing"),
-		stream.DeadlineSubject("X"),
+		stream.MessageSubject("ship1"),
+		stream.MessageSubject("ship1"),
+		stream.MessageSubject("ship10"),
+		stream.MessageSubject("ship2"),
 	} {
 		if _, err := js.Publish(ctx, subj, []byte("x")); err != nil {
 			t.Fatal(err)
@@ -316,7 +323,7 @@ func TestPublishAsyncAndAwait(t *testing.T) {
 	const n = 20
 	var futures []jetstream.PubAckFuture
 	for i := range n {
-		msg := nats.NewMsg(stream.MessageSubject("ship1", "REQPing"))
+		msg := nats.NewMsg(stream.MessageSubject("ship1"))
 		msg.Data = fmt.Appendf(nil, "%d", i)
 		f, err := stream.PublishAsync(ctx, js, msg)
 		if err != nil {
@@ -355,7 +362,7 @@ func TestPublishAsyncRetriesStalls(t *testing.T) {
 	const n = 50
 	var futures []jetstream.PubAckFuture
 	for i := range n {
-		msg := nats.NewMsg(stream.MessageSubject("ship1", "REQPing"))
+		msg := nats.NewMsg(stream.MessageSubject("ship1"))
 		msg.Data = fmt.Appendf(nil, "%d", i)
 		f, err := stream.PublishAsync(ctx, js, msg, jetstream.WithStallWait(time.Nanosecond))
 		if err != nil {
@@ -418,7 +425,7 @@ func TestAwaitJoinsErrors(t *testing.T) {
 	if _, err := stream.Ensure(ctx, js, stream.Layout{}); err != nil {
 		t.Fatal(err)
 	}
-	good, err := stream.PublishAsync(ctx, js, nats.NewMsg(stream.MessageSubject("ship1", "REQPing")))
+	good, err := stream.PublishAsync(ctx, js, nats.NewMsg(stream.MessageSubject("ship1")))
 	if err != nil {
 		t.Fatal(err)
 	}
