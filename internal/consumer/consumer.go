@@ -56,7 +56,15 @@ type Options struct {
 	AckWait time.Duration
 	// PullBatch is how many messages one pull asks for.
 	PullBatch int
-	Logger    *slog.Logger
+	// PullExpiry is how long one pull request waits on the server, and
+	// Heartbeat how often the server says it is still there; both are
+	// per-node background traffic, so they are as long as the server
+	// allows: 10,000 idle nodes cost the broker about 370 messages a second
+	// with the defaults (5 min, 30 s), against 1,000 with the client
+	// library's (30 s, 15 s).
+	PullExpiry time.Duration
+	Heartbeat  time.Duration
+	Logger     *slog.Logger
 }
 
 // Consumer is a running pull consumer.
@@ -74,6 +82,13 @@ func New(c jetstream.Consumer, h Handler, o Options) *Consumer {
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = 30 * time.Second
+	}
+	if o.PullExpiry <= 0 {
+		o.PullExpiry = 5 * time.Minute
+	}
+	if o.Heartbeat <= 0 || o.Heartbeat > o.PullExpiry/2 {
+		// The server takes idle heartbeats of 500 ms to 30 s.
+		o.Heartbeat = max(500*time.Millisecond, min(30*time.Second, o.PullExpiry/2))
 	}
 	log := o.Logger
 	if log == nil {
@@ -101,6 +116,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}()
 	},
 		jetstream.PullMaxMessages(c.o.PullBatch),
+		jetstream.PullExpiry(c.o.PullExpiry),
+		jetstream.PullHeartbeat(c.o.Heartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			switch {
 			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
