@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/stewardfleet/steward/internal/cli.Version=$(VER
 # Tool versions, pinned in one place.
 STATICCHECK_VERSION ?= 2025.1.1
 
-.PHONY: help build test test-short bench lint demo clean
+.PHONY: help build test test-short bench bench-quick steward-bench lint demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,8 +20,14 @@ test: ## run every test with the race detector (what CI runs)
 test-short: ## run the quick tests only (skips end-to-end and fault tests)
 	$(GO) test -short -count=1 ./...
 
-bench: ## run the Go benchmarks
+bench: ## run the Go benchmarks of the hot paths
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+steward-bench: build ## run steward bench at full size (several minutes)
+	$(BIN) bench
+
+bench-quick: build ## run steward bench scaled down (seconds; what CI runs)
+	$(BIN) bench --messages 300 --nodes 20 --fanout 50 --scale-nodes 200 --idle 2s
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }

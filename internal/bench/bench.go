@@ -11,8 +11,8 @@
 //     append on the sender), 1 and 64 in flight;
 //  3. one message to FanOut nodes, until every reply is handled;
 //  4. ScaleNodes durable consumers: time to register them, broker memory
-//     per node, throughput with ScaleNodes running nodes, broker
-//     restart-to-ready;
+//     per node, throughput spread over ScaleNodes running nodes and over
+//     Nodes of them, broker stop and restart-to-ready;
 //  5. one real `steward node run` process: start-to-ready and idle RSS.
 package bench
 
@@ -97,6 +97,9 @@ type Report struct {
 	Nodes100MsgsPerS float64 `json:"nodes100_msgs_per_s"`
 	Nodes10kMsgsPerS float64 `json:"nodes10k_msgs_per_s"`
 	Nodes10kRatio    float64 `json:"nodes10k_ratio"`
+	// Nodes10kBusy100MsgsPerS is the 100-node load again while all
+	// ScaleNodes nodes run: what idle nodes cost the busy ones.
+	Nodes10kBusy100MsgsPerS float64 `json:"nodes10k_busy100_msgs_per_s"`
 	RestartS         float64 `json:"restart_s"`
 	BrokerStopS      float64 `json:"broker_stop_s"`
 
@@ -136,7 +139,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		defer os.RemoveAll(dir)
 		o.Dir = dir
 	}
-	p := newProgress(o.Progress, 12)
+	p := newProgress(o.Progress, 13)
 	rep := &Report{Messages: o.Messages, Window: o.Window, Nodes: o.Nodes, FanOut: o.FanOut, ScaleNodes: o.ScaleNodes}
 
 	storeDir := filepath.Join(o.Dir, "broker")
@@ -239,6 +242,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.Nodes10kMsgsPerS = big.rate()
 	rep.Nodes10kRatio = rep.Nodes10kMsgsPerS / rep.Nodes100MsgsPerS
+	p.step(fmt.Sprintf("steward end to end, %d in flight, %d busy nodes of %d", o.Window, o.Nodes, o.ScaleNodes))
+	busy, err := f.load(ctx, o.Nodes, o.Messages, o.Window, p.count(o.Messages))
+	if err != nil {
+		return nil, fmt.Errorf("steward, %d of %d nodes: %w", o.Nodes, o.ScaleNodes, err)
+	}
+	rep.Nodes10kBusy100MsgsPerS = busy.rate()
 	f.close()
 
 	p.step(fmt.Sprintf("broker stop with %d consumers", o.ScaleNodes))

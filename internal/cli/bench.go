@@ -33,8 +33,9 @@ number can be read against raw JetStream measured the same way:
      send to the reply handled on the sender;
   3. one message to --fanout nodes, until every reply is handled;
   4. --scale-nodes durable consumers: time to register them, broker memory
-     per node, throughput with that many running nodes (against the run
-     with --nodes), and broker restart-to-ready;
+     per node, throughput spread over that many running nodes (against the
+     run with --nodes) and over --nodes of them while all run, broker stop
+     and restart-to-ready;
   5. a real "steward node run" process: start-to-ready and resident memory
      after --idle.
 
@@ -117,6 +118,7 @@ func benchTable(w io.Writer, r *bench.Report) error {
 	t.row("broker memory per node", f(r.BrokerKiBPerNode, "KiB"), "≤ 64 KiB")
 	t.row(fmt.Sprintf("steward, %d in flight, %d nodes", r.Window, r.ScaleNodes), rate(r.Nodes10kMsgsPerS), "")
 	t.row(fmt.Sprintf("  against %d nodes", r.Nodes), fmt.Sprintf("%.2f", r.Nodes10kRatio), "≥ 0.5")
+	t.row(fmt.Sprintf("steward, %d in flight, %d busy of %d nodes", r.Window, r.Nodes, r.ScaleNodes), rate(r.Nodes10kBusy100MsgsPerS), "")
 	t.row(fmt.Sprintf("broker restart with %d consumers", r.ScaleNodes), f(r.RestartS, "s"), "≤ 10 s")
 	t.row(fmt.Sprintf("  (its stop took %s)", f(r.BrokerStopS, "s")), "", "")
 	if r.NodeStartMs > 0 {
