@@ -100,8 +100,8 @@ type Report struct {
 	// Nodes10kBusy100MsgsPerS is the 100-node load again while all
 	// ScaleNodes nodes run: what idle nodes cost the busy ones.
 	Nodes10kBusy100MsgsPerS float64 `json:"nodes10k_busy100_msgs_per_s"`
-	RestartS         float64 `json:"restart_s"`
-	BrokerStopS      float64 `json:"broker_stop_s"`
+	RestartS                float64 `json:"restart_s"`
+	BrokerStopS             float64 `json:"broker_stop_s"`
 
 	NodeIdleRSSMiB float64 `json:"node_idle_rss_mib"`
 	NodeStartMs    float64 `json:"node_start_ms"`

@@ -25,15 +25,10 @@ it runs. -o json prints the full records.`,
   steward nodes -o json | jq -r '.[].name'`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := loadConfig(cmd, false)
-			a.warnUnknown(l)
+			ctx := cmd.Context()
+			fl, err := a.connectClient(cmd)
 			if err != nil {
 				return err
-			}
-			ctx := cmd.Context()
-			fl, err := a.connect(ctx, l.cfg)
-			if err != nil {
-				return connectError(l.cfg.ClientBrokerURL(), err)
 			}
 			defer fl.Close()
 			nodes, err := fl.Nodes(ctx)

@@ -137,6 +137,21 @@ into it. The original's flags (-nodeName=ship1, -brokerAddress=…) still work.`
 	return root
 }
 
+// connectClient loads the configuration of a client command (never
+// writing the file) and connects to the broker with it.
+func (a *app) connectClient(cmd *cobra.Command) (fleet, error) {
+	l, err := loadConfig(cmd, false)
+	a.warnUnknown(l)
+	if err != nil {
+		return nil, err
+	}
+	fl, err := a.connect(cmd.Context(), l.cfg)
+	if err != nil {
+		return nil, connectError(l.cfg.ClientBrokerURL(), err)
+	}
+	return fl, nil
+}
+
 // connectError classifies a failure of connect: an invalid configuration
 // is a usage error, anything else means the broker cannot be reached.
 func connectError(url string, err error) error {

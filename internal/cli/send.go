@@ -84,15 +84,10 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	if err != nil {
 		return exitError(ExitUsage, err)
 	}
-	l, err := loadConfig(cmd, false)
-	a.warnUnknown(l)
+	ctx := cmd.Context()
+	fl, err := a.connectClient(cmd)
 	if err != nil {
 		return err
-	}
-	ctx := cmd.Context()
-	fl, err := a.connect(ctx, l.cfg)
-	if err != nil {
-		return connectError(l.cfg.ClientBrokerURL(), err)
 	}
 	defer fl.Close()
 

@@ -31,15 +31,10 @@ usage error and 3 when the broker cannot be reached.`,
   steward status 01JAY5G6ZB0D4Q6Y2M0K3V8N7C -o json | jq -r '.[].output'`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := loadConfig(cmd, false)
-			a.warnUnknown(l)
+			ctx := cmd.Context()
+			fl, err := a.connectClient(cmd)
 			if err != nil {
 				return err
-			}
-			ctx := cmd.Context()
-			fl, err := a.connect(ctx, l.cfg)
-			if err != nil {
-				return connectError(l.cfg.ClientBrokerURL(), err)
 			}
 			defer fl.Close()
 			records, err := fl.Status(ctx, args[0])
