@@ -6,7 +6,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -119,19 +118,14 @@ func (c *Client) Wait(ctx context.Context, ids []string, progress func(*status.R
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	filters := make([]string, len(ids))
-	for i, id := range ids {
-		filters[i] = id + ".*"
-	}
-	w, err := c.assets.Status.WatchFiltered(ctx, filters)
+	updates, err := c.status.Watch(ctx, ids)
 	if err != nil {
-		return nil, fmt.Errorf("watch status: %w", err)
+		return nil, err
 	}
-	defer w.Stop()
 	latest := map[string]*status.Record{}
-	initialDone := false
+	caughtUp := false
 	done := func() bool {
-		if !initialDone || len(latest) == 0 {
+		if !caughtUp || len(latest) == 0 {
 			return false
 		}
 		for _, r := range latest {
@@ -142,32 +136,21 @@ func (c *Client) Wait(ctx context.Context, ids []string, progress func(*status.R
 		return true
 	}
 	for !done() {
-		select {
-		case <-ctx.Done():
-			return order(latest, ids), ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				// Cancelling ctx closes the watch too: report why it ended.
-				if ctx.Err() != nil {
-					return order(latest, ids), ctx.Err()
-				}
-				return order(latest, ids), errors.New("status watch ended")
+		r, ok := <-updates
+		if !ok {
+			// Cancelling ctx closes the watch too: report why it ended.
+			if ctx.Err() != nil {
+				return order(latest, ids), ctx.Err()
 			}
-			if e == nil {
-				initialDone = true
-				continue
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			var r status.Record
-			if err := json.Unmarshal(e.Value(), &r); err != nil {
-				continue
-			}
-			latest[e.Key()] = &r
-			if progress != nil {
-				progress(&r)
-			}
+			return order(latest, ids), errors.New("status watch ended")
+		}
+		if r == nil {
+			caughtUp = true
+			continue
+		}
+		latest[r.Key()] = r
+		if progress != nil {
+			progress(r)
 		}
 	}
 	return order(latest, ids), nil

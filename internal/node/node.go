@@ -47,8 +47,6 @@ type Options struct {
 	Version string
 	// Ready, if not nil, is closed once the node consumes its queue.
 	Ready chan<- struct{}
-	// Layout overrides the JetStream layout (tests, benchmarks).
-	Layout *stream.Layout
 	// OnDone, if not nil, is called after each delivery this node took to
 	// its end (acknowledged or terminated). It must not block.
 	OnDone func(Done)
@@ -151,12 +149,8 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 	if err := n.connect(); err != nil {
 		return err
 	}
-	layout := stream.DefaultLayout()
-	if opts.Layout != nil {
-		layout = *opts.Layout
-	}
 	if err := retry(ctx, n.log, "set up JetStream", func() error {
-		n.assets, err = stream.Ensure(ctx, n.js, layout)
+		n.assets, err = stream.Ensure(ctx, n.js, stream.DefaultLayout())
 		return err
 	}); err != nil {
 		return err

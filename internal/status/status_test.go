@@ -308,15 +308,20 @@ func TestWatch(t *testing.T) {
 	}
 	next := func() *status.Record {
 		t.Helper()
-		select {
-		case r, ok := <-ch:
-			if !ok {
-				t.Fatal("watch channel closed early")
+		for {
+			select {
+			case r, ok := <-ch:
+				if !ok {
+					t.Fatal("watch channel closed early")
+				}
+				if r == nil { // end of the current records
+					continue
+				}
+				return r
+			case <-time.After(10 * time.Second):
+				t.Fatal("no record from Watch")
+				return nil
 			}
-			return r
-		case <-time.After(10 * time.Second):
-			t.Fatal("no record from Watch")
-			return nil
 		}
 	}
 
@@ -372,7 +377,9 @@ func TestWatchSeveralMessages(t *testing.T) {
 	for len(got) < 2 {
 		select {
 		case r := <-ch:
-			got[r.ID] = true
+			if r != nil {
+				got[r.ID] = true
+			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("got %v, want A and B", got)
 		}

@@ -136,7 +136,8 @@ func (s *Store) List(ctx context.Context, id string) ([]*Record, error) {
 }
 
 // Watch streams the records of the given message ids: first the current
-// ones, then every change, until ctx ends. The channel closes then.
+// ones, then a nil record to say those were all, then every change, until
+// ctx ends. The channel closes then.
 func (s *Store) Watch(ctx context.Context, ids []string) (<-chan *Record, error) {
 	filters := make([]string, len(ids))
 	for i, id := range ids {
@@ -158,15 +159,15 @@ func (s *Store) Watch(ctx context.Context, ids []string) (<-chan *Record, error)
 				if !ok {
 					return
 				}
-				if e == nil { // end of the initial values
-					continue
-				}
-				var r Record
-				if json.Unmarshal(e.Value(), &r) != nil {
-					continue
-				}
+				var r *Record
+				if e != nil {
+					r = new(Record)
+					if json.Unmarshal(e.Value(), r) != nil {
+						continue
+					}
+				} // else: end of the initial values, passed on as nil
 				select {
-				case out <- &r:
+				case out <- r:
 				case <-ctx.Done():
 					return
 				}
