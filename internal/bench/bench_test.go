@@ -3,7 +3,6 @@ package bench
 import (
 	"os"
 	"testing"
-	"time"
 )
 
 // TestRunSmall runs every step at a small size: the benchmark keeps
@@ -29,5 +28,4 @@ func TestRunSmall(t *testing.T) {
 		}
 	}
 	t.Logf("%+v", *rep)
-	_ = time.Second
 }
