@@ -1,11 +1,45 @@
 // Package audit writes the audit log: one JSON line per message a node
-// sends or processes, with the whole message, so any line can be used to
-// recreate the message. Lines are appended with one write call each, so
-// several processes (a node and `steward send` beside it) can share a file.
+// sends, processes or refuses, with the whole message, so the line of a
+// sent or processed message can be used to recreate it.
+//
+// What the log guarantees:
+//
+//   - Lines are whole. Each line is written with one write call on a file
+//     opened with O_APPEND, while holding an exclusive flock(2) on
+//     <path>.lock, so the lines of several processes sharing the file (a
+//     node and `steward send` beside it) never interleave or split.
+//   - The log is bounded on disk. Before a line would take the file past
+//     Options.MaxSize, or when the file's first line is Options.MaxAge old,
+//     Write renames the file to <name>.<UTC time>.<ext> beside it (for
+//     audit.jsonl: audit.20261129T083000.000Z.jsonl), starts a new file
+//     and deletes the oldest rotated files beyond Options.Keep. Rotated
+//     names sort in rotation order. Rotation never splits or drops a line;
+//     a file is larger than MaxSize only when one line alone is.
+//   - No line goes to a rotated file. Under the lock, every Write checks
+//     that its open file is still the file at path (same device and inode)
+//     and reopens the path when another process rotated the file, or
+//     someone moved or deleted it. The check and the lock cost a stat and
+//     two flock calls a line, a few microseconds (BenchmarkFileChecks).
+//   - Each line is bounded: at most MaxRefusedLine bytes for a refused
+//     record and MaxLine for the others. Write shortens a larger record,
+//     Message.Data first, and marks it Truncated with the data's original
+//     size and SHA-256. Sent and processed records up to MaxLine (64 MiB,
+//     far above any sane broker's payload limit) are written whole, so they
+//     recreate their message. RefusedInput records refused raw input as at
+//     most MaxInput bytes plus its size and SHA-256.
+//   - A failed rotation loses no line: the line goes to the current file
+//     and Write returns an error wrapping ErrNotRotated.
+//
+// The lock file stays beside the log and is never removed: deleting it
+// while processes use the log lets their rotations race. Processes sharing
+// a log should use the same Options, since each rotates by its own. On
+// systems without flock(2) (not Unix), only the Log values of one process
+// take turns.
 package audit
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,53 +73,91 @@ type Record struct {
 	ExitCode   *int             `json:"exitCode,omitempty"`
 	Error      string           `json:"error,omitempty"`
 	Message    *message.Message `json:"message,omitempty"`
+
+	// Input is the start of refused input, at most MaxInput bytes (Write
+	// cuts a longer one), or of the JSON of a message Write had to drop to
+	// keep the line within its bound. InputBytes is the full size and
+	// InputSHA256 the hex SHA-256 of the whole. See RefusedInput.
+	Input       message.Data `json:"input,omitempty"`
+	InputBytes  int          `json:"inputBytes,omitempty"`
+	InputSHA256 string       `json:"inputSha256,omitempty"`
+
+	// Truncated says Write shortened the record to keep its line within
+	// the bound: it cut Message.Data (then DataBytes is the data's full
+	// size and DataSHA256 its hex SHA-256), the error text, or dropped the
+	// message, keeping the start of its JSON in Input.
+	Truncated  bool   `json:"truncated,omitempty"`
+	DataBytes  int    `json:"dataBytes,omitempty"`
+	DataSHA256 string `json:"dataSha256,omitempty"`
 }
 
-// Log is an open audit log. A nil *Log discards everything.
+// Log is an open audit log. A nil *Log discards everything. A Log is safe
+// for concurrent use.
 type Log struct {
-	mu   sync.Mutex
-	file *os.File
 	node string
+	path string
+	o    Options
+	// prefix and ext frame the rotated names: <prefix><time><ext>.
+	prefix, ext string
+
+	mu   sync.Mutex
+	lock *os.File    // <path>.lock, flocked around every write
+	file *os.File    // nil once closed
+	info os.FileInfo // of file, to tell whether path still names it
+	born time.Time   // time of file's first line; zero until known
 }
 
-// Open opens (or creates) the audit log at path for node.
+// Open opens (or creates) the audit log at path for node, with the
+// default Options.
 func Open(path, node string) (*Log, error) {
+	return OpenWith(path, node, Options{})
+}
+
+// OpenWith opens (or creates) the audit log at path for node, rotating it
+// as o says. The folder is created when missing.
+func OpenWith(path, node string, o Options) (*Log, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("audit folder: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
+		return nil, fmt.Errorf("open audit lock: %w", err)
 	}
-	return &Log{file: f, node: node}, nil
+	name := filepath.Base(path)
+	ext := filepath.Ext(name)
+	l := &Log{node: node, path: path, o: o.withDefaults(),
+		prefix: name[:len(name)-len(ext)] + ".", ext: ext, lock: lock}
+	if err := l.reopen(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
-// Write appends r, filling in the time and node.
+// Write appends r as one line, filling in the time (when zero) and node,
+// and rotating the log first when it is due. An error wrapping
+// ErrNotRotated means the line was written but the log was not rotated.
 func (l *Log) Write(r Record) error {
 	if l == nil {
 		return nil
 	}
 	if r.Time.IsZero() {
-		r.Time = time.Now().UTC()
+		r.Time = l.o.Now().UTC()
 	}
 	r.Node = l.node
-	b, err := json.Marshal(r)
+	b, err := encode(r)
 	if err != nil {
 		return fmt.Errorf("audit record: %w", err)
 	}
-	b = append(b, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.file == nil {
 		return nil
 	}
-	if _, err := l.file.Write(b); err != nil {
-		return fmt.Errorf("audit write: %w", err)
-	}
-	return nil
+	return l.append(b, r.Time)
 }
 
-// Close closes the log.
+// Close closes the log. Writes after Close are discarded.
 func (l *Log) Close() error {
 	if l == nil {
 		return nil
@@ -95,7 +167,26 @@ func (l *Log) Close() error {
 	if l.file == nil {
 		return nil
 	}
-	err := l.file.Close()
-	l.file = nil
+	err := errors.Join(l.file.Close(), l.lock.Close())
+	l.file, l.lock = nil, nil
 	return err
+}
+
+// encode returns r as one line, newline included, within the bound for
+// its event.
+func encode(r Record) ([]byte, error) {
+	limit := MaxLine
+	if r.Event == Refused {
+		limit = MaxRefusedLine
+	}
+	return encodeWithin(r, limit)
+}
+
+// line is r in JSON with a newline.
+func line(r *Record) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }

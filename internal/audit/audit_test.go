@@ -36,7 +36,7 @@ func readLines(t testing.TB, path string) []audit.Record {
 	defer f.Close()
 	var out []audit.Record
 	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 4<<20)
+	sc.Buffer(nil, audit.MaxLine+1)
 	for n := 1; sc.Scan(); n++ {
 		var r audit.Record
 		dec := json.NewDecoder(strings.NewReader(sc.Text()))
@@ -105,15 +105,25 @@ func TestWriteFillsTimeAndNode(t *testing.T) {
 	}
 }
 
+// TestFileMode: the log, its lock and the rotated files are readable by
+// their owner only.
 func TestFileMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	open(t, path, "ship1")
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
+	l := openWith(t, path, "ship1", audit.Options{MaxSize: 1, Now: newClock().Now})
+	write(t, l, audit.Record{Event: audit.Sent})
+	write(t, l, audit.Record{Event: audit.Sent}) // rotates the first away
+	files := append(logFiles(t, path), path+".lock")
+	if len(files) != 3 {
+		t.Fatalf("files %v, want a rotated file, the log and its lock", files)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		t.Errorf("audit log mode %o: readable by others", perm)
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s mode %o: readable by others", filepath.Base(f), perm)
+		}
 	}
 }
 
@@ -247,5 +257,28 @@ func TestReopenAppends(t *testing.T) {
 	lines := readLines(t, path)
 	if len(lines) != 2 || lines[0].DeliveryID != "0" || lines[1].DeliveryID != "1" {
 		t.Errorf("after reopening: %+v", lines)
+	}
+}
+
+// BenchmarkWrite is one sent record of a typical message, with rotation
+// checks, to a log that does not rotate during the run.
+func BenchmarkWrite(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "audit.jsonl")
+	l, err := audit.OpenWith(path, "ship1", audit.Options{MaxSize: -1, MaxAge: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	r := audit.Record{Event: audit.Sent, Message: &message.Message{
+		ToNode: "ship1", Method: "REQCliCommand", MethodArgs: []string{"bash", "-c", "sleep 5 & tree ./"},
+		ReplyMethod: "REQToFileAppend", ACKTimeout: 5, MethodTimeout: 10, ID: "01JDZ7Q1V2N3C4X5Y6Z7A8B9C0",
+		FromNode: "central", Directory: "/var/cli/command_result/", FileName: "some-file-name.result",
+		SentAt: time.Date(2026, 11, 29, 8, 30, 0, 0, time.UTC), Data: message.Data("some input\n"),
+	}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.Write(r); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
