@@ -89,7 +89,7 @@ func (f *fleet) open(ctx context.Context, name string) (*node.Shared, error) {
 	if err != nil {
 		return nil, err
 	}
-	assets, err := stream.Ensure(ctx, js, stream.DefaultLayout())
+	assets, err := stream.Apply(ctx, js, stream.DefaultLayout(), nil)
 	if err != nil {
 		return nil, err
 	}

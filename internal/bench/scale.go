@@ -27,8 +27,8 @@ func register(ctx context.Context, js jetstream.JetStream, from, to int, progres
 	g.SetLimit(16)
 	for i := from; i < to; i++ {
 		g.Go(func() error {
-			cfg := stream.ConsumerConfig(nodeName(i), 30*time.Second, 1000)
-			if _, err := stream.EnsureConsumer(gctx, s, cfg); err != nil {
+			cfg := stream.ConsumerConfig(nodeName(i), 30*time.Second, 1000, 0)
+			if _, _, err := stream.OpenConsumer(gctx, s, cfg); err != nil {
 				return err
 			}
 			if n := done.Add(1); n%100 == 0 {

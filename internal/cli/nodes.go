@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stewardfleet/steward/internal/client"
+	"github.com/stewardfleet/steward/internal/registry"
 )
 
 func newNodesCmd(a *app) *cobra.Command {
@@ -41,13 +43,16 @@ it runs. -o json prints the full records.`,
 			if *output == outputJSON {
 				return writeJSON(a.stdout, nodes)
 			}
+			// Online is judged on the broker's clock, against which the
+			// last-seen times were stored.
+			now, err := fl.Now(ctx)
+			if err != nil {
+				fmt.Fprintf(a.stderr, "cannot read the broker's clock (%v); using this machine's\n", err)
+				now = a.now()
+			}
 			t := newTable(a.stdout, "NODE", "STATE", "LAST SEEN", "VERSION", "METHODS")
-			now := a.now()
 			for _, n := range nodes {
-				state := "offline"
-				if n.Online(now) {
-					state = "online"
-				}
+				state := nodeState(n, now)
 				version := n.Version
 				if version == "" {
 					version = "-"
@@ -60,4 +65,22 @@ it runs. -o json prints the full records.`,
 	output = addOutputFlag(cmd)
 	addConfigFlags(cmd.Flags(), clientKeys()...)
 	return cmd
+}
+
+// nodeState is what the STATE column says of a node.
+func nodeState(n *registry.Node, now time.Time) string {
+	state := "offline"
+	switch {
+	case !n.StoppedAt.IsZero():
+		state = "stopped"
+	case n.Online(now):
+		state = "online"
+	}
+	if n.Conflict != "" {
+		state += ", name conflict"
+	}
+	if n.Online(now) && !n.QueueOK && n.Instance != "" {
+		state += ", queue missing"
+	}
+	return state
 }

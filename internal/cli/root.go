@@ -42,6 +42,7 @@ type fleet interface {
 	Wait(ctx context.Context, ids []string, progress func(*status.Record)) ([]*status.Record, error)
 	Status(ctx context.Context, id string) ([]*status.Record, error)
 	Nodes(ctx context.Context) ([]*registry.Node, error)
+	Now(ctx context.Context) (time.Time, error)
 	Close()
 }
 
@@ -129,6 +130,7 @@ into it. The original's flags (-nodeName=ship1, -brokerAddress=…) still work.`
 		newStatusCmd(a),
 		newNodesCmd(a),
 		newMethodsCmd(a),
+		newSetupCmd(a),
 		newConfigCmd(a),
 		newVersionCmd(a),
 		newCompletionCmd(a),

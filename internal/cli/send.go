@@ -84,14 +84,36 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	if err != nil {
 		return exitError(ExitUsage, err)
 	}
+	// --timeout bounds the whole command: connecting and storing the
+	// messages too, not only the wait for results.
 	ctx := cmd.Context()
+	if *o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(*o.timeout))
+		defer cancel()
+		cmd.SetContext(ctx)
+	}
 	fl, err := a.connectClient(cmd)
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return exitError(ExitTimeout, fmt.Errorf("timeout %s passed while connecting: %w", o.timeout, err))
+		}
 		return err
 	}
 	defer fl.Close()
 
 	receipts, err := fl.Send(ctx, input)
+	if err == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("timeout %s passed while storing the messages", o.timeout)
+		for _, r := range receipts {
+			if r.Error != "" {
+				fmt.Fprintln(a.stderr, rejectLine(r))
+			} else {
+				fmt.Fprintf(a.stdout, "%s %s %s\n", r.ID, r.Method, strings.Join(r.Nodes, ","))
+			}
+		}
+		return exitError(ExitTimeout, err)
+	}
 	if err != nil {
 		// Send fails as a whole only on input it cannot read.
 		if errors.Is(err, client.ErrUnreachable) {
@@ -132,11 +154,6 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	var waitErr error
 	if o.wait || *o.timeout > 0 {
 		waitCtx := ctx
-		if *o.timeout > 0 {
-			var cancel context.CancelFunc
-			waitCtx, cancel = context.WithTimeout(ctx, time.Duration(*o.timeout))
-			defer cancel()
-		}
 		p := newProgress(a.stderr, deliveries, len(ids) > 1)
 		res.Records, waitErr = fl.Wait(waitCtx, ids, p.update)
 		p.finish()
@@ -166,14 +183,23 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	if rejected > 0 {
 		problems = append(problems, fmt.Sprintf("%d of %d messages rejected", rejected, len(receipts)))
 	}
-	failed := 0
+	failed, total, replyFailed := 0, 0, 0
 	for _, r := range res.Records {
-		if !r.Status.Success() {
-			failed++
+		switch {
+		case r.Reply && !r.Status.Success():
+			replyFailed++
+		case !r.Reply:
+			total++
+			if !r.Status.Success() {
+				failed++
+			}
 		}
 	}
 	if failed > 0 {
-		problems = append(problems, fmt.Sprintf("%d of %d deliveries did not succeed", failed, len(res.Records)))
+		problems = append(problems, fmt.Sprintf("%d of %d deliveries did not succeed", failed, total))
+	}
+	if replyFailed > 0 {
+		problems = append(problems, fmt.Sprintf("%d replies could not be handled on this node", replyFailed))
 	}
 	if len(problems) > 0 {
 		return exitError(ExitFailed, errors.New(strings.Join(problems, ", ")))
@@ -222,25 +248,29 @@ type progress struct {
 	withID bool
 
 	mu      sync.Mutex
-	seen    map[string]status.Status
+	seen    map[string]*status.Record
 	printed bool
 }
 
 func newProgress(w io.Writer, total int, withID bool) *progress {
-	return &progress{w: w, tty: isTerminal(w), total: total, withID: withID, seen: map[string]status.Status{}}
+	return &progress{w: w, tty: isTerminal(w), total: total, withID: withID, seen: map[string]*status.Record{}}
 }
 
 func (p *progress) update(r *status.Record) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.seen[r.Key()] = r.Status
-	done := 0
+	p.seen[r.Key()] = r
+	done, deliveries := 0, 0
 	for _, s := range p.seen {
-		if s.Terminal() {
+		if s.Reply {
+			continue
+		}
+		deliveries++
+		if s.Done(p.seen[status.ReplyKey(s.Key())]) {
 			done++
 		}
 	}
-	total := max(p.total, len(p.seen))
+	total := max(p.total, deliveries)
 	if p.tty {
 		fmt.Fprintf(p.w, "\r%d/%d deliveries done", done, total)
 		p.printed = true
@@ -249,6 +279,9 @@ func (p *progress) update(r *status.Record) {
 	who := r.Node
 	if p.withID {
 		who = r.ID + " " + r.Node
+	}
+	if r.Reply {
+		who += " reply"
 	}
 	fmt.Fprintf(p.w, "%d/%d deliveries done (%s: %s)\n", done, total, who, r.Status)
 }

@@ -31,6 +31,7 @@ type fakeFleet struct {
 	block   bool
 	waitIDs []string
 	nodes   []*registry.Node
+	now     time.Time // the broker's clock
 	closed  bool
 }
 
@@ -69,6 +70,9 @@ func (f *fakeFleet) Status(_ context.Context, id string) ([]*status.Record, erro
 }
 
 func (f *fakeFleet) Nodes(context.Context) ([]*registry.Node, error) { return f.nodes, nil }
+
+// Now is the broker's clock; the fake broker's runs at the test's now.
+func (f *fakeFleet) Now(context.Context) (time.Time, error) { return f.now, nil }
 
 func (f *fakeFleet) Close() { f.closed = true }
 
@@ -293,18 +297,25 @@ func TestStatus(t *testing.T) {
 
 func TestNodes(t *testing.T) {
 	clearEnv(t)
-	f := &fakeFleet{nodes: []*registry.Node{
-		{Name: "central", Version: "v1.0.0", Methods: []string{"REQPing", "REQHello"}, LastSeen: testNow.Add(-3 * time.Second), HelloInterval: 30 * time.Second},
-		{Name: "ship1", LastSeen: testNow.Add(-3 * time.Hour), HelloInterval: 30 * time.Second},
+	// The broker's clock is an hour ahead of this machine's: online is
+	// judged on the broker's.
+	broker := testNow.Add(time.Hour)
+	f := &fakeFleet{now: broker, nodes: []*registry.Node{
+		{Name: "central", Version: "v1.0.0", Methods: []string{"REQPing", "REQHello"}, LastSeen: broker.Add(-3 * time.Second), HelloInterval: 30 * time.Second},
+		{Name: "ship1", LastSeen: broker.Add(-3 * time.Hour), HelloInterval: 30 * time.Second},
+		{Name: "ship2", LastSeen: broker.Add(-5 * time.Second), StoppedAt: broker.Add(-5 * time.Second), HelloInterval: 30 * time.Second},
+		{Name: "ship3", LastSeen: broker.Add(-5 * time.Second), HelloInterval: 30 * time.Second, Instance: "B", Conflict: "instances A and B"},
 	}}
 	e := newTestEnv(t)
 	e.useFleet(f)
 	if err := e.run(t, "nodes", "--config-folder", t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	want := "NODE     STATE    LAST SEEN  VERSION  METHODS\n" +
-		"central  online   3s ago     v1.0.0   2\n" +
-		"ship1    offline  3h ago     -        0\n"
+	want := "NODE     STATE                                 LAST SEEN  VERSION  METHODS\n" +
+		"central  online                                3s ago     v1.0.0   2\n" +
+		"ship1    offline                               3h ago     -        0\n" +
+		"ship2    stopped                               5s ago     -        0\n" +
+		"ship3    online, name conflict, queue missing  5s ago     -        0\n"
 	if e.stdout.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", e.stdout, want)
 	}
@@ -312,7 +323,7 @@ func TestNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var nodes []registry.Node
-	if err := json.Unmarshal(e.stdout.Bytes(), &nodes); err != nil || len(nodes) != 2 {
+	if err := json.Unmarshal(e.stdout.Bytes(), &nodes); err != nil || len(nodes) != 4 {
 		t.Fatalf("json: %v\n%s", err, e.stdout)
 	}
 }

@@ -37,7 +37,12 @@ func deliveriesTable(w io.Writer, records []*status.Record, withID bool) error {
 	}
 	t := newTable(w, header...)
 	for _, r := range records {
-		row := []string{r.Node, string(r.Status), exitCell(r), oneLine(summary(r), cellWidth)}
+		node := r.Node
+		if r.Reply {
+			// How the reply method on the sending node handled the output.
+			node = "  └ reply " + r.Method
+		}
+		row := []string{node, string(r.Status), exitCell(r), oneLine(summary(r), cellWidth)}
 		if withID {
 			row = append([]string{r.ID}, row...)
 		}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/stewardfleet/steward/internal/audit"
 	"github.com/stewardfleet/steward/internal/config"
+	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/sender"
@@ -28,6 +30,9 @@ import (
 
 // ErrUnreachable wraps failures to reach the broker.
 var ErrUnreachable = errors.New("cannot reach the broker")
+
+// ErrNoLayout: the broker is reachable but nobody set steward up on it.
+var ErrNoLayout = errors.New("steward is not set up on the broker")
 
 // Client is a connection to the broker for operator commands.
 type Client struct {
@@ -41,9 +46,9 @@ type Client struct {
 	audit  *audit.Log
 }
 
-// Connect connects to cfg.ClientBrokerURL() as node cfg.NodeName. It
-// creates the JetStream layout if no node has yet, so a first send works
-// before any node has started.
+// Connect connects to cfg.ClientBrokerURL() as node cfg.NodeName. It only
+// opens the JetStream layout: the central node (or `steward setup`)
+// creates it.
 func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -57,15 +62,16 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, url, err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := stream.NewJetStream(nc)
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("jetstream: %w", err)
+		return nil, err
 	}
 	assets, err := stream.Open(ctx, js)
-	if stream.IsNotFound(err) {
-		// No node has set the broker up yet: a first send still works.
-		assets, err = stream.Ensure(ctx, js, stream.DefaultLayout())
+	if errors.Is(err, stream.ErrNoLayout) {
+		nc.Close()
+		return nil, fmt.Errorf("%w at %s: start the central node %s first (it sets the broker up), or run steward setup: %w",
+			ErrNoLayout, url, cfg.CentralNodeName, err)
 	}
 	if err != nil {
 		nc.Close()
@@ -110,9 +116,11 @@ func (c *Client) Send(ctx context.Context, input []byte) ([]Receipt, error) {
 	return c.sender.SendInput(ctx, input)
 }
 
-// Wait blocks until every delivery of the given message IDs is terminal or
-// ctx ends, calling progress (if not nil) on each change. It returns the
-// latest record of every delivery, in the order of ids, then by node. When
+// Wait blocks until every delivery of the given message IDs is done —
+// terminal, and if it sent its output back, that reply handled on the
+// sending node — or ctx ends, calling progress (if not nil) on each
+// change. It returns the latest record of every delivery and reply, in
+// the order of ids, then by node, each delivery before its reply. When
 // ctx ends first it returns the records so far and ctx's error.
 func (c *Client) Wait(ctx context.Context, ids []string, progress func(*status.Record)) ([]*status.Record, error) {
 	if len(ids) == 0 {
@@ -129,7 +137,7 @@ func (c *Client) Wait(ctx context.Context, ids []string, progress func(*status.R
 			return false
 		}
 		for _, r := range latest {
-			if !r.Status.Terminal() {
+			if !r.Reply && !r.Done(latest[status.ReplyKey(r.Key())]) {
 				return false
 			}
 		}
@@ -169,7 +177,16 @@ func order(latest map[string]*status.Record, ids []string) []*status.Record {
 		if d := pos[a.ID] - pos[b.ID]; d != 0 {
 			return d
 		}
-		return strings.Compare(a.Node, b.Node)
+		if c := strings.Compare(a.Node, b.Node); c != 0 {
+			return c
+		}
+		switch {
+		case a.Reply == b.Reply:
+			return 0
+		case b.Reply:
+			return -1
+		}
+		return 1
 	})
 	return out
 }
@@ -187,9 +204,35 @@ func (c *Client) Status(ctx context.Context, id string) ([]*status.Record, error
 		return nil, err
 	}
 	if len(recs) == 0 {
-		return nil, fmt.Errorf("%w: %s (status records are kept for %s)", ErrNotFound, id, stream.DefaultLayout().StatusTTL)
+		return nil, fmt.Errorf("%w: %s (status records are kept for %s after a delivery can no longer change)", ErrNotFound, id, message.StatusRetention)
 	}
 	return recs, nil
+}
+
+// Now returns the broker's current time, against which the registry's
+// last-seen times are compared (this machine's clock may be off).
+func (c *Client) Now(ctx context.Context) (time.Time, error) {
+	return stream.BrokerNow(ctx, c.js, c.assets.Deadlines, c.cfg.NodeName)
+}
+
+// Setup creates or updates steward's streams and buckets on the broker at
+// cfg.ClientBrokerURL(), with cfg.BrokerReplicas copies of each, as the
+// central node does when it starts. It reports what it did to log.
+func Setup(ctx context.Context, cfg config.Config, log *slog.Logger) (*stream.Assets, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	url := cfg.ClientBrokerURL()
+	nc, err := nats.Connect(url, nats.Name("steward setup"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, url, err)
+	}
+	defer nc.Close()
+	js, err := stream.NewJetStream(nc)
+	if err != nil {
+		return nil, err
+	}
+	return stream.Apply(ctx, js, stream.Layout{Replicas: cfg.BrokerReplicas}, log)
 }
 
 // Nodes returns the node registry.

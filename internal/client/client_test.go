@@ -45,16 +45,17 @@ type fleet struct {
 func newFleet(t testing.TB) *fleet {
 	t.Helper()
 	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	// The central node sets the broker up; a client only opens it.
+	a, err := stream.Apply(natstest.Context(t, 20*time.Second), js, stream.Layout{}, nil)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
 	c, err := client.Connect(natstest.Context(t, 20*time.Second), testConfig(t, srv.URL()))
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
 	t.Cleanup(c.Close)
-	_, js := natstest.Connect(t, srv)
-	a, err := stream.Open(natstest.Context(t, 20*time.Second), js)
-	if err != nil {
-		t.Fatalf("the client did not create the layout: %v", err)
-	}
 	return &fleet{client: c, status: status.NewStore(js, a.Status), nodes: registry.New(a.Nodes)}
 }
 
@@ -79,7 +80,7 @@ func (f *fleet) send(t testing.TB, input string) []string {
 func (f *fleet) set(t testing.TB, id, node string, s status.Status) {
 	t.Helper()
 	r := &status.Record{ID: id, Node: node, FromNode: "operator", Method: "REQPing", Status: s, UpdatedAt: time.Now().UTC()}
-	if err := f.status.Put(t.Context(), r); err != nil {
+	if err := f.status.Put(t.Context(), r, time.Hour); err != nil {
 		t.Fatalf("put status: %v", err)
 	}
 }
@@ -157,9 +158,22 @@ func TestConnectUnreachable(t *testing.T) {
 	})
 }
 
-// TestConnectTwice: a second client opens the layout the first created.
-func TestConnectTwice(t *testing.T) {
+// TestConnectNeedsTheLayout: a client never sets the broker up (only the
+// central node or steward setup does): before that it says what to do;
+// after, any number of clients open it.
+func TestConnectNeedsTheLayout(t *testing.T) {
 	srv := natstest.Start(t)
+	_, err := client.Connect(natstest.Context(t, 20*time.Second), testConfig(t, srv.URL()))
+	if !errors.Is(err, client.ErrNoLayout) || !strings.Contains(err.Error(), "steward setup") {
+		t.Fatalf("Connect to a bare broker: want ErrNoLayout naming steward setup, got %v", err)
+	}
+	_, js := natstest.Connect(t, srv)
+	if _, err := stream.Open(natstest.Context(t, 20*time.Second), js); !errors.Is(err, stream.ErrNoLayout) {
+		t.Fatalf("the client created the layout: %v", err)
+	}
+	if _, err := stream.Apply(natstest.Context(t, 20*time.Second), js, stream.Layout{}, nil); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 2 {
 		c, err := client.Connect(natstest.Context(t, 20*time.Second), testConfig(t, srv.URL()))
 		if err != nil {
@@ -369,6 +383,10 @@ func TestNodes(t *testing.T) {
 // exists), what the client sends goes to the node's audit log.
 func TestSendIsAudited(t *testing.T) {
 	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	if _, err := stream.Apply(natstest.Context(t, 20*time.Second), js, stream.Layout{}, nil); err != nil {
+		t.Fatal(err)
+	}
 	cfg := testConfig(t, srv.URL())
 	if err := os.MkdirAll(cfg.StateFolder(), 0o755); err != nil {
 		t.Fatal(err)
@@ -399,5 +417,46 @@ func TestSendIsAudited(t *testing.T) {
 	}
 	if strings.Join(events, ",") != "sent,refused" {
 		t.Errorf("audit events %v, want sent,refused", events)
+	}
+}
+
+// TestWaitWaitsForTheReply: a delivery that sent its output back is done
+// only once its reply is handled on the sending node (the reply file
+// exists), not when its own status is terminal.
+func TestWaitWaitsForTheReply(t *testing.T) {
+	f := newFleet(t)
+	id := f.send(t, `{"toNode":"ship1","method":"REQCliCommand","methodArgs":["true"]}`)[0]
+	done := make(chan waitResult, 1)
+	go func() {
+		recs, err := f.client.Wait(t.Context(), []string{id}, nil)
+		done <- waitResult{recs, err}
+	}()
+	r := &status.Record{ID: id, Node: "ship1", FromNode: "operator", Method: "REQCliCommand", Status: status.Succeeded,
+		ReplySent: true, UpdatedAt: time.Now().UTC()}
+	if err := f.status.Put(t.Context(), r, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// A reply still being retried is not done either.
+	reply := &status.Record{ID: id, Node: "ship1", FromNode: "operator", Method: "REQToFileAppend", Status: status.Delivered,
+		Reply: true, Error: "read-only file system (try 1)", UpdatedAt: time.Now().UTC()}
+	if err := f.status.Put(t.Context(), reply, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-done:
+		t.Fatalf("Wait returned before the reply was handled: %+v %v", res.recs, res.err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	reply.Status, reply.Error = status.Succeeded, ""
+	if err := f.status.Put(t.Context(), reply, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-done:
+		if res.err != nil || len(res.recs) != 2 || res.recs[0].Reply || !res.recs[1].Reply {
+			t.Fatalf("Wait: %+v %v", res.recs, res.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not return after the reply was handled")
 	}
 }

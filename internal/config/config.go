@@ -29,6 +29,9 @@ type Config struct {
 	BrokerAddress string `mapstructure:"broker-address"`
 	// BrokerListen is where the embedded broker listens (host:port).
 	BrokerListen string `mapstructure:"broker-listen"`
+	// BrokerReplicas is how many copies of each stream and bucket the
+	// central node asks a clustered broker for (1 on a single server).
+	BrokerReplicas int `mapstructure:"broker-replicas"`
 	// DataFolder is where reply files, the error log and node state live.
 	DataFolder string `mapstructure:"data-folder"`
 	// SocketFolder holds steward.sock.
@@ -58,6 +61,7 @@ func Default() Config {
 		CentralNodeName:         "central",
 		BrokerAddress:           "",
 		BrokerListen:            "127.0.0.1:4222",
+		BrokerReplicas:          1,
 		DataFolder:              "./data",
 		SocketFolder:            "./tmp",
 		DefaultMessageTimeout:   10 * time.Second,
@@ -88,6 +92,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.BrokerListen); err != nil {
 		errs = append(errs, fmt.Errorf("broker-listen %q: want host:port: %w", c.BrokerListen, err))
+	}
+	if c.BrokerReplicas < 1 || c.BrokerReplicas > 5 {
+		errs = append(errs, fmt.Errorf("broker-replicas %d: must be within 1..5", c.BrokerReplicas))
 	}
 	if c.DataFolder == "" {
 		errs = append(errs, errors.New("data-folder is empty"))

@@ -1,13 +1,25 @@
-// Package consumer runs a node's durable JetStream consumer: it pulls the
-// node's messages, hands each to a handler in its own goroutine, keeps the
-// message's lease alive with in-progress acks every AckWait/2 for as long
-// as the handler runs, and settles the message the way the handler says:
-// an ack, a term, or a nak with a delay.
+// Package consumer runs a node's durable JetStream pull consumer under a
+// supervisor. It pulls the node's messages, hands each to a handler in its
+// own goroutine under a Lease, keeps the lease alive with in-progress acks
+// every AckWait/2 for as long as the handler runs, and settles the message
+// the way the handler says: an ack, a term, a nak with a delay, or nothing
+// when the handler gave the message to a lease that already holds it
+// (Adopted).
 //
-// Concurrency of the method runs is the handler's business; the consumer
-// bounds how many messages are in hand by the consumer's MaxAckPending.
-// Run blocks until its context ends, then stops pulling and waits for the
-// handlers, which see their context cancelled.
+// Guarantees:
+//   - A redelivery of a message that is still being handled (a link cut
+//     longer than AckWait loses the in-progress acks, and the broker sends
+//     the message again) can be adopted by the running handler's lease:
+//     from then on the lease renews and settles the newest delivery, and
+//     no second handler runs (the node decides, see package node).
+//   - A consumer the broker lost (deleted by an operator, a broker
+//     restarted on an empty store) is noticed within seconds — when the
+//     pull says so, after every reconnect (Check), when no responders
+//     answer, and when heartbeats stop — and opened again through
+//     Options.Open, which creates it. Handlers of messages taken before
+//     keep running: a consumer that is recreated does not cancel them.
+//   - Run blocks until its context ends, then stops pulling, cancels the
+//     handlers' context and waits for them.
 package consumer
 
 import (
@@ -16,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,6 +46,7 @@ const (
 	kindAck = iota
 	kindTerm
 	kindNak
+	kindAdopted
 )
 
 // Ack settles the message as done.
@@ -44,14 +58,25 @@ func Term(reason string) Disposition { return Disposition{kind: kindTerm, reason
 // Nak asks for redelivery after delay.
 func Nak(delay time.Duration) Disposition { return Disposition{kind: kindNak, delay: delay} }
 
+// Adopted says another lease took the message over (Lease.Adopt): this
+// one does nothing more with it.
+func Adopted() Disposition { return Disposition{kind: kindAdopted} }
+
 // Retry reports whether the message will be delivered again.
 func (d Disposition) Retry() bool { return d.kind == kindNak }
 
 // Handler handles one delivery. ctx ends when the consumer stops.
-type Handler func(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) Disposition
+type Handler func(ctx context.Context, l *Lease) Disposition
 
 // Options configure a Consumer.
 type Options struct {
+	// Open returns the durable consumer, creating it if the broker does
+	// not have it; created says it had to. Run calls it at start and
+	// whenever the consumer is lost, until it succeeds.
+	Open func(ctx context.Context) (c jetstream.Consumer, created bool, err error)
+	// OnRecreated, if set, is called when Open had to create the consumer
+	// after Run had started (the broker lost it).
+	OnRecreated func(c jetstream.Consumer)
 	// AckWait is the consumer's AckWait; leases are renewed every AckWait/2.
 	AckWait time.Duration
 	// PullBatch is how many messages one pull asks for.
@@ -67,16 +92,17 @@ type Options struct {
 	Logger     *slog.Logger
 }
 
-// Consumer is a running pull consumer.
+// Consumer is a supervised pull consumer.
 type Consumer struct {
-	c       jetstream.Consumer
 	handler Handler
 	o       Options
 	log     *slog.Logger
+	check   chan struct{}
+	healthy atomic.Bool
 }
 
-// New returns a consumer that hands c's messages to h.
-func New(c jetstream.Consumer, h Handler, o Options) *Consumer {
+// New returns a consumer that hands its messages to h.
+func New(h Handler, o Options) *Consumer {
 	if o.PullBatch <= 0 {
 		o.PullBatch = 256
 	}
@@ -94,21 +120,75 @@ func New(c jetstream.Consumer, h Handler, o Options) *Consumer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{c: c, handler: h, o: o, log: log}
+	return &Consumer{handler: h, o: o, log: log, check: make(chan struct{}, 1)}
 }
 
-// ErrLost: the consumer was deleted (or lost) on the broker while running.
-// The caller should create it again and call Run again.
+// Check asks the consumer to make sure the broker still has it (call it
+// after a reconnect). It does not block.
+func (c *Consumer) Check() {
+	select {
+	case c.check <- struct{}{}:
+	default:
+	}
+}
+
+// Healthy reports whether the consumer exists on the broker and is being
+// pulled from, as far as the consumer knows.
+func (c *Consumer) Healthy() bool { return c.healthy.Load() }
+
+// ErrLost: the broker no longer has the consumer.
 var ErrLost = errors.New("consumer lost")
 
-// Run consumes until ctx ends. It returns nil after a clean stop, and an
-// error wrapping ErrLost if the broker no longer has the consumer.
+// Run consumes until ctx ends, opening the consumer again whenever the
+// broker loses it. It returns nil after a clean stop.
 func (c *Consumer) Run(ctx context.Context) error {
 	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHandlers()
 	var wg sync.WaitGroup
+	defer func() {
+		cancelHandlers()
+		wg.Wait()
+	}()
+	started := false
+	backoff := 250 * time.Millisecond
+	for ctx.Err() == nil {
+		cons, created, err := c.o.Open(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			c.log.Warn("cannot open the queue; trying again", "error", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		backoff = 250 * time.Millisecond
+		if created && started && c.o.OnRecreated != nil {
+			c.o.OnRecreated(cons)
+		}
+		started = true
+		err = c.consume(ctx, handlerCtx, cons, &wg)
+		c.healthy.Store(false)
+		if err == nil {
+			break
+		}
+		c.log.Warn("the queue is gone from the broker; opening it again", "error", err)
+	}
+	return nil
+}
+
+// consume pulls from cons until ctx ends (nil) or the consumer is lost.
+func (c *Consumer) consume(ctx, handlerCtx context.Context, cons jetstream.Consumer, wg *sync.WaitGroup) error {
 	lost := make(chan error, 1)
-	cc, err := c.c.Consume(func(msg jetstream.Msg) {
+	signal := func(err error) {
+		select {
+		case lost <- err:
+		default:
+		}
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -121,33 +201,58 @@ func (c *Consumer) Run(ctx context.Context) error {
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			switch {
 			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-				select {
-				case lost <- err:
-				default:
-				}
-			case errors.Is(err, jetstream.ErrNoHeartbeat), errors.Is(err, nats.ErrConnectionClosed):
-				c.log.Debug("consumer", "error", err)
+				signal(err)
+			case errors.Is(err, jetstream.ErrNoHeartbeat), errors.Is(err, nats.ErrNoResponders):
+				c.log.Debug("queue", "error", err)
+				c.Check()
+			case errors.Is(err, nats.ErrConnectionClosed):
+				c.log.Debug("queue", "error", err)
 			default:
-				c.log.Warn("consumer", "error", err)
+				c.log.Warn("queue", "error", err)
 			}
 		}),
 	)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrLost, err)
 	}
-	var result error
-	select {
-	case <-ctx.Done():
-	case err := <-lost:
-		result = fmt.Errorf("%w: %w", ErrLost, err)
-	case <-cc.Closed():
-		result = fmt.Errorf("%w: consumption ended", ErrLost)
+	defer func() {
+		cc.Stop()
+		<-cc.Closed()
+	}()
+	c.healthy.Store(true)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-lost:
+			return fmt.Errorf("%w: %w", ErrLost, err)
+		case <-cc.Closed():
+			return fmt.Errorf("%w: consumption ended", ErrLost)
+		case <-c.check:
+			err := c.verify(ctx, cons)
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+		}
 	}
-	cc.Stop()
-	<-cc.Closed()
-	cancelHandlers()
-	wg.Wait()
-	return result
+}
+
+// verify asks the broker for the consumer. Only a definite "not found"
+// (of the consumer or its stream) counts as lost; other errors (the broker
+// is unreachable right now) are left to the next check.
+func (c *Consumer) verify(ctx context.Context, cons jetstream.Consumer) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := cons.Info(ctx)
+	switch {
+	case err == nil:
+		c.healthy.Store(true)
+		return nil
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("%w: %w", ErrLost, err)
+	}
+	c.log.Debug("queue check", "error", err)
+	return nil
 }
 
 func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
@@ -157,58 +262,104 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	stop := c.keepAlive(msg)
-	d := c.handler(ctx, msg, meta)
-	stop()
+	l := newLease(msg, meta, c.o.AckWait, c.log)
+	d := c.handler(ctx, l)
+	l.settle(d)
+}
+
+// Lease is a message in the hands of a handler: it keeps the message's
+// AckWait from running out while the handler works, and settles it when
+// the handler is done.
+type Lease struct {
+	mu      sync.Mutex
+	msg     jetstream.Msg
+	meta    *jetstream.MsgMetadata
+	ackWait time.Duration
+	timer   *time.Timer
+	settled bool
+	log     *slog.Logger
+}
+
+func newLease(msg jetstream.Msg, meta *jetstream.MsgMetadata, ackWait time.Duration, log *slog.Logger) *Lease {
+	l := &Lease{msg: msg, meta: meta, ackWait: ackWait, log: log}
+	l.mu.Lock()
+	l.timer = time.AfterFunc(ackWait/2, l.renew)
+	l.mu.Unlock()
+	return l
+}
+
+// Msg is the newest delivery of the message.
+func (l *Lease) Msg() jetstream.Msg {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.msg
+}
+
+// Meta is the metadata of the newest delivery.
+func (l *Lease) Meta() *jetstream.MsgMetadata {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.meta
+}
+
+// Adopt takes over other, a newer delivery of the same message: l renews
+// and settles it from now on, at once renewing its lease, and other
+// settles nothing (its handler must return Adopted). It returns false,
+// changing nothing, if l is already settled.
+func (l *Lease) Adopt(other *Lease) bool {
+	other.mu.Lock()
+	msg, meta := other.msg, other.meta
+	other.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.settled {
+		return false
+	}
+	l.msg, l.meta = msg, meta
+	if err := msg.InProgress(); err != nil {
+		l.log.Debug("in-progress ack", "subject", msg.Subject(), "error", err)
+	}
+	return true
+}
+
+// renew sends an in-progress ack for the newest delivery (timer callback).
+func (l *Lease) renew() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.settled {
+		return
+	}
+	if err := l.msg.InProgress(); err != nil {
+		l.log.Debug("in-progress ack", "subject", l.msg.Subject(), "error", err)
+	}
+	l.timer.Reset(l.ackWait / 2)
+}
+
+// settle stops the renewals and settles the newest delivery as d says.
+// An ack is a plain ack, not a double ack: an ack lost on its way (a
+// broker stop, a cut link) only means the message comes again, and the
+// node's ledger knows it finished and acks it without running it.
+func (l *Lease) settle(d Disposition) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.settled {
+		return
+	}
+	l.settled = true
+	l.timer.Stop()
+	msg := l.msg
+	var err error
 	switch d.kind {
+	case kindAdopted:
+		return
 	case kindAck:
-		c.ack(ctx, msg, meta)
+		err = msg.Ack()
 	case kindTerm:
-		if err := msg.TermWithReason(d.reason); err != nil {
-			c.log.Warn("term", "subject", msg.Subject(), "seq", meta.Sequence.Stream, "error", err)
-		}
+		err = msg.TermWithReason(d.reason)
 	case kindNak:
-		if err := msg.NakWithDelay(d.delay); err != nil {
-			c.log.Debug("nak", "subject", msg.Subject(), "seq", meta.Sequence.Stream, "error", err)
-		}
+		err = msg.NakWithDelay(d.delay)
 	}
-}
-
-// ack acknowledges the message. It is a plain ack, not a double ack: an
-// ack lost on its way (a broker stop, a cut link) only means the message
-// comes again, and the node's ledger knows it finished and acks it without
-// running it. Waiting for the server to confirm every ack would add a round
-// trip per message for no gain in safety.
-func (c *Consumer) ack(_ context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) {
-	if err := msg.Ack(); err != nil {
-		c.log.Debug("ack not sent; the ledger will catch the redelivery", "seq", meta.Sequence.Stream, "error", err)
-	}
-}
-
-// keepAlive renews msg's lease every AckWait/2 until stop is called. It
-// uses a timer, not a goroutine, per message in hand.
-func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
-	var mu sync.Mutex
-	stopped := false
-	var t *time.Timer
-	renew := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		if err := msg.InProgress(); err != nil {
-			c.log.Debug("in-progress ack", "subject", msg.Subject(), "error", err)
-		}
-		t.Reset(c.o.AckWait / 2)
-	}
-	mu.Lock()
-	t = time.AfterFunc(c.o.AckWait/2, renew)
-	mu.Unlock()
-	return func() {
-		mu.Lock()
-		defer mu.Unlock()
-		stopped = true
-		t.Stop()
+	if err != nil {
+		l.log.Debug("settle", "subject", msg.Subject(), "seq", l.meta.Sequence.Stream, "error", err)
 	}
 }

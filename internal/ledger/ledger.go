@@ -1,25 +1,34 @@
-// Package ledger is a node's durable record of the messages it has taken:
-// the executed-ID store that makes execution effectively-once.
+// Package ledger is a node's durable record of the deliveries it has
+// taken: the executed-ID store that makes execution effectively-once.
 //
-// For every delivery a node runs, the ledger records
+// The states of a delivery, in order:
 //
-//	completed — the method ended (its outcome, output included, is kept);
-//	finished  — the reply and terminal status are stored and the message
-//	            acknowledged; only the ID is kept from here on.
+//	started   — a run began; the record holds the run number. Written
+//	            before the method starts, so a node that crashed mid-run
+//	            knows, when the message comes again, that this is a rerun
+//	            (and counts it against the message's retries).
+//	completed — the method ended; its outcome, output included, is kept
+//	            until the delivery is finished.
+//	refused   — the node ended the delivery without running it (rejected,
+//	            undeliverable, deadline passed). Final like a completion.
+//	finished  — the outcome is stored by the broker and the message
+//	            acknowledged; only the ID and the final status are kept.
 //
-// A delivery that arrives again is looked up first: completed or finished
-// ones are never run again (a completed one's reply is re-sent from the
-// ledger). A delivery the ledger does not know was never completed (a crash
-// or stop interrupted it, or it never ran) and runs. The message itself
-// stays in the broker until it is acknowledged, so the ledger never needs
-// to keep it. Entries are kept
-// until their message's expiry, which is later than any redelivery can
-// arrive, then dropped when the log is compacted.
+// A delivery that arrives again is looked up first: completed, refused and
+// finished ones never run again, whatever the broker's delivery count says
+// (a recreated consumer starts counting from one). The message itself
+// stays in the broker until it is acknowledged, so the ledger never keeps
+// it. Started, completed and refused records are written with one write
+// call before the call returns (with Options.Sync also fsynced); finished
+// records are buffered briefly, since losing one only means a redelivery
+// is acknowledged from the completed record.
 //
-// The ledger is an append-only JSON-lines file. A completed record is
-// written with one write call before Complete returns (together with any
-// buffered finished records), so it survives the process being killed;
-// with Options.Sync it is also fsynced, so it survives power loss.
+// The ledger is shaped for expiry: every delivery has an expiry (after
+// the broker can no longer redeliver it, see message.LedgerExpiry), and all
+// records of a delivery go to the segment file of the hour it expires in,
+// <dir>/<YYYYMMDDTHH>.jsonl. A segment is deleted whole once its hour has
+// passed; nothing is ever rewritten or compacted, so no write waits for a
+// compaction.
 package ledger
 
 import (
@@ -27,8 +36,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -38,12 +50,17 @@ type State string
 
 // The states, in order.
 const (
+	Started   State = "started"
 	Completed State = "completed"
+	Refused   State = "refused"
 	Finished  State = "finished"
 )
 
-// Outcome is the result of a completed delivery, enough to re-send its
-// reply and terminal status.
+// Final reports whether a delivery in state s must never run again.
+func (s State) Final() bool { return s == Completed || s == Refused || s == Finished }
+
+// Outcome is how a delivery ended, enough to send its reply and terminal
+// status again.
 type Outcome struct {
 	Status    string `json:"status"`
 	ExitCode  *int   `json:"exitCode,omitempty"`
@@ -58,65 +75,110 @@ type Outcome struct {
 
 // Entry is what the ledger knows of one delivery.
 type Entry struct {
-	ID      string    `json:"id"`
-	State   State     `json:"state"`
-	Attempt uint64    `json:"attempt,omitempty"`
+	ID    string `json:"id"`
+	State State  `json:"state"`
+	// Runs is how many times the method was started.
+	Runs    int       `json:"runs,omitempty"`
 	Expires time.Time `json:"expires,omitzero"`
 	At      time.Time `json:"at"`
-	Outcome *Outcome  `json:"outcome,omitempty"`
+	// Outcome is kept while the delivery is completed or refused but not
+	// finished; a finished entry keeps only FinalStatus.
+	Outcome     *Outcome `json:"outcome,omitempty"`
+	FinalStatus string   `json:"finalStatus,omitempty"`
 }
 
 // Options tune the ledger.
 type Options struct {
-	// Sync fsyncs every record (survives power loss; costs a disk flush).
+	// Sync fsyncs every durable record (survives power loss; costs a disk
+	// flush per record).
 	Sync bool
-	// Now returns the current time (tests may fix it).
+	// Now returns the current time (tests may move it).
 	Now func() time.Time
 }
 
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("ledger closed")
 
+// ErrUnknown: a record refers to a delivery the ledger has no entry for.
+var ErrUnknown = errors.New("delivery not in the ledger")
+
 // Ledger is the executed-ID store. It is safe for concurrent use.
 type Ledger struct {
-	mu        sync.Mutex
-	path      string
-	file      *os.File
-	entries   map[string]*Entry
-	opts      Options
-	written   int64 // bytes in the file
-	compactAt int64 // size that triggers the next compaction
-	// buf holds records not yet written (Finish records wait for the next
-	// Complete or for flushTimer).
-	buf        []byte
+	mu       sync.Mutex
+	dir      string
+	opts     Options
+	closed   bool
+	entries  map[string]*Entry
+	segments map[string][]string // segment name → keys whose records are in it
+	files    map[string]*os.File // open segment files
+	// buffered holds finished records not yet written, by segment.
+	buffered   map[string][]byte
 	flushTimer *time.Timer
+	nextSweep  time.Time
 }
 
-const minCompactSize = 8 << 20
+// DefaultExpiry applies to a delivery recorded without an expiry.
+const DefaultExpiry = 48 * time.Hour
 
-// Open opens (or creates) the ledger at path, replays it and compacts it.
-func Open(path string, opts Options) (*Ledger, error) {
+// FlushInterval bounds how long a buffered finished record waits.
+const FlushInterval = 200 * time.Millisecond
+
+// maxOpenFiles bounds the segment files kept open for appending.
+const maxOpenFiles = 16
+
+const segmentLayout = "20060102T15"
+
+// Open opens (or creates) the ledger in dir and replays it. Segments
+// whose hour has passed are deleted. A ledger.jsonl left beside dir by an
+// older steward is imported and removed.
+func Open(dir string, opts Options) (*Ledger, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("ledger folder: %w", err)
 	}
-	l := &Ledger{path: path, entries: map[string]*Entry{}, opts: opts}
-	if err := l.replay(); err != nil {
+	l := &Ledger{dir: dir, opts: opts, entries: map[string]*Entry{}, segments: map[string][]string{},
+		files: map[string]*os.File{}, buffered: map[string][]byte{}}
+	names, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if err != nil {
+		return nil, fmt.Errorf("ledger folder: %w", err)
+	}
+	now := opts.Now()
+	for _, name := range names {
+		seg := strings.TrimSuffix(filepath.Base(name), ".jsonl")
+		if end, ok := segmentEnd(seg); !ok || !now.Before(end) {
+			if err := os.Remove(name); err != nil {
+				return nil, fmt.Errorf("drop expired ledger segment: %w", err)
+			}
+			continue
+		}
+		if err := l.replay(name, seg); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.importLegacy(dir + ".jsonl"); err != nil {
 		return nil, err
 	}
-	if err := l.compact(); err != nil {
-		return nil, err
-	}
+	l.nextSweep = now.Add(time.Minute)
 	return l, nil
 }
 
-func (l *Ledger) replay() error {
-	f, err := os.Open(l.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+// segmentOf names the segment that holds the records of a delivery that
+// expires at exp: the hour it expires in.
+func segmentOf(exp time.Time) string { return exp.UTC().Format(segmentLayout) }
+
+// segmentEnd is when every entry of segment seg has expired.
+func segmentEnd(seg string) (time.Time, bool) {
+	t, err := time.Parse(segmentLayout, seg)
+	if err != nil {
+		return time.Time{}, false
 	}
+	return t.Add(time.Hour), true
+}
+
+func (l *Ledger) replay(path, seg string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
@@ -125,12 +187,12 @@ func (l *Ledger) replay() error {
 	sc.Buffer(make([]byte, 64<<10), 256<<20)
 	for sc.Scan() {
 		var e Entry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.ID == "" {
 			// A torn last line from a crash mid-write: everything before it
 			// is intact, and the delivery it described will come again.
 			continue
 		}
-		l.apply(&e)
+		l.apply(&e, seg)
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read ledger: %w", err)
@@ -138,76 +200,58 @@ func (l *Ledger) replay() error {
 	return nil
 }
 
-// apply merges a record into memory.
-func (l *Ledger) apply(rec *Entry) {
+// importLegacy moves the entries of a single-file ledger into segments.
+func (l *Ledger) importLegacy(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	tmp := &Ledger{entries: map[string]*Entry{}, segments: map[string][]string{}}
+	if err := tmp.replay(path, ""); err != nil {
+		return err
+	}
+	now := l.opts.Now()
+	for _, e := range tmp.entries {
+		if e.Expires.IsZero() || !now.Before(e.Expires) || l.entries[e.ID] != nil {
+			continue
+		}
+		if e.State == "finished" || e.State == "completed" && e.Outcome == nil {
+			e.State = Finished
+		}
+		if err := l.writeDurable(e); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove old ledger: %w", err)
+	}
+	return nil
+}
+
+// apply merges a record into memory; seg is the segment it is in.
+func (l *Ledger) apply(rec *Entry, seg string) {
 	cur, ok := l.entries[rec.ID]
 	if !ok {
 		cur = &Entry{ID: rec.ID}
 		l.entries[rec.ID] = cur
+		l.segments[seg] = append(l.segments[seg], rec.ID)
 	}
 	cur.State, cur.At = rec.State, rec.At
-	if rec.Attempt != 0 {
-		cur.Attempt = rec.Attempt
+	if rec.Runs > cur.Runs {
+		cur.Runs = rec.Runs
 	}
 	if !rec.Expires.IsZero() {
 		cur.Expires = rec.Expires
 	}
 	if rec.Outcome != nil {
 		cur.Outcome = rec.Outcome
+		cur.FinalStatus = rec.Outcome.Status
+	}
+	if rec.FinalStatus != "" {
+		cur.FinalStatus = rec.FinalStatus
 	}
 	if cur.State == Finished {
 		cur.Outcome = nil
 	}
-}
-
-// compact rewrites the file with the live entries only.
-func (l *Ledger) compact() error {
-	now := l.opts.Now()
-	tmp := l.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("compact ledger: %w", err)
-	}
-	w := bufio.NewWriter(f)
-	var size int64
-	for id, e := range l.entries {
-		if !e.Expires.IsZero() && now.After(e.Expires) {
-			delete(l.entries, id)
-			continue
-		}
-		b, err := json.Marshal(e)
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("compact ledger: %w", err)
-		}
-		b = append(b, '\n')
-		n, _ := w.Write(b)
-		size += int64(n)
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("compact ledger: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("compact ledger: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("compact ledger: %w", err)
-	}
-	if err := os.Rename(tmp, l.path); err != nil {
-		return fmt.Errorf("compact ledger: %w", err)
-	}
-	if l.file != nil {
-		l.file.Close()
-	}
-	l.file, err = os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("reopen ledger: %w", err)
-	}
-	l.written = size
-	l.compactAt = max(4*size, minCompactSize)
-	return nil
 }
 
 // Get returns a copy of the entry for a delivery.
@@ -221,44 +265,135 @@ func (l *Ledger) Get(id string) (Entry, bool) {
 	return *e, true
 }
 
-// Complete records the outcome of a delivery (its attempt-th delivery),
-// kept until expires. It returns once the record is written.
-func (l *Ledger) Complete(id string, attempt uint64, expires time.Time, o *Outcome) error {
-	return l.write(&Entry{ID: id, State: Completed, Attempt: attempt, Expires: expires, Outcome: o}, true)
+// Start records that run number Runs+1 of a delivery begins and returns
+// that number. expires is kept from the first record of the delivery. It
+// returns once the record is written; on error nothing is recorded and
+// the method must not run.
+func (l *Ledger) Start(id string, expires time.Time) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	run := 1
+	if e, ok := l.entries[id]; ok {
+		if e.State.Final() {
+			return 0, fmt.Errorf("start %s: it is %s already", id, e.State)
+		}
+		run, expires = e.Runs+1, e.Expires
+	}
+	return run, l.writeDurable(&Entry{ID: id, State: Started, Runs: run, Expires: expires})
 }
 
-// Finish records that a delivery's reply and status are stored and the
-// message acknowledged; its output is forgotten. The record is buffered and
-// written with the next Complete, or within FlushInterval: losing it in a
-// crash only means a redelivery re-sends the reply, which the broker and
-// the sender deduplicate.
+// Complete records the outcome of a delivery's run. It returns once the
+// record is written; on error the outcome is not recorded.
+func (l *Ledger) Complete(id string, expires time.Time, o *Outcome) error {
+	return l.final(id, Completed, expires, o)
+}
+
+// Refuse records that a delivery ended without running (o says how). It
+// returns once the record is written.
+func (l *Ledger) Refuse(id string, expires time.Time, o *Outcome) error {
+	return l.final(id, Refused, expires, o)
+}
+
+func (l *Ledger) final(id string, st State, expires time.Time, o *Outcome) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.entries[id]; ok {
+		expires = e.Expires
+	}
+	return l.writeDurable(&Entry{ID: id, State: st, Expires: expires, Outcome: o})
+}
+
+// Finish records that a delivery's outcome is stored by the broker and
+// its message acknowledged; its output is forgotten. The record is
+// buffered and written with the next durable record or within
+// FlushInterval.
 func (l *Ledger) Finish(id string) error {
-	return l.write(&Entry{ID: id, State: Finished}, false)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	e, ok := l.entries[id]
+	if !ok {
+		return fmt.Errorf("finish %s: %w", id, ErrUnknown)
+	}
+	rec := &Entry{ID: id, State: Finished, At: l.opts.Now().UTC(), FinalStatus: e.FinalStatus}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("ledger record %s: %w", id, err)
+	}
+	seg := segmentOf(e.Expires)
+	l.buffered[seg] = append(append(l.buffered[seg], b...), '\n')
+	l.apply(rec, seg)
+	l.sweepLocked()
+	if l.flushTimer == nil {
+		l.flushTimer = time.AfterFunc(FlushInterval, l.flushBuffered)
+	}
+	return nil
 }
 
-// FlushInterval bounds how long a buffered Finish record waits.
-const FlushInterval = 200 * time.Millisecond
-
-func (l *Ledger) write(rec *Entry, now bool) error {
+// writeDurable writes rec (after anything buffered) with one write call
+// and applies it only once written. The caller holds mu.
+func (l *Ledger) writeDurable(rec *Entry) error {
+	if l.closed {
+		return ErrClosed
+	}
 	rec.At = l.opts.Now().UTC()
+	if rec.Expires.IsZero() {
+		rec.Expires = rec.At.Add(DefaultExpiry)
+	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("ledger record %s: %w", rec.ID, err)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.file == nil {
-		return ErrClosed
+	seg := segmentOf(rec.Expires)
+	if err := l.flushLocked(); err != nil {
+		return err
 	}
-	l.apply(rec)
-	l.buf = append(append(l.buf, b...), '\n')
-	if !now {
-		if l.flushTimer == nil {
-			l.flushTimer = time.AfterFunc(FlushInterval, l.flushBuffered)
+	if err := l.append(seg, append(b, '\n')); err != nil {
+		return err
+	}
+	l.apply(rec, seg)
+	l.sweepLocked()
+	return nil
+}
+
+// append writes b to segment seg with one write call.
+func (l *Ledger) append(seg string, b []byte) error {
+	f, err := l.file(seg)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("ledger write: %w", err)
+	}
+	if l.opts.Sync {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("ledger sync: %w", err)
 		}
-		return nil
 	}
-	return l.flushLocked()
+	return nil
+}
+
+// file returns the open file of segment seg, opening it (and closing
+// another if too many are open).
+func (l *Ledger) file(seg string) (*os.File, error) {
+	if f, ok := l.files[seg]; ok {
+		return f, nil
+	}
+	if len(l.files) >= maxOpenFiles {
+		for name, f := range l.files {
+			f.Close()
+			delete(l.files, name)
+			break
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(l.dir, seg+".jsonl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ledger segment: %w", err)
+	}
+	l.files[seg] = f
+	return f, nil
 }
 
 // flushBuffered writes buffered records (timer callback).
@@ -266,55 +401,86 @@ func (l *Ledger) flushBuffered() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.flushTimer = nil
-	if l.file != nil {
+	if !l.closed {
 		_ = l.flushLocked() // a failed write is retried with the next record
 	}
 }
 
-// flushLocked writes the buffer with one call; the caller holds mu.
+// flushLocked writes the buffered records; the caller holds mu.
 func (l *Ledger) flushLocked() error {
-	if len(l.buf) == 0 {
-		return nil
-	}
-	if _, err := l.file.Write(l.buf); err != nil {
-		return fmt.Errorf("ledger write: %w", err)
-	}
-	if l.opts.Sync {
-		if err := l.file.Sync(); err != nil {
-			return fmt.Errorf("ledger sync: %w", err)
+	for seg, b := range l.buffered {
+		if err := l.append(seg, b); err != nil {
+			return err
 		}
-	}
-	l.written += int64(len(l.buf))
-	l.buf = l.buf[:0]
-	if l.written > l.compactAt {
-		return l.compact()
+		delete(l.buffered, seg)
 	}
 	return nil
 }
 
-// Len is the number of entries kept.
+// sweepLocked deletes segments whose hour has passed, at most once a
+// minute. The caller holds mu.
+func (l *Ledger) sweepLocked() {
+	now := l.opts.Now()
+	if now.Before(l.nextSweep) {
+		return
+	}
+	l.nextSweep = now.Add(time.Minute)
+	for seg, keys := range l.segments {
+		if end, ok := segmentEnd(seg); ok && now.Before(end) {
+			continue
+		}
+		if f, ok := l.files[seg]; ok {
+			f.Close()
+			delete(l.files, seg)
+		}
+		delete(l.buffered, seg)
+		if err := os.Remove(filepath.Join(l.dir, seg+".jsonl")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			continue // try again at the next sweep
+		}
+		for _, k := range keys {
+			delete(l.entries, k)
+		}
+		delete(l.segments, seg)
+	}
+}
+
+// Len is the number of deliveries the ledger remembers.
 func (l *Ledger) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.entries)
 }
 
-// Close writes what is buffered and closes the file.
+// Segments lists the segment files on disk, oldest first.
+func (l *Ledger) Segments() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]string, 0, len(l.segments))
+	for seg := range l.segments {
+		out = append(out, seg)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Close writes what is buffered and closes the files.
 func (l *Ledger) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.file == nil {
+	if l.closed {
 		return nil
 	}
 	if l.flushTimer != nil {
 		l.flushTimer.Stop()
 		l.flushTimer = nil
 	}
-	ferr := l.flushLocked()
-	err := l.file.Close()
-	if err == nil {
-		err = ferr
+	err := l.flushLocked()
+	for seg, f := range l.files {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		delete(l.files, seg)
 	}
-	l.file = nil
+	l.closed = true
 	return err
 }

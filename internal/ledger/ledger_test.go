@@ -1,18 +1,45 @@
 package ledger_test
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stewardfleet/steward/internal/ledger"
 )
 
-func open(t *testing.T, path string, now func() time.Time) *ledger.Ledger {
+// clock is a movable time for the ledger.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 11, 29, 8, 30, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func open(t *testing.T, dir string, c *clock) *ledger.Ledger {
 	t.Helper()
-	l, err := ledger.Open(path, ledger.Options{Now: now})
+	opts := ledger.Options{}
+	if c != nil {
+		opts.Now = c.Now
+	}
+	l, err := ledger.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,133 +47,281 @@ func open(t *testing.T, path string, now func() time.Time) *ledger.Ledger {
 	return l
 }
 
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestStatesSurviveReopen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.jsonl")
-	l := open(t, path, nil)
+	dir := filepath.Join(t.TempDir(), "ledger")
+	l := open(t, dir, nil)
 	exp := time.Now().Add(time.Hour)
 	code := 3
-	must(t, l.Complete("m2.ship1", 1, exp, &ledger.Outcome{Status: "failed", ExitCode: &code, Output: []byte("out")}))
-	must(t, l.Complete("m3.ship1", 2, exp, &ledger.Outcome{Status: "succeeded", Output: []byte("big")}))
+	for _, id := range []string{"m1.ship1", "m2.ship1", "m3.ship1", "m4.ship1"} {
+		if _, err := l.Start(id, exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, l.Complete("m2.ship1", exp, &ledger.Outcome{Status: "failed", ExitCode: &code, Output: []byte("out")}))
+	must(t, l.Complete("m3.ship1", exp, &ledger.Outcome{Status: "succeeded", Output: []byte("big")}))
 	must(t, l.Finish("m3.ship1"))
+	must(t, l.Refuse("m4.ship1", exp, &ledger.Outcome{Status: "undeliverable", Error: "retries spent"}))
 	must(t, l.Close())
 
-	l = open(t, path, nil)
+	l = open(t, dir, nil)
+	if e, ok := l.Get("m1.ship1"); !ok || e.State != ledger.Started || e.Runs != 1 || e.State.Final() {
+		t.Errorf("m1 should be started once: %+v %v", e, ok)
+	}
 	if e, ok := l.Get("m2.ship1"); !ok || e.State != ledger.Completed || string(e.Outcome.Output) != "out" || *e.Outcome.ExitCode != 3 || !e.Expires.Equal(exp) {
 		t.Errorf("m2: %+v %v", e, ok)
 	}
-	if e, ok := l.Get("m3.ship1"); !ok || e.State != ledger.Finished || e.Outcome != nil || e.Attempt != 2 {
+	if e, ok := l.Get("m3.ship1"); !ok || e.State != ledger.Finished || e.Outcome != nil || e.FinalStatus != "succeeded" {
 		t.Errorf("m3 should be finished with its output dropped: %+v %v", e, ok)
 	}
-	if _, ok := l.Get("m4.ship1"); ok {
+	if e, ok := l.Get("m4.ship1"); !ok || e.State != ledger.Refused || !e.State.Final() || e.Outcome.Status != "undeliverable" {
+		t.Errorf("m4 should be refused: %+v %v", e, ok)
+	}
+	if _, ok := l.Get("m5.ship1"); ok {
 		t.Error("unknown id found")
 	}
 }
 
-func TestCompleteIsOnDiskWhenItReturns(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.jsonl")
-	l := open(t, path, nil)
-	must(t, l.Complete("a", 1, time.Now().Add(time.Hour), &ledger.Outcome{Status: "succeeded"}))
-	// No Close: a process killed now must still find the record.
-	b, err := os.ReadFile(path)
-	if err != nil || !strings.Contains(string(b), `"id":"a","state":"completed"`) {
-		t.Fatalf("completed record not in the file: %q %v", b, err)
+func TestRunsAreCountedAcrossRestarts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ledger")
+	exp := time.Now().Add(time.Hour)
+	for want := 1; want <= 3; want++ {
+		l := open(t, dir, nil)
+		run, err := l.Start("crashy.ship1", exp)
+		if err != nil || run != want {
+			t.Fatalf("run %d, %v; want %d", run, err, want)
+		}
+		// No Complete: the node "crashed" mid-run. Close only releases the files.
+		l.Close()
+	}
+}
+
+func TestFinalDeliveriesCannotStartAgain(t *testing.T) {
+	l := open(t, filepath.Join(t.TempDir(), "ledger"), nil)
+	exp := time.Now().Add(time.Hour)
+	must(t, l.Refuse("r.ship1", exp, &ledger.Outcome{Status: "rejected"}))
+	if _, err := l.Start("r.ship1", exp); err == nil {
+		t.Error("a refused delivery started")
+	}
+	if _, err := l.Start("c.ship1", exp); err != nil {
+		t.Fatal(err)
+	}
+	must(t, l.Complete("c.ship1", exp, &ledger.Outcome{Status: "succeeded"}))
+	if _, err := l.Start("c.ship1", exp); err == nil {
+		t.Error("a completed delivery started")
+	}
+}
+
+func TestDurableRecordsAreOnDiskWhenTheyReturn(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ledger")
+	l := open(t, dir, nil)
+	exp := time.Now().Add(time.Hour)
+	read := func() string {
+		t.Helper()
+		var all strings.Builder
+		names, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+		for _, n := range names {
+			b, err := os.ReadFile(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all.Write(b)
+		}
+		return all.String()
+	}
+	// No Close: a process killed now must still find each record.
+	if _, err := l.Start("a", exp); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(read(), `"id":"a","state":"started","runs":1`) {
+		t.Fatalf("started record not on disk: %q", read())
+	}
+	must(t, l.Complete("a", exp, &ledger.Outcome{Status: "succeeded"}))
+	if !strings.Contains(read(), `"id":"a","state":"completed"`) {
+		t.Fatalf("completed record not on disk: %q", read())
+	}
+	must(t, l.Refuse("b", exp, &ledger.Outcome{Status: "rejected"}))
+	if !strings.Contains(read(), `"id":"b","state":"refused"`) {
+		t.Fatalf("refused record not on disk: %q", read())
 	}
 }
 
 func TestFinishIsWrittenSoonWithoutAnotherRecord(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.jsonl")
-	l := open(t, path, nil)
-	must(t, l.Complete("a", 1, time.Now().Add(time.Hour), &ledger.Outcome{Status: "succeeded"}))
+	dir := filepath.Join(t.TempDir(), "ledger")
+	l := open(t, dir, nil)
+	exp := time.Now().Add(time.Hour)
+	must(t, l.Complete("a", exp, &ledger.Outcome{Status: "succeeded"}))
 	must(t, l.Finish("a"))
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
-		b, _ := os.ReadFile(path)
-		if strings.Contains(string(b), `"state":"finished"`) {
+		names, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+		var all []byte
+		for _, n := range names {
+			b, _ := os.ReadFile(n)
+			all = append(all, b...)
+		}
+		if strings.Contains(string(all), `"state":"finished"`) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("finished record never written: %q", b)
+			t.Fatalf("finished record not written: %q", all)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func TestExpiredEntriesAreDroppedOnCompaction(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.jsonl")
-	now := time.Now()
-	clock := func() time.Time { return now }
-	l := open(t, path, clock)
-	must(t, l.Complete("old", 1, now.Add(time.Minute), &ledger.Outcome{}))
-	must(t, l.Complete("new", 1, now.Add(time.Hour), &ledger.Outcome{}))
-	must(t, l.Close())
-	now = now.Add(10 * time.Minute)
-	l = open(t, path, clock)
-	if _, ok := l.Get("old"); ok {
-		t.Error("expired entry kept")
+func TestFinishOfAnUnknownDeliveryIsAnError(t *testing.T) {
+	l := open(t, filepath.Join(t.TempDir(), "ledger"), nil)
+	if err := l.Finish("never.seen"); !errors.Is(err, ledger.ErrUnknown) {
+		t.Errorf("got %v", err)
 	}
-	if _, ok := l.Get("new"); !ok {
-		t.Error("live entry dropped")
+}
+
+// The ledger is shaped for expiry: a segment per expiry hour, deleted
+// whole once the hour has passed, with the entries it held.
+func TestExpiredSegmentsAreDeletedWhole(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ledger")
+	c := newClock()
+	l := open(t, dir, c)
+	soon, later := c.Now().Add(30*time.Minute), c.Now().Add(5*time.Hour)
+	for i := range 100 {
+		id := fmt.Sprintf("soon%d.ship1", i)
+		must(t, l.Complete(id, soon, &ledger.Outcome{Status: "succeeded"}))
+		must(t, l.Finish(id))
+	}
+	must(t, l.Complete("later.ship1", later, &ledger.Outcome{Status: "succeeded"}))
+	if got := len(l.Segments()); got != 2 {
+		t.Fatalf("%d segments, want 2: %v", got, l.Segments())
+	}
+	c.Add(2 * time.Hour)
+	must(t, l.Complete("trigger.ship1", later, &ledger.Outcome{Status: "succeeded"})) // a write sweeps
+	if got := l.Len(); got != 2 {
+		t.Errorf("%d entries after the sweep, want 2", got)
+	}
+	if _, ok := l.Get("soon7.ship1"); ok {
+		t.Error("an expired entry is still remembered")
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if len(names) != 1 {
+		t.Errorf("files on disk: %v, want one segment", names)
+	}
+	must(t, l.Close())
+
+	// Reopened past the expiry of everything: nothing is left.
+	c.Add(10 * time.Hour)
+	l = open(t, dir, c)
+	if l.Len() != 0 {
+		t.Errorf("%d entries remembered past their expiry", l.Len())
+	}
+	names, _ = filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if len(names) != 0 {
+		t.Errorf("expired segments left on disk: %v", names)
 	}
 }
 
 func TestTornLastLineIsIgnored(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.jsonl")
-	l := open(t, path, nil)
-	must(t, l.Complete("a", 1, time.Now().Add(time.Hour), &ledger.Outcome{}))
+	dir := filepath.Join(t.TempDir(), "ledger")
+	l := open(t, dir, nil)
+	exp := time.Now().Add(time.Hour)
+	must(t, l.Complete("a", exp, &ledger.Outcome{Status: "succeeded"}))
 	must(t, l.Close())
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	names, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	f, err := os.OpenFile(names[0], os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString(`{"id":"b","state":"comp`) // a crash mid-write
+	f.WriteString(`{"id":"b","state":"compl`)
 	f.Close()
-	l = open(t, path, nil)
+	l = open(t, dir, nil)
 	if _, ok := l.Get("a"); !ok {
 		t.Error("entry before the torn line lost")
 	}
 	if _, ok := l.Get("b"); ok {
-		t.Error("torn entry applied")
-	}
-	must(t, l.Complete("c", 1, time.Now().Add(time.Hour), &ledger.Outcome{}))
-	must(t, l.Close())
-	l = open(t, path, nil)
-	if _, ok := l.Get("c"); !ok {
-		t.Error("entry written after recovery lost")
+		t.Error("torn entry read")
 	}
 }
 
-func TestCompactionKeepsLiveEntries(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.jsonl")
-	l := open(t, path, nil)
-	big := make([]byte, 1<<20)
+func TestLegacyLedgerIsImported(t *testing.T) {
+	state := t.TempDir()
+	exp := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
+	old := `{"id":"done.ship1","state":"finished","expires":"` + exp + `","at":"2026-11-28T10:00:00Z"}
+{"id":"half.ship1","state":"completed","attempt":1,"expires":"` + exp + `","at":"2026-11-28T10:00:00Z","outcome":{"status":"succeeded","output":"aGk="}}
+{"id":"gone.ship1","state":"finished","expires":"2020-01-01T00:00:00Z","at":"2019-12-31T00:00:00Z"}
+`
+	if err := os.WriteFile(filepath.Join(state, "ledger.jsonl"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := open(t, filepath.Join(state, "ledger"), nil)
+	if e, ok := l.Get("done.ship1"); !ok || e.State != ledger.Finished {
+		t.Errorf("done: %+v %v", e, ok)
+	}
+	if e, ok := l.Get("half.ship1"); !ok || e.State != ledger.Completed || string(e.Outcome.Output) != "hi" {
+		t.Errorf("half: %+v %v", e, ok)
+	}
+	if _, ok := l.Get("gone.ship1"); ok {
+		t.Error("expired legacy entry imported")
+	}
+	if _, err := os.Stat(filepath.Join(state, "ledger.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("legacy file left behind: %v", err)
+	}
+}
+
+// A full disk: the segment the record goes to is /dev/full, where every
+// write fails with ENOSPC.
+func TestFailedWriteRecordsNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ledger")
+	l := open(t, dir, nil)
 	exp := time.Now().Add(time.Hour)
-	// 20 MiB of outputs, finished: the file is compacted on the way.
-	for i := range 20 {
-		id := "m" + string(rune('a'+i))
-		must(t, l.Complete(id, 1, exp, &ledger.Outcome{Output: big}))
-		must(t, l.Finish(id))
+	must(t, os.Symlink("/dev/full", filepath.Join(dir, exp.UTC().Format("20060102T15")+".jsonl")))
+	if _, err := l.Start("x", exp); err == nil {
+		t.Fatal("start succeeded on a full disk")
 	}
-	must(t, l.Close())
-	if fi, err := os.Stat(path); err != nil || fi.Size() > 8<<20 {
-		t.Fatalf("ledger not compacted: %v %v", fi.Size(), err)
+	if _, ok := l.Get("x"); ok {
+		t.Error("a started record that was not written is remembered")
 	}
-	l = open(t, path, nil)
-	if l.Len() != 20 {
-		t.Errorf("%d entries after compaction, want 20", l.Len())
+	if err := l.Complete("y", exp, &ledger.Outcome{Status: "succeeded"}); err == nil {
+		t.Fatal("complete succeeded on a full disk")
+	}
+	if _, ok := l.Get("y"); ok {
+		t.Error("a completed record that was not written is remembered")
 	}
 }
 
 func TestClosedLedgerRefusesWrites(t *testing.T) {
-	l := open(t, filepath.Join(t.TempDir(), "l.jsonl"), nil)
-	l.Close()
-	if err := l.Finish("x"); err == nil {
-		t.Error("write after close succeeded")
+	l := open(t, filepath.Join(t.TempDir(), "ledger"), nil)
+	must(t, l.Close())
+	if _, err := l.Start("a", time.Now().Add(time.Hour)); !errors.Is(err, ledger.ErrClosed) {
+		t.Errorf("got %v", err)
 	}
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
+func BenchmarkCompleteFinish(b *testing.B) {
+	l, err := ledger.Open(filepath.Join(b.TempDir(), "ledger"), ledger.Options{})
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
+	}
+	defer l.Close()
+	exp := time.Now().Add(time.Hour)
+	o := &ledger.Outcome{Status: "succeeded", Output: []byte("hello\n")}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		id := fmt.Sprintf("m%d.ship1", i)
+		i++
+		if _, err := l.Start(id, exp); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Complete(id, exp, o); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Finish(id); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -62,16 +62,24 @@ type Message struct {
 	// from sending, or an RFC 3339 time. Optional; a default applies.
 	DeliveryDeadline *Deadline `json:"deliveryDeadline,omitempty"`
 
+	// ID identifies the message; every delivery of it shares the ID.
+	// Steward assigns one (a NUID) unless the operator chose it: a client
+	// that chooses its IDs can always learn what became of its input, and
+	// sending the same ID again sends nothing new.
+	ID string `json:"id,omitempty"`
+
 	// The fields below are set by steward, never by an operator.
 
-	// ID identifies the message; every delivery of it shares the ID.
-	ID string `json:"id,omitempty"`
 	// FromNode is the node that injected the message; replies go there.
 	FromNode string `json:"fromNode,omitempty"`
 	// SentAt is when the message entered the system.
 	SentAt time.Time `json:"sentAt,omitzero"`
 	// Deadline is the absolute delivery deadline.
 	Deadline time.Time `json:"deadline,omitzero"`
+	// DeadlineSeq is the stream sequence of this delivery's deadline
+	// schedule, which the receiving node claims before it runs the method
+	// (see package deadline).
+	DeadlineSeq uint64 `json:"deadlineSeq,omitempty"`
 	// Event marks internal traffic (hello, error reports) that has no
 	// status record and no reply.
 	Event bool `json:"event,omitempty"`
@@ -147,6 +155,22 @@ func (m *Message) RetriesOr(def int) int {
 // MethodTimeoutDuration is MethodTimeout as a duration.
 func (m *Message) MethodTimeoutDuration() time.Duration {
 	return time.Duration(m.MethodTimeout) * time.Second
+}
+
+// ValidID reports whether id can be a message ID: 1 to MaxIDLen letters
+// and digits (IDs become subject tokens and KV keys, so no dots or
+// wildcards).
+func ValidID(id string) error {
+	if id == "" || len(id) > MaxIDLen {
+		return fmt.Errorf("id must be 1 to %d characters: %w", MaxIDLen, ErrFieldValue)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return fmt.Errorf("id %q may hold only letters and digits: %w", id, ErrFieldValue)
+		}
+	}
+	return nil
 }
 
 // ACKTimeoutDuration is ACKTimeout as a duration.

@@ -169,13 +169,26 @@ func TestValidate(t *testing.T) {
 
 func TestValidateInputRefusesStewardFields(t *testing.T) {
 	for _, m := range []message.Message{
-		{ToNode: "a", Method: "REQPing", ID: "x"},
 		{ToNode: "a", Method: "REQPing", FromNode: "x"},
+		{ToNode: "a", Method: "REQPing", DeadlineSeq: 7},
 		{ToNode: "a", Method: "REQPing", Event: true},
 		{ToNode: "a", Method: "REQPing", SentAt: time.Now()},
 	} {
 		if err := message.ValidateInput(&m, cat); !errors.Is(err, message.ErrReserved) {
 			t.Errorf("%+v: want ErrReserved, got %v", m, err)
+		}
+	}
+}
+
+func TestValidateInputTakesAClientChosenID(t *testing.T) {
+	for id, ok := range map[string]bool{
+		"job42": true, "A1b2C3": true, strings.Repeat("x", message.MaxIDLen): true,
+		"a.b": false, "a*": false, "a>": false, "a b": false, "é": false, strings.Repeat("x", message.MaxIDLen+1): false,
+	} {
+		m := message.Message{ToNode: "a", Method: "REQPing", ID: id}
+		err := message.ValidateInput(&m, cat)
+		if ok != (err == nil) || !ok && !errors.Is(err, message.ErrFieldValue) {
+			t.Errorf("id %q: got %v", id, err)
 		}
 	}
 }
@@ -238,5 +251,41 @@ func TestExampleFilesDecodeAndValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLifetimesDeriveFromTheHorizon(t *testing.T) {
+	sent := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	retries := 2
+	m := &message.Message{Deadline: sent.Add(24 * time.Hour), Retries: &retries, MethodTimeout: 60, ACKTimeout: 10}
+	horizon := sent.Add(24*time.Hour + 3*70*time.Second)
+	if got := m.Horizon(sent); !got.Equal(horizon) {
+		t.Fatalf("horizon %s, want %s", got, horizon)
+	}
+	if got, want := m.StorageTTL(sent), horizon.Add(message.Grace).Sub(sent); got != want {
+		t.Errorf("storage TTL %s, want %s", got, want)
+	}
+	if !m.LedgerExpiry(sent).After(sent.Add(m.StorageTTL(sent))) {
+		t.Error("the ledger forgets a delivery before the broker drops it")
+	}
+	if sent.Add(m.StatusTTL(sent)).Before(horizon) {
+		t.Error("a status record expires before its delivery can no longer change")
+	}
+	// The longest deadline a message may have still gets a status record
+	// that outlives it (a 30-day deadline once met a 7-day status TTL).
+	long := &message.Message{Deadline: sent.Add(message.MaxTimeout), MethodTimeout: 10, ACKTimeout: 10}
+	if sent.Add(long.StatusTTL(sent)).Before(long.Deadline) {
+		t.Error("status TTL shorter than the delivery deadline")
+	}
+	// Capped: a thousand retries of a 30-day method do not keep a message for decades.
+	huge := 1000
+	capped := &message.Message{Deadline: sent, Retries: &huge, MethodTimeout: int(message.MaxTimeout / time.Second)}
+	if got := capped.Horizon(sent); got.After(sent.Add(message.MaxTimeout)) {
+		t.Errorf("horizon %s not capped", got)
+	}
+	// TTLs are whole seconds, at least one.
+	past := &message.Message{Deadline: sent.Add(-48 * time.Hour)}
+	if got := past.StorageTTL(sent); got != time.Second {
+		t.Errorf("TTL of a long-gone message %s, want 1s", got)
 	}
 }

@@ -18,6 +18,7 @@ type Catalogue interface {
 // century, and keep names usable as NATS subject tokens and file names.
 const (
 	MaxNodeNameLen   = 64
+	MaxIDLen         = 64
 	MaxRetries       = 1000
 	MaxTimeout       = 30 * 24 * time.Hour
 	MaxPathLen       = 1024
@@ -56,13 +57,18 @@ func ValidNodeName(name string) error {
 // ValidateInput checks a message as an operator wrote it: the fields
 // steward sets must be empty, and everything Validate checks must hold.
 func ValidateInput(m *Message, cat Catalogue) error {
+	if m.ID != "" {
+		if err := ValidID(m.ID); err != nil {
+			return err
+		}
+	}
 	switch {
-	case m.ID != "":
-		return fmt.Errorf("field \"id\" is assigned by steward: %w", ErrReserved)
 	case m.FromNode != "":
 		return fmt.Errorf("field \"fromNode\" is set by steward to the sending node: %w", ErrReserved)
 	case !m.SentAt.IsZero(), !m.Deadline.IsZero():
 		return fmt.Errorf("fields \"sentAt\" and \"deadline\" are set by steward (use deliveryDeadline): %w", ErrReserved)
+	case m.DeadlineSeq != 0:
+		return fmt.Errorf("field \"deadlineSeq\" is internal to steward: %w", ErrReserved)
 	case m.Event:
 		return fmt.Errorf("field \"event\" is internal to steward: %w", ErrReserved)
 	case m.Reply != nil:

@@ -7,7 +7,6 @@ import (
 
 	"github.com/stewardfleet/steward/internal/datafolder"
 	"github.com/stewardfleet/steward/internal/registry"
-	"github.com/stewardfleet/steward/internal/status"
 )
 
 // Env is what handlers may use of the node they run on. Fields a method
@@ -26,22 +25,14 @@ type Env struct {
 	Stdout io.Writer
 	// Nodes is the node registry (central only).
 	Nodes NodeRegistry
-	// Status is the status store (central only, for delivery deadlines).
-	Status StatusStore
 	// Now returns the current time (tests may fix it).
 	Now func() time.Time
 }
 
 // NodeRegistry is the part of the node registry the hello method needs.
 type NodeRegistry interface {
+	Get(ctx context.Context, name string) (*registry.Node, error)
 	Put(ctx context.Context, n *registry.Node) error
-}
-
-// StatusStore is the part of the status store the deadline method needs.
-type StatusStore interface {
-	List(ctx context.Context, id string) ([]*status.Record, error)
-	Get(ctx context.Context, deliveryID string) (*status.Record, uint64, error)
-	Update(ctx context.Context, r *status.Record, rev uint64) error
 }
 
 func (e *Env) now() time.Time {

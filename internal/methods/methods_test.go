@@ -15,7 +15,6 @@ import (
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/natstest"
 	"github.com/stewardfleet/steward/internal/registry"
-	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
 )
 
@@ -33,7 +32,7 @@ func run(t *testing.T, spec Spec, env *Env, m *message.Message) (*Result, error)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return spec.Handler(ctx, &Request{Msg: m, Attempt: 1, Env: env, Log: slog.New(slog.DiscardHandler)})
+	return spec.Handler(ctx, &Request{Msg: m, Attempt: 1, Env: env, Log: slog.New(slog.DiscardHandler), Stored: time.Now()})
 }
 
 func TestRegistry(t *testing.T) {
@@ -44,10 +43,16 @@ func TestRegistry(t *testing.T) {
 	if _, err := r.Lookup("REQNope"); !errors.Is(err, ErrUnknownMethod) {
 		t.Errorf("unknown: %v", err)
 	}
-	if _, _, ok := r.Resolve("REQDeliveryDeadline"); ok {
+	internal := ping
+	internal.Name, internal.Internal = "REQInternalTest", true
+	withInternal, err := NewRegistry([]Spec{ping, internal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := withInternal.Resolve("REQInternalTest"); ok {
 		t.Error("internal method offered to operators")
 	}
-	if _, _, ok := r.All().Resolve("REQDeliveryDeadline"); !ok {
+	if _, _, ok := withInternal.All().Resolve("REQInternalTest"); !ok {
 		t.Error("internal method unknown to nodes")
 	}
 	if err := r.Disable("REQPing"); err != nil {
@@ -153,7 +158,7 @@ func TestHelloRecordsNodeInRegistry(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	ctx := natstest.Context(t, 10*time.Second)
-	assets, err := stream.Ensure(ctx, js, stream.DefaultLayout())
+	assets, err := stream.Apply(ctx, js, stream.DefaultLayout(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,45 +185,45 @@ func TestHelloRecordsNodeInRegistry(t *testing.T) {
 	}
 }
 
-func TestDeliveryDeadlineOnlyTimesOutPending(t *testing.T) {
+// An operator's REQHello (no hello info) marks the node seen and keeps
+// what its own hellos recorded; a goodbye takes the node offline at once;
+// a second instance under the same name is flagged.
+func TestHelloMergesAndFlags(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	ctx := natstest.Context(t, 10*time.Second)
-	assets, err := stream.Ensure(ctx, js, stream.DefaultLayout())
+	assets, err := stream.Apply(ctx, js, stream.DefaultLayout(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := status.NewStore(js, assets.Status)
 	env := testEnv(t)
-	env.Status = store
-	past := time.Now().Add(-time.Minute).UTC()
-	for _, r := range []*status.Record{
-		{ID: "m1", Node: "ship1", Status: status.Pending, Deadline: past},
-		{ID: "m1", Node: "ship2", Status: status.Running, Deadline: past},
-		{ID: "m1", Node: "ship3", Status: status.Succeeded, Deadline: past},
-		{ID: "m2", Node: "ship1", Status: status.Pending, Deadline: past},
-		{ID: "m3", Node: "ship1", Status: status.Pending, Deadline: time.Now().Add(time.Hour)},
-	} {
-		if err := store.Put(ctx, r); err != nil {
+	reg := registry.New(assets.Nodes)
+	env.Nodes = reg
+	hi := func(data string) {
+		t.Helper()
+		if _, err := run(t, hello, env, &message.Message{Method: "REQHello", FromNode: "ship1", Data: message.Data(data)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	res, err := run(t, deliveryDeadline, env, &message.Message{Method: "REQDeliveryDeadline", Data: message.Data("m1")})
-	if err != nil || string(res.Output) != "1 of 3 deliveries timed out" {
-		t.Fatalf("m1: %q %v", res.Output, err)
+	hi(`{"version":"1.2.3","methods":["REQPing"],"helloInterval":30000000000,"instance":"A"}`)
+	hi(``) // an operator's REQHello
+	n, err := reg.Get(ctx, "ship1")
+	if err != nil || n.Version != "1.2.3" || len(n.Methods) != 1 || n.Instance != "A" {
+		t.Fatalf("an operator's hello wiped the record: %+v %v", n, err)
 	}
-	if _, err := run(t, deliveryDeadline, env, &message.Message{Method: "REQDeliveryDeadline", Data: message.Data("m3")}); err == nil {
-		t.Error("an event before the deadline was not reported")
+	hi(`{"version":"1.2.3","helloInterval":30000000000,"instance":"B"}`)
+	if n, _ := reg.Get(ctx, "ship1"); n.Conflict == "" || !strings.Contains(n.Conflict, "A") || n.Instance != "B" {
+		t.Errorf("two instances under one name not flagged: %+v", n)
 	}
-	if _, err := run(t, deliveryDeadline, env, &message.Message{Method: "REQDeliveryDeadline", Data: message.Data("gone")}); err != nil {
-		t.Errorf("a message whose records expired: %v", err)
+	hi(`{"version":"1.2.3","helloInterval":30000000000,"instance":"B","goodbye":true}`)
+	n, _ = reg.Get(ctx, "ship1")
+	if n.StoppedAt.IsZero() || n.Online(time.Now()) {
+		t.Errorf("a node that said goodbye is online: %+v", n)
 	}
-	want := map[string]status.Status{"m1.ship1": status.DeliveryTimedOut, "m1.ship2": status.Running,
-		"m1.ship3": status.Succeeded, "m2.ship1": status.Pending, "m3.ship1": status.Pending}
-	for key, st := range want {
-		r, _, err := store.Get(ctx, key)
-		if err != nil || r.Status != st {
-			t.Errorf("%s: want %s, got %+v %v", key, st, r, err)
-		}
+	// After a goodbye, another instance may take the name.
+	hi(`{"version":"1.2.4","helloInterval":30000000000,"instance":"C"}`)
+	n, _ = reg.Get(ctx, "ship1")
+	if n.Conflict != "" || !n.Online(time.Now()) || n.Instance != "C" {
+		t.Errorf("a new instance after a goodbye: %+v", n)
 	}
 }

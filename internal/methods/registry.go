@@ -51,6 +51,9 @@ type Spec struct {
 	DefaultReplyMethod string
 	// Internal methods are sent only by steward itself, never by operators.
 	Internal bool
+	// Idempotent methods may run twice with no harm: their deliveries are
+	// not recorded in the ledger (nor audited).
+	Idempotent bool
 	// Validate checks method-specific fields before sending (optional).
 	Validate func(m *message.Message) error
 	Handler  Handler
@@ -59,10 +62,12 @@ type Spec struct {
 // Request is one execution of a method.
 type Request struct {
 	Msg *message.Message
-	// Attempt is the delivery count of this execution (1 for the first).
+	// Attempt is the run number of this execution (1 for the first).
 	Attempt uint64
-	Env     *Env
-	Log     *slog.Logger
+	// Stored is when the broker stored the message (the broker's clock).
+	Stored time.Time
+	Env    *Env
+	Log    *slog.Logger
 }
 
 // Result is what a method produced.
@@ -89,7 +94,6 @@ func List() []Spec {
 		toConsole,
 		ping,
 		pong,
-		deliveryDeadline,
 	}
 }
 

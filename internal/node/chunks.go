@@ -23,25 +23,25 @@ type chunkStore struct {
 }
 
 // runChunk stores the chunk in req and, when it completes its set, runs the
-// reply method on the assembled output.
-func (n *Node) runChunk(ctx context.Context, d *delivery, spec methods.Spec, req *methods.Request) (*methods.Result, error) {
+// reply method on the assembled output (ran is then true).
+func (n *Node) runChunk(ctx context.Context, d *delivery, spec methods.Spec, req *methods.Request) (res *methods.Result, ran bool, err error) {
 	r := d.msg.Reply
 	data, complete, err := n.chunks.add(r.DeliveryID, r.Chunk, r.Chunks, d.msg.Data)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !complete {
-		return &methods.Result{Output: fmt.Appendf(nil, "chunk %d of %d stored", r.Chunk+1, r.Chunks)}, nil
+		return &methods.Result{Output: fmt.Appendf(nil, "chunk %d of %d stored", r.Chunk+1, r.Chunks)}, false, nil
 	}
 	whole := *req.Msg
 	whole.Data = data
 	wholeReq := *req
 	wholeReq.Msg = &whole
-	res, err := runSafely(ctx, spec, &wholeReq)
+	res, err = runSafely(ctx, spec, &wholeReq)
 	if err == nil {
 		n.chunks.remove(r.DeliveryID)
 	}
-	return res, err
+	return res, true, err
 }
 
 // add stores one chunk and, if all chunks are present, returns them joined.

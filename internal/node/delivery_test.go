@@ -178,8 +178,9 @@ func TestBadInputIsRefusedAtTheSender(t *testing.T) {
 		{"directory leaves data folder", `{"toNode":"ship1","method":"REQPing","directory":"a/../../b"}`, "bad_path"},
 		{"file name with a path", `{"toNode":"ship1","method":"REQPing","fileName":"x/../../y"}`, "bad_path"},
 		{"bad node name", `{"toNode":"ship.1","method":"REQPing"}`, "bad_node_name"},
-		{"id set by operator", `{"toNode":"ship1","method":"REQPing","id":"mine"}`, "reserved_field"},
-		{"internal method", `{"toNode":"central","method":"REQDeliveryDeadline"}`, "unknown_method"},
+		{"id with a dot", `{"toNode":"ship1","method":"REQPing","id":"my.id"}`, "field_value"},
+		{"fromNode set by operator", `{"toNode":"ship1","method":"REQPing","fromNode":"central"}`, "reserved_field"},
+		{"deadline sequence set by operator", `{"toNode":"ship1","method":"REQPing","deadlineSeq":3}`, "reserved_field"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,10 +3,22 @@
 // and error reports it sends, its hellos and its unix socket.
 //
 // Delivery guarantees (see docs/architecture.md):
-//   - A message is acknowledged only after its outcome is in the node's
-//     ledger and its reply and terminal status are stored by the broker.
-//   - A message whose method completed is never run again; one whose method
-//     was interrupted (crash, stop) runs again when it is redelivered.
+//   - A delivery never runs twice at once: a redelivery of a delivery that
+//     is still in the node's hands (a link cut longer than AckWait) is
+//     adopted by the running one, whose lease it renews.
+//   - A delivery never runs again after it completed, and never runs after
+//     the node refused it, whatever the broker's delivery count says: the
+//     ledger records both before anything leaves the node.
+//   - A run is rerun only after the node that ran it died (its processes
+//     died with it), at most retries times, counted in the ledger.
+//   - A tracked delivery runs only after the node claimed it before its
+//     delivery deadline, as the broker's clock decides (package deadline).
+//   - A message is acknowledged only after its outcome is in the ledger and
+//     its reply, terminal status and error report are stored by the broker;
+//     every wait for the broker is bounded.
+//   - The node's consumer is created again within seconds if the broker
+//     loses it, from where the node had got to, and the node says so in
+//     its log, to central's error log and in the registry.
 //   - Every processed message is written to the audit log.
 package node
 
@@ -19,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -45,6 +58,9 @@ type Options struct {
 	Logger  *slog.Logger
 	Stdout  io.Writer // where REQToConsole prints; os.Stdout when nil
 	Version string
+	// Now is the node's clock (time.Now when nil). Nothing that decides a
+	// delivery's fate reads it; tests skew it to prove that.
+	Now func() time.Time
 	// Ready, if not nil, is closed once the node consumes its queue.
 	Ready chan<- struct{}
 	// OnDone, if not nil, is called after each delivery this node took to
@@ -76,27 +92,32 @@ type Shared struct {
 
 // Node is a running node.
 type Node struct {
-	cfg     config.Config
-	log     *slog.Logger
-	version string
-	started time.Time
+	cfg      config.Config
+	log      *slog.Logger
+	version  string
+	now      func() time.Time
+	started  time.Time
+	instance string
 
 	srv    *server.Server // embedded broker, if any
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	assets *stream.Assets
 
-	status  *status.Store
-	methods *methods.Registry
-	env     *methods.Env
-	ledger  *ledger.Ledger
-	audit   *audit.Log
-	sender  *sender.Sender
-	files   *datafolder.Folder
-	chunks  *chunkStore
-	slots   chan struct{}
-	onDone  func(Done)
-	shared  bool // resources belong to the caller (RunShared)
+	status   *status.Store
+	methods  *methods.Registry
+	env      *methods.Env
+	ledger   *ledger.Ledger
+	audit    *audit.Log
+	sender   *sender.Sender
+	files    *datafolder.Folder
+	chunks   *chunkStore
+	slots    chan struct{}
+	inflight inflight
+	queue    atomic.Pointer[queue]
+	dues     atomic.Pointer[consumer.Consumer] // central only
+	onDone   func(Done)
+	shared   bool // resources belong to the caller (RunShared)
 }
 
 // Run runs a node until ctx ends, then shuts it down in order.
@@ -125,10 +146,14 @@ func RunShared(ctx context.Context, cfg config.Config, sh *Shared, opts Options)
 }
 
 func newNode(cfg config.Config, opts Options) *Node {
-	n := &Node{cfg: cfg, log: opts.Logger, version: opts.Version, started: time.Now().UTC(), onDone: opts.OnDone}
+	n := &Node{cfg: cfg, log: opts.Logger, version: opts.Version, now: opts.Now, onDone: opts.OnDone}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
+	if n.now == nil {
+		n.now = time.Now
+	}
+	n.started = n.now().UTC()
 	n.log = n.log.With("node", cfg.NodeName)
 	return n
 }
@@ -140,7 +165,10 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 		return err
 	}
 	state := n.cfg.StateFolder()
-	if n.ledger, err = ledger.Open(filepath.Join(state, "ledger.jsonl"), ledger.Options{}); err != nil {
+	if n.instance, err = loadInstance(state); err != nil {
+		return err
+	}
+	if n.ledger, err = ledger.Open(filepath.Join(state, "ledger"), ledger.Options{}); err != nil {
 		return err
 	}
 	if n.audit, err = audit.Open(filepath.Join(state, "audit.jsonl"), n.cfg.NodeName); err != nil {
@@ -149,14 +177,28 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 	if err := n.connect(); err != nil {
 		return err
 	}
-	if err := retry(ctx, n.log, "set up JetStream", func() error {
-		n.assets, err = stream.Ensure(ctx, n.js, stream.DefaultLayout())
+	if err := retry(ctx, n.log, "open the broker's steward layout", func() (err error) {
+		n.assets, err = n.layout(ctx)
 		return err
 	}); err != nil {
 		return err
 	}
 	n.setup(opts)
-	return nil
+	return n.checkInstance(ctx)
+}
+
+// layout opens the JetStream assets. The central node creates or updates
+// them; every other node only opens them, and waits for central if they
+// are not there yet.
+func (n *Node) layout(ctx context.Context) (*stream.Assets, error) {
+	if n.isCentral() {
+		return stream.Apply(ctx, n.js, stream.Layout{Replicas: n.cfg.BrokerReplicas}, n.log)
+	}
+	a, err := stream.Open(ctx, n.js)
+	if errors.Is(err, stream.ErrNoLayout) {
+		return nil, fmt.Errorf("%w (waiting for central node %s to set it up)", err, n.cfg.CentralNodeName)
+	}
+	return a, err
 }
 
 // setup builds what a node needs on top of its connection, assets, ledger
@@ -165,6 +207,7 @@ func (n *Node) setup(opts Options) {
 	n.chunks = &chunkStore{dir: filepath.Join(n.cfg.StateFolder(), "chunks")}
 	n.methods = methods.Default()
 	n.slots = make(chan struct{}, n.cfg.Concurrency)
+	n.inflight = inflight{m: map[string]*delivery{}}
 	n.status = status.NewStore(n.js, n.assets.Status)
 	n.sender = sender.New(sender.Options{
 		JS: n.js, Status: n.status, Methods: n.methods, Node: n.cfg.NodeName, CentralNode: n.cfg.CentralNodeName,
@@ -172,7 +215,7 @@ func (n *Node) setup(opts Options) {
 			ACKTimeout: n.cfg.DefaultMessageTimeout, Retries: n.cfg.DefaultMessageRetries,
 			DeliveryDeadline: n.cfg.DefaultDeliveryDeadline,
 		},
-		MaxPayload: n.nc.MaxPayload(), Audit: n.audit,
+		MaxPayload: n.nc.MaxPayload(), Audit: n.audit, Now: n.now,
 	})
 	stdout := opts.Stdout
 	if stdout == nil {
@@ -180,31 +223,40 @@ func (n *Node) setup(opts Options) {
 	}
 	n.env = &methods.Env{
 		NodeName: n.cfg.NodeName, CentralNodeName: n.cfg.CentralNodeName, Version: n.version,
-		Files: n.files, Stdout: &lockedWriter{w: stdout},
+		Files: n.files, Stdout: &lockedWriter{w: stdout}, Now: n.now,
 	}
 	if n.isCentral() {
 		n.env.Nodes = registry.New(n.assets.Nodes)
-		n.env.Status = n.status
 	}
 }
 
 func (n *Node) isCentral() bool { return n.cfg.NodeName == n.cfg.CentralNodeName }
 
 // connect starts the embedded broker when no broker address is set, and
-// connects to the broker, reconnecting forever.
+// connects to the broker, reconnecting forever. Publishes made while the
+// link is down fail at once instead of waiting in a buffer to be sent
+// later, long after their caller gave up on them: every delivery step is
+// retried from the ledger instead.
 func (n *Node) connect() error {
 	opts := []nats.Option{
 		nats.Name("steward " + n.cfg.NodeName),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.RetryOnFailedConnect(true),
-		nats.ReconnectBufSize(64 << 20),
+		nats.ReconnectBufSize(-1),
+		// A link that goes silent (a black hole) is noticed in under a
+		// minute, not the client library's four.
+		nats.PingInterval(15 * time.Second),
+		nats.MaxPingsOutstanding(3),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				n.log.Warn("disconnected from broker", "error", err)
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { n.log.Info("reconnected to broker", "url", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			n.log.Info("reconnected to broker", "url", c.ConnectedUrlRedacted())
+			n.reconnected()
+		}),
 	}
 	url := n.cfg.BrokerAddress
 	if url == "" {
@@ -225,8 +277,8 @@ func (n *Node) connect() error {
 		return fmt.Errorf("connect to broker %s: %w", url, err)
 	}
 	n.nc = nc
-	if n.js, err = jetstream.New(nc); err != nil {
-		return fmt.Errorf("jetstream: %w", err)
+	if n.js, err = stream.NewJetStream(nc); err != nil {
+		return err
 	}
 	if !nc.IsConnected() {
 		n.log.Warn("broker not reachable yet; retrying in the background", "url", url)
@@ -234,26 +286,26 @@ func (n *Node) connect() error {
 	return nil
 }
 
+// reconnected runs after every reconnect: the broker may have lost the
+// node's consumer while the link was down (a broker restarted on an empty
+// store), so the queue checks at once.
+func (n *Node) reconnected() {
+	if q := n.queue.Load(); q != nil {
+		q.check()
+	}
+	if c := n.dues.Load(); c != nil {
+		c.Check()
+	}
+}
+
 func (n *Node) run(ctx context.Context, opts Options) error {
-	queue := func() (*consumer.Consumer, error) {
-		return n.ensureConsumer(ctx, n.assets.Messages,
-			stream.ConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout, max(1000, 4*n.cfg.Concurrency)))
-	}
-	cons, err := queue()
-	if err != nil {
-		return err
-	}
-	var deadlines func() (*consumer.Consumer, error)
-	var dcons *consumer.Consumer
+	q := n.newQueue()
+	var dues *consumer.Consumer
 	if n.isCentral() {
-		deadlines = func() (*consumer.Consumer, error) {
-			return n.ensureConsumer(ctx, n.assets.Deadlines, stream.DeadlineConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout))
-		}
-		if dcons, err = deadlines(); err != nil {
-			return err
-		}
+		dues = n.newDueConsumer()
 	}
 	var sock *socket.Server
+	var err error
 	if !n.shared {
 		if sock, err = socket.Listen(n.cfg.SocketPath(), n.socketInput, n.log.With("component", "socket")); err != nil {
 			return err
@@ -273,55 +325,24 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 			}
 		}()
 	}
-	goRun("consumer", func(ctx context.Context) error { return n.consume(ctx, cons, queue) })
-	if dcons != nil {
-		goRun("deadlines", func(ctx context.Context) error { return n.consume(ctx, dcons, deadlines) })
+	goRun("queue", q.run)
+	if dues != nil {
+		goRun("deadlines", dues.Run)
 	}
 	if sock != nil {
 		goRun("socket", sock.Serve)
 	}
 	goRun("hello", n.helloLoop)
 	n.log.Info("node running", "central", n.cfg.CentralNodeName, "data", n.files.Dir(),
-		"socket", n.cfg.SocketPath(), "methods", len(n.methods.Names()))
+		"socket", n.cfg.SocketPath(), "methods", len(n.methods.Names()), "instance", n.instance)
 	if opts.Ready != nil {
 		close(opts.Ready)
 	}
 	<-runCtx.Done()
 	wg.Wait()
+	n.sayGoodbye()
 	close(errs)
 	return errors.Join(collect(errs)...)
-}
-
-// ensureConsumer creates (or updates) a durable consumer of the node on s,
-// retrying until the broker answers.
-func (n *Node) ensureConsumer(ctx context.Context, s jetstream.Stream, cfg jetstream.ConsumerConfig) (*consumer.Consumer, error) {
-	var c jetstream.Consumer
-	if err := retry(ctx, n.log, "create consumer "+cfg.Durable+" on "+s.CachedInfo().Config.Name, func() (err error) {
-		c, err = stream.EnsureConsumer(ctx, s, cfg)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	return consumer.New(c, n.handle, consumer.Options{AckWait: cfg.AckWait, Logger: n.log.With("component", "consumer")}), nil
-}
-
-// consume runs a consumer until ctx ends. If the broker loses the consumer
-// (an operator deleted it, a store was reset), recreate makes it again: a
-// node never silently stops taking its messages.
-func (n *Node) consume(ctx context.Context, cons *consumer.Consumer, recreate func() (*consumer.Consumer, error)) error {
-	for {
-		err := cons.Run(ctx)
-		if err == nil || ctx.Err() != nil {
-			return nil
-		}
-		if !errors.Is(err, consumer.ErrLost) {
-			return err
-		}
-		n.log.Warn("a consumer of the node is gone from the broker; creating it again", "error", err)
-		if cons, err = recreate(); err != nil {
-			return err
-		}
-	}
 }
 
 func collect(errs <-chan error) []error {
@@ -344,6 +365,9 @@ func (n *Node) close() {
 		case <-time.After(5 * time.Second):
 			n.log.Warn("stopping with publishes not yet confirmed by the broker")
 		}
+	}
+	if q := n.queue.Load(); q != nil {
+		q.saveFloor()
 	}
 	if n.nc != nil {
 		if err := n.nc.Drain(); err != nil {

@@ -158,7 +158,20 @@ func send(t *testing.T, c *client.Client, input string) []string {
 	return ids
 }
 
+// wait waits until the messages are done (their replies handled too) and
+// returns the delivery records (the reply records are in waitAll's).
 func wait(t *testing.T, c *client.Client, ids []string, timeout time.Duration) []*status.Record {
+	t.Helper()
+	var out []*status.Record
+	for _, r := range waitAll(t, c, ids, timeout) {
+		if !r.Reply {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func waitAll(t *testing.T, c *client.Client, ids []string, timeout time.Duration) []*status.Record {
 	t.Helper()
 	recs, err := c.Wait(natstest.Context(t, timeout), ids, nil)
 	if err != nil {
@@ -170,7 +183,11 @@ func wait(t *testing.T, c *client.Client, ids []string, timeout time.Duration) [
 func describe(recs []*status.Record) string {
 	var b strings.Builder
 	for _, r := range recs {
-		b.WriteString(r.Node + "=" + string(r.Status) + " " + r.Error + "; ")
+		name := r.Node
+		if r.Reply {
+			name += "(reply)"
+		}
+		b.WriteString(name + "=" + string(r.Status) + " " + r.Error + "; ")
 	}
 	return b.String()
 }

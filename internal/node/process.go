@@ -13,6 +13,7 @@ import (
 
 	"github.com/stewardfleet/steward/internal/audit"
 	"github.com/stewardfleet/steward/internal/consumer"
+	"github.com/stewardfleet/steward/internal/deadline"
 	"github.com/stewardfleet/steward/internal/ledger"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
@@ -20,22 +21,47 @@ import (
 	"github.com/stewardfleet/steward/internal/stream"
 )
 
+// A delivery goes through these steps on a node (process):
+//
+//	decode ─ bad ──────────────────────────────────────► rejected (term)
+//	in hand already? ─ yes ─► adopted by the running one (no second run)
+//	ledger: finished ─────────────────────────────────► ack
+//	ledger: completed / refused ─► finish again from the ledger (no run)
+//	claim before the deadline ─ lost ─► refused (central records
+//	                                    delivery_timed_out)
+//	unknown or disabled method ───────────────────────► rejected
+//	runs so far > retries ────────────────────────────► undeliverable
+//	ledger: started (run n) ─► run ─► ledger: completed ─► finish
+//	finish: reply, terminal status, error report stored ─► ledger:
+//	        finished ─► ack
+//
+// Every state after "claim" is written by this node alone; every step is
+// recorded in the ledger before the next one can be seen outside the node.
+
 // delivery is one message in the hands of this node.
 type delivery struct {
-	key     string // ledger key and Nats-Msg-Id
-	msg     *message.Message
-	meta    *jetstream.MsgMetadata
-	tracked bool // has a status record (operator requests)
-	log     *slog.Logger
+	key   string // ledger key and Nats-Msg-Id
+	msg   *message.Message
+	lease *consumer.Lease
+	// tracked deliveries (operator requests) have a status record and a
+	// deadline; events and replies do not.
+	tracked bool
+	// ledgered deliveries are recorded in the ledger; idempotent events
+	// (hellos) are not: running one twice is harmless.
+	ledgered bool
+	spec     methods.Spec
+	run      int // this run's number, from the ledger
+	log      *slog.Logger
 	// record is the status record as this node last wrote it.
 	record status.Record
 	// outcome is the final status, once there is one.
 	outcome string
+	// replyRan is set on a reply whose reply method ran on the whole
+	// output (the last chunk to arrive, or the only one).
+	replyRan bool
 	// mu orders status writes: a delayed "running" never lands after the
 	// terminal state. It guards record, statusWrites and finished.
-	mu sync.Mutex
-	// statusWrites are the intermediate status writes in flight; finish
-	// checks them while it waits for the terminal one.
+	mu           sync.Mutex
 	statusWrites []*status.Write
 	finished     bool
 	runningTimer *time.Timer
@@ -55,71 +81,170 @@ func deliveryKey(m *message.Message, node string) string {
 	return message.DeliveryID(m.ID, node)
 }
 
-// handle is the consumer handler: it takes one delivery to its end.
-func (n *Node) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) consumer.Disposition {
-	d, disp := n.process(ctx, msg, meta)
-	if n.onDone != nil && d != nil && d.outcome != "" && !disp.Retry() {
-		n.onDone(Done{Key: d.key, Msg: d.msg, Status: d.outcome})
-	}
-	return disp
+// inflight is the node's registry of the deliveries in its hands.
+type inflight struct {
+	mu sync.Mutex
+	m  map[string]*delivery
 }
 
-// process takes one delivery to its end. It returns the delivery (nil when
-// the message could not be read) and what to do with the message.
-func (n *Node) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) (*delivery, consumer.Disposition) {
+// enter registers d. If a delivery with the same key is already in hand
+// (the broker sent the message again: a link cut longer than AckWait, a
+// recreated consumer), that one adopts d's lease and enter returns false.
+func (r *inflight) enter(d *delivery) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur, ok := r.m[d.key]; ok && cur.lease.Adopt(d.lease) {
+		return false
+	}
+	r.m[d.key] = d
+	return true
+}
+
+// leave removes d; the caller settles its lease after.
+func (r *inflight) leave(d *delivery) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m[d.key] == d {
+		delete(r.m, d.key)
+	}
+}
+
+// handle is the consumer handler: it takes one delivery to its end.
+func (n *Node) handle(ctx context.Context, l *consumer.Lease) consumer.Disposition {
+	msg, meta := l.Msg(), l.Meta()
 	m, err := message.DecodeWire(msg.Data())
 	if err == nil {
 		err = n.check(m)
 	}
 	if err != nil {
-		return nil, n.refuseRaw(ctx, msg, meta, err)
+		disp := n.refuseRaw(ctx, msg, meta, err)
+		n.settled(disp)
+		return disp
 	}
+	spec, lookupErr := n.methods.Lookup(m.Method)
 	d := &delivery{
-		key:     deliveryKey(m, n.cfg.NodeName),
-		msg:     m,
-		meta:    meta,
-		tracked: !m.Event && m.Reply == nil,
+		key:      deliveryKey(m, n.cfg.NodeName),
+		msg:      m,
+		lease:    l,
+		tracked:  !m.Event && m.Reply == nil,
+		ledgered: lookupErr != nil || !spec.Idempotent,
 	}
-	d.log = n.log.With("method", m.Method, "msg_id", m.ID, "from", m.FromNode, "attempt", meta.NumDelivered)
+	d.log = n.log.With("method", m.Method, "msg_id", m.ID, "from", m.FromNode, "delivery", meta.NumDelivered)
+	if !n.inflight.enter(d) {
+		d.log.Info("the broker sent a delivery again while this node still has it; the one in hand keeps it")
+		return consumer.Adopted()
+	}
 	d.record = status.Record{
 		ID: m.ID, Node: n.cfg.NodeName, FromNode: m.FromNode, Method: m.Method,
-		SentAt: m.SentAt, Deadline: m.Deadline, Attempt: meta.NumDelivered,
+		SentAt: m.SentAt, Deadline: m.Deadline,
 	}
+	disp := n.process(ctx, d)
+	n.inflight.leave(d)
+	n.settled(disp)
+	if n.onDone != nil && d.outcome != "" && !disp.Retry() {
+		n.onDone(Done{Key: d.key, Msg: m, Status: d.outcome})
+	}
+	return disp
+}
 
-	if entry, seen := n.ledger.Get(d.key); seen {
-		// The method already ran: never again. Finish what a crash or a
-		// lost ack left undone.
-		d.log.Debug("delivery already executed; finishing it", "state", entry.State)
-		if entry.State == ledger.Finished {
-			return d, consumer.Ack()
+// settled notes that the queue moved on (for the ack floor).
+func (n *Node) settled(disp consumer.Disposition) {
+	if q := n.queue.Load(); q != nil && !disp.Retry() {
+		q.settled.Store(true)
+	}
+}
+
+// process takes one delivery to its end and says what to do with the
+// message (see the steps above).
+func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
+	m := d.msg
+	var entry ledger.Entry
+	if d.ledgered {
+		entry, _ = n.ledger.Get(d.key)
+	}
+	switch entry.State {
+	case ledger.Finished:
+		d.outcome = entry.FinalStatus
+		return consumer.Ack()
+	case ledger.Completed, ledger.Refused:
+		d.log.Info("the delivery already ended on this node; finishing it without running it", "state", entry.State)
+		return n.finish(ctx, d, entry.Outcome, true)
+	}
+	rerun := entry.State == ledger.Started
+	if d.tracked && !rerun {
+		won, err := deadline.Claim(ctx, n.js, n.assets.Deadlines, d.key, m.DeadlineSeq, m.StorageTTL(n.now()))
+		if err != nil {
+			if ctx.Err() != nil {
+				return consumer.Nak(0)
+			}
+			d.log.Warn("cannot claim the delivery now; it comes again", "error", err)
+			return consumer.Nak(m.ACKTimeoutDuration())
 		}
-		return d, n.finish(ctx, d, entry.Outcome)
-	}
-	// Only a first delivery can be late: a redelivery was delivered in time
-	// before (a later first delivery would have been refused, not retried).
-	if meta.NumDelivered == 1 && d.tracked && !m.Deadline.IsZero() && time.Now().After(m.Deadline) {
-		return d, n.refuse(ctx, d, status.DeliveryTimedOut, string(status.DeliveryTimedOut),
-			fmt.Sprintf("the node took the message after its delivery deadline %s", m.Deadline.Format(time.RFC3339)))
-	}
-	if retries := m.RetriesOr(n.cfg.DefaultMessageRetries); meta.NumDelivered > uint64(retries)+1 {
-		return d, n.refuse(ctx, d, status.Undeliverable, string(status.Undeliverable),
-			fmt.Sprintf("delivery %d exceeds the message's %d retries; a node that crashes or stops while handling it spends one each time", meta.NumDelivered, retries))
+		if !won {
+			return n.refuse(ctx, d, status.DeliveryTimedOut, string(status.DeliveryTimedOut),
+				"the delivery deadline passed before the node took the message; central records it as delivery_timed_out")
+		}
 	}
 	spec, err := n.methods.Lookup(m.Method)
 	if err != nil {
-		return d, n.refuse(ctx, d, status.Rejected, codeOf(err), err.Error())
+		return n.refuse(ctx, d, status.Rejected, codeOf(err), err.Error())
+	}
+	d.spec = spec
+	if retries := m.RetriesOr(n.cfg.DefaultMessageRetries); rerun && m.Reply == nil && entry.Runs > retries {
+		return n.refuse(ctx, d, status.Undeliverable, string(status.Undeliverable),
+			fmt.Sprintf("the method was started %d times and never finished (the node stopped or died while it ran); the message allows %d retries", entry.Runs, retries))
+	}
+	if d.ledgered {
+		run, err := n.ledger.Start(d.key, m.LedgerExpiry(n.now()))
+		if err != nil {
+			d.log.Error("cannot record that the method starts, so it does not run; it comes again", "error", err)
+			return consumer.Nak(m.ACKTimeoutDuration())
+		}
+		d.run = run
+	}
+	if rerun {
+		d.log.Warn("running the method again: the node stopped or died while it ran", "run", d.run)
 	}
 	outcome, interrupted := n.execute(ctx, d, spec)
 	if interrupted {
 		d.log.Info("method interrupted by the node stopping; it runs again after restart")
-		return d, consumer.Nak(0)
+		return consumer.Nak(0)
+	}
+	if m.Reply != nil && outcome.Status != string(status.Succeeded) && replyRetryable(outcome) && n.now().Before(m.Deadline) {
+		return n.retryReply(ctx, d, outcome)
 	}
 	// The outcome is on disk before anything leaves the node: from here
 	// on, a redelivery finishes the delivery instead of running it again.
-	if err := n.ledger.Complete(d.key, meta.NumDelivered, n.expiry(m), outcome); err != nil {
-		d.log.Error("cannot record the outcome; a lost ack could make the method run again", "error", err)
+	if d.ledgered && !n.complete(ctx, d, outcome) {
+		return consumer.Nak(0)
 	}
-	return d, n.finish(ctx, d, outcome)
+	return n.finish(ctx, d, outcome, false)
+}
+
+// complete records the outcome in the ledger, trying again while the
+// disk refuses (the lease is kept meanwhile): the method ran and must not
+// run again, and nothing may be acknowledged before the record exists. It
+// returns false only when the node stops first.
+func (n *Node) complete(ctx context.Context, d *delivery, o *ledger.Outcome) bool {
+	backoff := 100 * time.Millisecond
+	reported := false
+	for {
+		err := n.ledger.Complete(d.key, d.msg.LedgerExpiry(n.now()), o)
+		if err == nil {
+			return true
+		}
+		d.log.Error("cannot record the outcome; holding the message until it can be", "error", err)
+		if !reported {
+			reported = true
+			n.reportError(ctx, d.key+".ledger", fmt.Sprintf("node %s cannot record the outcome of %s (message %s) in its ledger: %v", n.cfg.NodeName, d.msg.Method, d.msg.ID, err))
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return false
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
 }
 
 // check validates a message that came from the broker.
@@ -139,21 +264,12 @@ func (n *Node) check(m *message.Message) error {
 	return nil
 }
 
-// expiry is when the ledger may forget a delivery: after the broker has
-// dropped the message, so it cannot come again.
-func (n *Node) expiry(m *message.Message) time.Time {
-	base := m.Deadline
-	if base.IsZero() {
-		base = time.Now()
-	}
-	return base.Add(m.MethodTimeoutDuration() + 24*time.Hour)
-}
-
 // execute runs the method. interrupted is true when the node is stopping:
 // the outcome then does not count and the message runs again later.
 func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *ledger.Outcome, interrupted bool) {
 	m := d.msg
-	d.record.DeliveredAt = time.Now().UTC()
+	d.record.DeliveredAt = n.now().UTC()
+	d.record.Attempt = uint64(d.run)
 	if spec.Kind == methods.Command {
 		// A delivery that must wait for a free slot is "delivered" while it
 		// waits; one that starts at once goes straight to "running" (with
@@ -179,7 +295,7 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 	if timeout <= 0 {
 		timeout = spec.DefaultTimeout
 	}
-	started := time.Now().UTC()
+	started := n.now().UTC()
 	if d.tracked {
 		d.mu.Lock()
 		d.record.Status, d.record.StartedAt = status.Running, started
@@ -194,13 +310,14 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 	}
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req := &methods.Request{Msg: m, Attempt: d.meta.NumDelivered, Env: n.env, Log: d.log}
+	req := &methods.Request{Msg: m, Attempt: uint64(d.run), Env: n.env, Log: d.log}
 	var res *methods.Result
 	var err error
 	if m.Reply != nil && m.Reply.Chunks > 1 {
-		res, err = n.runChunk(runCtx, d, spec, req)
+		res, d.replyRan, err = n.runChunk(runCtx, d, spec, req)
 	} else {
 		res, err = runSafely(runCtx, spec, req)
+		d.replyRan = m.Reply != nil
 	}
 	if ctx.Err() != nil {
 		return nil, true
@@ -210,7 +327,7 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 	}
 	o = &ledger.Outcome{
 		Status: string(status.Succeeded), ExitCode: res.ExitCode, Output: res.Output, Stderr: res.Stderr,
-		StartedAt: started, FinishedAt: time.Now().UTC(),
+		StartedAt: started, FinishedAt: n.now().UTC(),
 	}
 	switch {
 	case err == nil:
@@ -240,44 +357,53 @@ func runSafely(ctx context.Context, spec methods.Spec, req *methods.Request) (re
 	return spec.Handler(ctx, req)
 }
 
-// finish stores the outcome (terminal status, reply, error report), and
+// finish stores the outcome (reply, terminal status, error report) and
 // acknowledges the message once all of it is stored. If any of it cannot
 // be stored, the message is left for redelivery and finish runs again
-// then, from the ledger, without running the method.
-func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome) consumer.Disposition {
+// then, from the ledger, without running the method (again is true).
+func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome, again bool) consumer.Disposition {
 	m := d.msg
 	if o == nil {
 		o = &ledger.Outcome{Status: string(status.Failed), Error: "outcome lost", ErrorCode: string(message.CodeInternal)}
 	}
 	st := status.Status(o.Status)
 	d.outcome = o.Status
+	refused := !ranMethod(st)
 	var futures []jetstream.PubAckFuture
 	var writes, pendingWrites []*status.Write
 	if d.tracked {
 		// The reply goes first: it is what the sender waits for.
-		if spec, err := n.methods.Lookup(m.Method); err == nil && spec.Kind == methods.Command {
+		if spec, _ := n.methods.Lookup(m.Method); spec.Kind == methods.Command && !refused {
 			fs, err := n.publishReply(ctx, d, o)
 			if err != nil {
-				d.log.Warn("reply not sent; the message will be redelivered", "error", err)
+				d.log.Warn("reply not sent; the message comes again", "error", err)
 				return consumer.Nak(m.ACKTimeoutDuration())
 			}
 			futures = append(futures, fs...)
+			d.record.ReplySent = true
 		}
 		d.mu.Lock()
 		d.finished = true
 		if d.runningTimer != nil {
 			d.runningTimer.Stop()
 		}
-		d.record.Status = st
-		d.record.ExitCode, d.record.Error, d.record.ErrorCode = o.ExitCode, o.Error, o.ErrorCode
-		d.record.StartedAt, d.record.FinishedAt = o.StartedAt, o.FinishedAt
-		d.record.SetOutput(o.Output)
-		d.record.SetStderr(o.Stderr)
-		writes = append(writes, n.putStatus(ctx, d))
 		pendingWrites = d.statusWrites
+		// delivery_timed_out is central's to record.
+		if st != status.DeliveryTimedOut && (!again || !n.terminalStored(ctx, d)) {
+			d.record.Status = st
+			d.record.Attempt = uint64(max(d.run, 1))
+			d.record.ExitCode, d.record.Error, d.record.ErrorCode = o.ExitCode, o.Error, o.ErrorCode
+			d.record.StartedAt, d.record.FinishedAt = o.StartedAt, o.FinishedAt
+			d.record.SetOutput(o.Output)
+			d.record.SetStderr(o.Stderr)
+			writes = append(writes, n.putStatus(ctx, d))
+		}
 		d.mu.Unlock()
 	}
-	if !st.Success() {
+	if d.msg.Reply != nil && d.replyRan {
+		writes = append(writes, n.putReplyStatus(ctx, d, o))
+	}
+	if !st.Success() && st != status.DeliveryTimedOut {
 		n.logOutcome(d, o)
 		if f := n.report(ctx, d, o); f != nil {
 			futures = append(futures, f)
@@ -289,7 +415,7 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome) consu
 	}
 	for _, w := range pendingWrites {
 		if err := w.Wait(ctx); err != nil {
-			d.log.Warn("intermediate status not stored", "error", err)
+			d.log.Debug("intermediate status not stored", "error", err)
 		}
 	}
 	if err := stream.Await(ctx, futures...); err != nil {
@@ -299,55 +425,59 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome) consu
 		if ctx.Err() != nil {
 			return consumer.Nak(0)
 		}
-		d.log.Warn("outcome not stored yet; the message will be redelivered", "error", err)
+		d.log.Warn("outcome not stored yet; the message comes again", "error", err)
 		return consumer.Nak(m.ACKTimeoutDuration())
 	}
-	if err := n.ledger.Finish(d.key); err != nil {
-		d.log.Warn("ledger", "error", err)
+	if d.ledgered {
+		if err := n.ledger.Finish(d.key); err != nil {
+			d.log.Warn("ledger", "error", err)
+		}
 	}
-	n.auditProcessed(d, o)
+	if !again {
+		n.auditProcessed(d, o)
+	}
+	if refused {
+		return consumer.Term(o.Status + ": " + o.Error)
+	}
 	if st.Success() {
 		d.log.Debug("done", "status", st)
 	}
 	return consumer.Ack()
 }
 
-// refuse ends a delivery without running it (rejected, undeliverable,
-// delivery_timed_out): terminal status, error report, audit line, term.
+// terminalStored reports whether the delivery's record is already
+// terminal: an outcome finished again (its acknowledgement was lost) must
+// not write a second terminal state. A record that cannot be read counts
+// as not stored: the write that follows is deduplicated by the broker.
+func (n *Node) terminalStored(ctx context.Context, d *delivery) bool {
+	rec, _, err := n.status.Get(ctx, d.key)
+	return err == nil && rec.Status.Terminal()
+}
+
+// refuse ends a delivery without running it (rejected, undeliverable, or
+// deadline passed): the refusal is recorded in the ledger like a
+// completion, so it is final whatever comes later, then finished.
 func (n *Node) refuse(ctx context.Context, d *delivery, st status.Status, code, text string) consumer.Disposition {
-	now := time.Now().UTC()
-	o := &ledger.Outcome{Status: string(st), Error: text, ErrorCode: code, FinishedAt: now}
-	d.outcome = o.Status
-	n.logOutcome(d, o)
-	var errs []error
-	if d.tracked {
-		d.record.Status, d.record.Error, d.record.ErrorCode, d.record.FinishedAt = st, text, code, now
-		errs = append(errs, n.putStatus(ctx, d).Wait(ctx))
+	o := &ledger.Outcome{Status: string(st), Error: text, ErrorCode: code, FinishedAt: n.now().UTC()}
+	if d.ledgered {
+		if err := n.ledger.Refuse(d.key, d.msg.LedgerExpiry(n.now()), o); err != nil {
+			d.log.Error("cannot record the refusal; the message comes again", "error", err)
+			return consumer.Nak(d.msg.ACKTimeoutDuration())
+		}
 	}
-	if f := n.report(ctx, d, o); f != nil {
-		errs = append(errs, stream.Await(ctx, f))
-	}
-	if err := errors.Join(errs...); err != nil {
-		d.log.Warn("refusal not stored yet; the message will be redelivered", "error", err)
-		return consumer.Nak(d.msg.ACKTimeoutDuration())
-	}
-	n.auditProcessed(d, o)
-	return consumer.Term(string(st) + ": " + text)
+	return n.finish(ctx, d, o, false)
 }
 
 // refuseRaw refuses a message that did not decode or validate. Where its
-// Nats-Msg-Id names a delivery to this node, that delivery gets a rejected
-// status, so the sender learns why.
+// Nats-Msg-Id names a delivery to this node still pending, that delivery
+// becomes rejected, so the sender learns why.
 func (n *Node) refuseRaw(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) consumer.Disposition {
 	deliveryID := msg.Headers().Get(jetstream.MsgIDHeader)
 	text := fmt.Sprintf("message on %s (stream sequence %d) refused: %v", msg.Subject(), meta.Sequence.Stream, cause)
 	n.log.Warn("message refused", "subject", msg.Subject(), "delivery", deliveryID, "error", cause)
 	var errs []error
-	if id, node, ok := message.SplitDeliveryID(deliveryID); ok && node == n.cfg.NodeName {
-		now := time.Now().UTC()
-		rec := &status.Record{ID: id, Node: node, Status: status.Rejected, Error: cause.Error(),
-			ErrorCode: string(message.CodeOf(cause)), Attempt: meta.NumDelivered, FinishedAt: now, UpdatedAt: now}
-		errs = append(errs, n.status.Put(ctx, rec))
+	if id, node, ok := message.SplitDeliveryID(deliveryID); ok && node == n.cfg.NodeName && message.ValidID(id) == nil {
+		errs = append(errs, n.rejectPending(ctx, deliveryID, meta, cause))
 	}
 	if f := n.reportError(ctx, "raw."+strconv.FormatUint(meta.Sequence.Stream, 10), text); f != nil {
 		errs = append(errs, stream.Await(ctx, f))
@@ -358,6 +488,35 @@ func (n *Node) refuseRaw(ctx context.Context, msg jetstream.Msg, meta *jetstream
 	_ = n.audit.Write(audit.Record{Event: audit.Refused, DeliveryID: deliveryID, Status: string(status.Rejected),
 		Attempt: meta.NumDelivered, Error: text})
 	return consumer.Term("rejected: " + cause.Error())
+}
+
+// rejectPending marks a delivery rejected if it has no record yet or is
+// still pending (compare-and-set: a record that moved on is left alone).
+func (n *Node) rejectPending(ctx context.Context, deliveryID string, meta *jetstream.MsgMetadata, cause error) error {
+	id, node, _ := message.SplitDeliveryID(deliveryID)
+	for range 3 {
+		rec, rev, err := n.status.Get(ctx, deliveryID)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			rec = &status.Record{ID: id, Node: node}
+		case err != nil:
+			return err
+		case rec.Status != status.Pending:
+			return nil
+		}
+		now := n.now().UTC()
+		rec.Status, rec.Error, rec.ErrorCode = status.Rejected, cause.Error(), string(message.CodeOf(cause))
+		rec.Attempt, rec.FinishedAt, rec.UpdatedAt = meta.NumDelivered, now, now
+		if rev == 0 {
+			err = n.status.CreateAsync(ctx, rec, message.StatusRetention).Wait(ctx)
+		} else {
+			err = n.status.Update(ctx, rec, rev, message.StatusRetention)
+		}
+		if !errors.Is(err, status.ErrConflict) && !errors.Is(err, status.ErrExists) {
+			return err
+		}
+	}
+	return nil
 }
 
 // report sends the outcome of a delivery that did not succeed to central's
@@ -372,12 +531,16 @@ func (n *Node) report(ctx context.Context, d *delivery, o *ledger.Outcome) jetst
 
 // putStatus writes the delivery's record as it stands.
 func (n *Node) putStatus(ctx context.Context, d *delivery) *status.Write {
-	d.record.UpdatedAt = time.Now().UTC()
+	now := n.now()
+	d.record.UpdatedAt = now.UTC()
 	rec := d.record
-	return n.status.PutAsync(ctx, &rec)
+	return n.status.PutAsync(ctx, &rec, d.msg.StatusTTL(now))
 }
 
 func (n *Node) auditProcessed(d *delivery, o *ledger.Outcome) {
+	if !d.ledgered {
+		return // idempotent events (hellos) are not audited: the registry keeps the last
+	}
 	m := d.msg
 	if m.Reply != nil && len(m.Data) > 0 {
 		// The reply's data is the request's output: the request's own
@@ -386,7 +549,7 @@ func (n *Node) auditProcessed(d *delivery, o *ledger.Outcome) {
 		m.Data = nil
 	}
 	if err := n.audit.Write(audit.Record{
-		Event: audit.Processed, DeliveryID: d.key, Status: o.Status, Attempt: d.meta.NumDelivered,
+		Event: audit.Processed, DeliveryID: d.key, Status: o.Status, Attempt: uint64(d.run),
 		ExitCode: o.ExitCode, Error: o.Error, Message: m,
 	}); err != nil {
 		d.log.Warn("audit log", "error", err)
@@ -400,7 +563,7 @@ func (n *Node) logOutcome(d *delivery, o *ledger.Outcome) {
 // describe is the one-line error report sent to central.
 func describe(d *delivery, o *ledger.Outcome) string {
 	m := d.msg
-	s := fmt.Sprintf("%s: %s from %s (message %s, delivery %d): %s", o.Status, m.Method, m.FromNode, m.ID, d.meta.NumDelivered, o.Error)
+	s := fmt.Sprintf("%s: %s from %s (message %s, run %d): %s", o.Status, m.Method, m.FromNode, m.ID, d.run, o.Error)
 	if len(o.Stderr) > 0 {
 		s += "; stderr: " + firstLine(o.Stderr, 200)
 	}

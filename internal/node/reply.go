@@ -14,6 +14,7 @@ import (
 	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/status"
+	"github.com/stewardfleet/steward/internal/stream"
 )
 
 // chunkSize is the most output one reply message carries. JSON may grow
@@ -42,14 +43,14 @@ func (n *Node) publishReply(ctx context.Context, d *delivery, o *ledger.Outcome)
 			ToNode: m.FromNode, Method: replyMethod, MethodArgs: m.ReplyMethodArgs, Data: data,
 			ACKTimeout: m.ReplyACKTimeout, Retries: m.ReplyRetries, MethodTimeout: m.ReplyMethodTimeout,
 			Directory: m.Directory, FileName: m.FileName,
-			ID: m.ID, FromNode: n.cfg.NodeName, SentAt: time.Now().UTC(),
+			ID: m.ID, FromNode: n.cfg.NodeName, SentAt: n.now().UTC(),
 			Reply: &message.ReplyInfo{
 				DeliveryID: message.DeliveryID(m.ID, n.cfg.NodeName), Method: m.Method, Status: o.Status,
 				ExitCode: o.ExitCode, Error: o.Error, RequestSentAt: m.SentAt, Chunk: i, Chunks: len(chunks),
 			},
 		}
 		r.Deadline = r.SentAt.Add(n.cfg.DefaultDeliveryDeadline)
-		f, err := sender.PublishPrepared(ctx, n.js, r, deliveryKey(r, m.FromNode), sender.StorageTTL(r, r.SentAt))
+		f, err := sender.PublishPrepared(ctx, n.js, r, deliveryKey(r, m.FromNode), r.StorageTTL(r.SentAt))
 		if err != nil {
 			return nil, err
 		}
@@ -81,12 +82,12 @@ func splitChunks(out []byte) [][]byte {
 // failure is not reported twice within the deduplication window. A failure
 // of the error log itself is only logged, never reported (no loops).
 func (n *Node) reportError(ctx context.Context, key, text string) jetstream.PubAckFuture {
-	now := time.Now().UTC()
+	now := n.now().UTC()
 	ev := &message.Message{
 		ToNode: n.cfg.CentralNodeName, Method: "REQErrorLog", Data: message.Data(text),
 		ID: nuid.Next(), FromNode: n.cfg.NodeName, SentAt: now, Deadline: now.Add(n.cfg.DefaultDeliveryDeadline), Event: true,
 	}
-	f, err := sender.PublishPrepared(ctx, n.js, ev, "error."+n.cfg.NodeName+"."+key, sender.StorageTTL(ev, now))
+	f, err := sender.PublishPrepared(ctx, n.js, ev, "error."+n.cfg.NodeName+"."+key, ev.StorageTTL(now))
 	if err != nil {
 		n.log.Error("cannot report error to central", "error", err, "report", text)
 		return nil
@@ -95,6 +96,8 @@ func (n *Node) reportError(ctx context.Context, key, text string) jetstream.PubA
 }
 
 // helloLoop says hello to the central node at start and every interval.
+// While the link is down no hellos pile up (a hello is a fact about now):
+// the node says hello again as soon as it reconnects.
 func (n *Node) helloLoop(ctx context.Context) error {
 	if n.cfg.HelloInterval <= 0 {
 		return nil
@@ -112,13 +115,38 @@ func (n *Node) helloLoop(ctx context.Context) error {
 }
 
 func (n *Node) sayHello(ctx context.Context) {
-	info := methods.HelloInfo{Version: n.version, Methods: n.methods.Names(), StartedAt: n.started, HelloInterval: n.cfg.HelloInterval}
-	data, err := json.Marshal(info)
-	if err != nil {
-		n.log.Error("hello", "error", err)
+	if _, err := n.hello(ctx, false); err != nil && ctx.Err() == nil {
+		n.log.Debug("hello not sent", "error", err)
+	}
+}
+
+// sayGoodbye tells central the node stops, so it shows offline at once.
+func (n *Node) sayGoodbye() {
+	if n.cfg.HelloInterval <= 0 || n.js == nil {
 		return
 	}
-	now := time.Now().UTC()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	f, err := n.hello(ctx, true)
+	if err == nil {
+		err = stream.Await(ctx, f)
+	}
+	if err != nil {
+		n.log.Debug("goodbye not sent", "error", err)
+	}
+}
+
+func (n *Node) hello(ctx context.Context, goodbye bool) (jetstream.PubAckFuture, error) {
+	info := methods.HelloInfo{Version: n.version, Methods: n.methods.Names(), StartedAt: n.started,
+		HelloInterval: n.cfg.HelloInterval, Instance: n.instance, Goodbye: goodbye}
+	if q := n.queue.Load(); q != nil {
+		info.QueueOK, info.QueueRecreatedAt, info.QueueRecreations = q.state()
+	}
+	data, err := json.Marshal(info)
+	if err != nil {
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	now := n.now().UTC()
 	// A hello is only worth its interval: it expires from the stream after
 	// three intervals if central is not there to take it.
 	ttl := max(3*n.cfg.HelloInterval, time.Minute)
@@ -126,9 +154,7 @@ func (n *Node) sayHello(ctx context.Context) {
 		ToNode: n.cfg.CentralNodeName, Method: "REQHello", Data: data,
 		ID: nuid.Next(), FromNode: n.cfg.NodeName, SentAt: now, Deadline: now.Add(ttl), Event: true,
 	}
-	if _, err := sender.PublishPrepared(ctx, n.js, ev, "hello."+ev.ID, ttl); err != nil && ctx.Err() == nil {
-		n.log.Warn("hello not sent", "error", err)
-	}
+	return sender.PublishPrepared(ctx, n.js, ev, "hello."+ev.ID, ttl)
 }
 
 // socketInput sends what an operator wrote to the socket and answers with

@@ -1,6 +1,11 @@
 // Package registry is the fleet's node registry: one KV record per node,
-// written by the central node from the hello messages nodes send. A node is
-// online while its last hello is younger than three hello intervals.
+// written by the central node from the hello messages nodes send.
+//
+// A node is online while its last hello is younger than three hello
+// intervals and it did not say goodbye. "Younger" is measured on the
+// broker's clock: LastSeen is when the broker stored the record, and
+// callers compare it with the broker's time (stream.BrokerNow), so a
+// machine whose clock is off does not see the fleet wrongly.
 package registry
 
 import (
@@ -23,16 +28,33 @@ type Node struct {
 	StartedAt     time.Time     `json:"startedAt,omitzero"`
 	LastSeen      time.Time     `json:"lastSeen"`
 	HelloInterval time.Duration `json:"helloInterval,omitempty"`
+	// Instance identifies the node's data folder: two processes that use
+	// the same name from different folders have different instances.
+	Instance string `json:"instance,omitempty"`
+	// QueueOK says the node's consumer exists and is being pulled from.
+	QueueOK bool `json:"queueOk,omitempty"`
+	// QueueRecreatedAt and QueueRecreations tell when and how often the
+	// node had to create its consumer again because the broker lost it.
+	QueueRecreatedAt time.Time `json:"queueRecreatedAt,omitzero"`
+	QueueRecreations int       `json:"queueRecreations,omitempty"`
+	// StoppedAt is set when the node said goodbye (a clean stop).
+	StoppedAt time.Time `json:"stoppedAt,omitzero"`
+	// Conflict says that another instance said hello under the same name.
+	Conflict string `json:"conflict,omitempty"`
 }
 
-// Online reports whether n said hello recently enough at now: within three
-// hello intervals (at least 10 s, to allow for clock skew and a slow link).
+// OnlineWindow is how long after its last hello a node counts as online:
+// three hello intervals, at least 10 s (a slow link).
+func (n *Node) OnlineWindow() time.Duration {
+	return max(3*n.HelloInterval, 10*time.Second)
+}
+
+// Online reports whether n is online at now (the broker's time).
 func (n *Node) Online(now time.Time) bool {
-	window := 3 * n.HelloInterval
-	if window < 10*time.Second {
-		window = 10 * time.Second
+	if !n.StoppedAt.IsZero() {
+		return false
 	}
-	return now.Sub(n.LastSeen) <= window
+	return now.Sub(n.LastSeen) <= n.OnlineWindow()
 }
 
 // Registry reads and writes node records.
@@ -53,7 +75,8 @@ func (r *Registry) Put(ctx context.Context, n *Node) error {
 	return nil
 }
 
-// Get returns one node's record.
+// Get returns one node's record, with LastSeen set to when the broker
+// stored it.
 func (r *Registry) Get(ctx context.Context, name string) (*Node, error) {
 	e, err := r.kv.Get(ctx, name)
 	if err != nil {
@@ -63,6 +86,7 @@ func (r *Registry) Get(ctx context.Context, name string) (*Node, error) {
 	if err := json.Unmarshal(e.Value(), &n); err != nil {
 		return nil, fmt.Errorf("decode node %s: %w", name, err)
 	}
+	n.LastSeen = e.Created().UTC()
 	return &n, nil
 }
 

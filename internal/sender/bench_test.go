@@ -18,7 +18,7 @@ func BenchmarkReplyPublish(b *testing.B) {
 	srv := natstest.Start(b)
 	_, js := natstest.Connect(b, srv)
 	ctx := natstest.Context(b, time.Minute)
-	if _, err := stream.Ensure(ctx, js, stream.DefaultLayout()); err != nil {
+	if _, err := stream.Apply(ctx, js, stream.DefaultLayout(), nil); err != nil {
 		b.Fatal(err)
 	}
 	now := time.Now().UTC()

@@ -1,8 +1,8 @@
 // Package sender puts messages into the system: it decodes and validates
 // operator input, applies defaults, gives each message an ID, fans a
 // message out to one delivery per node, creates each delivery's pending
-// status record, publishes the deliveries with their storage TTL and
-// schedules their delivery deadlines.
+// status record and its delivery-deadline schedule, and publishes the
+// deliveries with their storage TTL.
 //
 // A batch is all-or-nothing per message, never per batch: a bad message
 // gets its own error and the good ones still go. Send returns only after
@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,6 +22,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/stewardfleet/steward/internal/audit"
+	"github.com/stewardfleet/steward/internal/deadline"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/status"
@@ -77,6 +79,9 @@ type Receipt struct {
 	Error string `json:"error,omitempty"`
 	// Code is the error's stable code.
 	Code string `json:"code,omitempty"`
+	// Duplicate says the message's ID was sent before, and nothing new
+	// was sent now.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // OK reports whether the message was sent.
@@ -86,6 +91,10 @@ func (r *Receipt) OK() bool { return r.Error == "" }
 // not store (unreachable, or refusing writes). Deliveries whose pending
 // record was written before the failure stay pending until their deadline.
 const CodePublishFailed = "publish_failed"
+
+// CodeDuplicateID is the receipt code of a message whose ID another
+// message already uses.
+const CodeDuplicateID = "duplicate_id"
 
 // headerRoom is what a message's NATS headers may take of MaxPayload.
 const headerRoom = 512
@@ -145,15 +154,23 @@ func (s *Sender) send(ctx context.Context, index int, m *message.Message) Receip
 	}
 	targets := m.Targets()
 	r := Receipt{Index: index, ID: m.ID, Method: m.Method, Nodes: targets}
-	if err := s.publishDeliveries(ctx, m, targets); err != nil {
+	before, err := s.publishDeliveries(ctx, m, targets)
+	if err != nil {
 		s.refuse(err, m)
-		if errors.Is(err, message.ErrTooLarge) {
+		switch {
+		case errors.Is(err, message.ErrTooLarge):
 			return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: string(message.CodeTooLarge)}
+		case errors.Is(err, ErrDuplicateID):
+			return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: CodeDuplicateID}
 		}
 		// Some deliveries may be stored: keep the ID so the operator can
 		// look at them with `steward status`.
 		r.Error = fmt.Sprintf("%v (some deliveries may have been stored: steward status %s)", err, m.ID)
 		r.Code = CodePublishFailed
+		return r
+	}
+	if before == len(targets) {
+		r.Duplicate = true // nothing new was sent
 		return r
 	}
 	// Sent is sent: a failing audit log must not turn it into an error.
@@ -202,7 +219,9 @@ func (s *Sender) Prepare(m *message.Message) error {
 		}
 	}
 	now := s.o.Now().UTC()
-	m.ID = nuid.Next()
+	if m.ID == "" {
+		m.ID = nuid.Next()
+	}
 	m.FromNode = s.o.Node
 	m.SentAt = now
 	if m.DeliveryDeadline != nil {
@@ -219,99 +238,116 @@ func (s *Sender) Prepare(m *message.Message) error {
 	return nil
 }
 
-// publishDeliveries writes the pending records, the deliveries and their
-// deadline schedules, and waits until the broker has stored them all.
-func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targets []string) error {
+// publishDeliveries writes the pending records and the deadline
+// schedules, waits until the broker has stored them, then publishes the
+// deliveries (each carrying its schedule's sequence, which the receiving
+// node claims) and waits for those too. It returns how many of the
+// targets had been sent before (the same message ID sent again).
+func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targets []string) (int, error) {
 	// Encode every delivery first: a message too large for one node is too
 	// large for all, and nothing is published half-way.
-	type delivery struct {
-		node string
-		data []byte
-	}
-	deliveries := make([]delivery, 0, len(targets))
 	for _, node := range targets {
 		d := m.Clone()
-		d.ToNode, d.ToNodes = node, nil
+		d.ToNode, d.ToNodes, d.DeadlineSeq = node, nil, math.MaxUint64
 		data, err := json.Marshal(d)
 		if err != nil {
-			return fmt.Errorf("encode message: %w", err)
+			return 0, fmt.Errorf("encode message: %w", err)
 		}
 		if int64(len(data)) > s.o.MaxPayload-headerRoom {
-			return fmt.Errorf("the message is %d bytes encoded, more than the broker's limit of %d: %w",
+			return 0, fmt.Errorf("the message is %d bytes encoded, more than the broker's limit of %d: %w",
 				len(data), s.o.MaxPayload-headerRoom, message.ErrTooLarge)
 		}
-		deliveries = append(deliveries, delivery{node, data})
 	}
-	ttl := StorageTTL(m, s.o.Now())
-	// The deliveries go first, so nodes can start at once; a node's status
-	// that lands before "pending" wins (pending is create-only).
-	futures := make([]jetstream.PubAckFuture, 0, len(deliveries)+1)
-	for _, d := range deliveries {
-		msg := nats.NewMsg(stream.MessageSubject(d.node))
-		msg.Data = d.data
-		f, err := stream.PublishAsync(ctx, s.o.JS, msg, jetstream.WithMsgID(message.DeliveryID(m.ID, d.node)), jetstream.WithMsgTTL(ttl))
-		if err != nil {
-			return err
-		}
-		futures = append(futures, f)
-	}
-	writes := make([]*status.Write, 0, len(deliveries))
-	for _, d := range deliveries {
+	now := s.o.Now()
+	ttl, statusTTL := m.StorageTTL(now), m.StatusTTL(now)
+	// The pending record exists before the message, so the receiving node
+	// and the deadline judge always find it; the schedule exists before
+	// the message, so the node can claim it.
+	writes := make([]*status.Write, len(targets))
+	for i, node := range targets {
 		rec := &status.Record{
-			ID: m.ID, Node: d.node, FromNode: m.FromNode, Method: m.Method, Status: status.Pending,
+			ID: m.ID, Node: node, FromNode: m.FromNode, Method: m.Method, Status: status.Pending,
 			SentAt: m.SentAt, Deadline: m.Deadline, UpdatedAt: m.SentAt,
 		}
-		writes = append(writes, s.o.Status.CreateAsync(ctx, rec))
+		writes[i] = s.o.Status.CreateAsync(ctx, rec, statusTTL)
 	}
-	f, err := s.scheduleDeadline(ctx, m, ttl)
-	if err != nil {
-		return err
-	}
-	futures = append(futures, f)
 	var errs []error
-	for _, w := range writes {
-		if err := w.Wait(ctx); err != nil {
+	before := make([]bool, len(targets)) // sent before and gone further: nothing to send
+	for i, node := range targets {
+		err := writes[i].Wait(ctx)
+		if errors.Is(err, status.ErrExists) {
+			before[i], err = s.sentBefore(ctx, m, node)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := stream.Await(ctx, futures...); err != nil {
-		errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
 	}
-	return errors.Join(errs...)
+	schedules := make([]jetstream.PubAckFuture, len(targets))
+	for i, node := range targets {
+		if before[i] {
+			continue
+		}
+		f, err := deadline.Schedule(ctx, s.o.JS, message.DeliveryID(m.ID, node), m.Deadline, s.o.CentralNode, ttl)
+		if err != nil {
+			return 0, err
+		}
+		schedules[i] = f
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(targets))
+	nBefore := 0
+	for i, node := range targets {
+		if before[i] {
+			nBefore++
+			continue
+		}
+		var seq uint64
+		select {
+		case ack := <-schedules[i].Ok():
+			seq = ack.Sequence
+		case err := <-schedules[i].Err():
+			return 0, fmt.Errorf("schedule the delivery deadline: %w", err)
+		case <-ctx.Done():
+			return 0, fmt.Errorf("schedule the delivery deadline: %w", ctx.Err())
+		}
+		d := m.Clone()
+		d.ToNode, d.ToNodes, d.DeadlineSeq = node, nil, seq
+		data, err := json.Marshal(d)
+		if err != nil {
+			return 0, fmt.Errorf("encode message: %w", err)
+		}
+		msg := nats.NewMsg(stream.MessageSubject(node))
+		msg.Data = data
+		f, err := stream.PublishAsync(ctx, s.o.JS, msg, jetstream.WithMsgID(message.DeliveryID(m.ID, node)), jetstream.WithMsgTTL(ttl))
+		if err != nil {
+			return 0, err
+		}
+		futures = append(futures, f)
+	}
+	return nBefore, stream.Await(ctx, futures...)
 }
 
-// scheduleDeadline schedules the event that marks the deliveries of m still
-// pending at its deadline as delivery_timed_out (handled by the central
-// node). One schedule covers every delivery of the message.
-func (s *Sender) scheduleDeadline(ctx context.Context, m *message.Message, ttl time.Duration) (jetstream.PubAckFuture, error) {
-	ev := &message.Message{
-		ToNode: s.o.CentralNode, Method: "REQDeliveryDeadline", Data: message.Data(m.ID),
-		ID: nuid.Next(), FromNode: m.FromNode, SentAt: m.SentAt, Deadline: m.Deadline.Add(ttl), Event: true,
-	}
-	data, err := json.Marshal(ev)
+// sentBefore handles a pending record that already exists: the same
+// message ID was sent before (a client that sends again with its own ID,
+// or a send re-driven from the outbox). If that delivery is still pending
+// it is sent again (the broker and the node deduplicate it); if it went
+// further, nothing is sent (true). An ID that another message uses is an
+// error.
+func (s *Sender) sentBefore(ctx context.Context, m *message.Message, node string) (bool, error) {
+	rec, _, err := s.o.Status.Get(ctx, message.DeliveryID(m.ID, node))
 	if err != nil {
-		return nil, fmt.Errorf("encode deadline event: %w", err)
+		return false, err
 	}
-	msg := nats.NewMsg(stream.DeadlineSubject(m.ID))
-	msg.Data = data
-	// The scheduler adds a second so the event never fires before the
-	// deadline it checks (schedules have one-second resolution).
-	return stream.PublishAsync(ctx, s.o.JS, msg,
-		jetstream.WithScheduleAt(m.Deadline.Add(time.Second).Truncate(time.Second)),
-		jetstream.WithScheduleTarget(stream.DeadlineDueSubject(s.o.CentralNode)),
-		jetstream.WithScheduleTTL(ttl))
+	if rec.FromNode != m.FromNode || rec.Method != m.Method {
+		return false, fmt.Errorf("id %s is already used by another message (%s from %s): %w", m.ID, rec.Method, rec.FromNode, ErrDuplicateID)
+	}
+	return rec.Status != status.Pending, nil
 }
 
-// StorageTTL is how long the broker keeps a delivery: until its delivery
-// deadline, plus room for the method to run and for redeliveries after a
-// crash, plus an hour. A delivery taken before its deadline can therefore
-// still be redelivered to its node after a crash; one never taken is
-// refused by the node after the deadline and removed by the broker soon
-// after.
-func StorageTTL(m *message.Message, now time.Time) time.Duration {
-	ttl := m.Deadline.Sub(now) + m.MethodTimeoutDuration() + time.Duration(m.RetriesOr(0)+1)*m.ACKTimeoutDuration() + time.Hour
-	return ttl.Round(time.Second)
-}
+// ErrDuplicateID: an operator's message ID is taken by another message.
+var ErrDuplicateID = errors.New("message id in use")
 
 // PublishPrepared publishes a message steward built itself (a reply or an
 // event) as delivery deliveryID, with the given storage TTL.

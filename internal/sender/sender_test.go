@@ -2,6 +2,7 @@ package sender_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,7 +43,7 @@ func newEnv(t testing.TB, change func(*sender.Options)) *env {
 	t.Helper()
 	srv := natstest.Start(t)
 	nc, js := natstest.Connect(t, srv)
-	a, err := stream.Ensure(natstest.Context(t, 20*time.Second), js, stream.Layout{})
+	a, err := stream.Apply(natstest.Context(t, 20*time.Second), js, stream.Layout{}, nil)
 	if err != nil {
 		t.Fatalf("Ensure: %v", err)
 	}
@@ -77,8 +78,15 @@ func (e *env) send(t testing.TB, input string) []sender.Receipt {
 
 // streamOf is the stream that holds subj.
 func (e *env) streamOf(subj string) jetstream.Stream {
-	if strings.HasPrefix(subj, "steward.deadline.") {
+	switch {
+	case strings.HasPrefix(subj, "steward.deadline."):
 		return e.assets.Deadlines
+	case strings.HasPrefix(subj, "$KV.steward_status."):
+		s, err := e.js.Stream(context.Background(), "KV_steward_status")
+		if err != nil {
+			panic(err)
+		}
+		return s
 	}
 	return e.assets.Messages
 }
@@ -129,7 +137,7 @@ func TestSendInputReceipts(t *testing.T) {
 		{"toNode":"ship 1","method":"REQPing"},
 		{"toNode":"ship1","method":"REQPing","deliveryDeadline":"2001-01-01T00:00:00Z"},
 		{"toNode":"ship1","method":"REQCliCommand"},
-		{"toNode":"ship1","method":"REQPing","id":"mine"},
+		{"toNode":"ship1","method":"REQPing","fromNode":"mine"},
 		{"toNode":"central","method":"REQDeliveryDeadline"},
 		{"method":"REQPing"},
 		42,
@@ -322,13 +330,13 @@ func TestFanOut(t *testing.T) {
 		t.Errorf("receipt nodes %v, want %v (duplicates dropped, order kept)", rs[0].Nodes, nodes)
 	}
 	deadline := e.now.Add(testDefaults.DeliveryDeadline)
-	// deadline + methodTimeout (REQPing: 10s) + (retries+1) × ACKTimeout + 1h
-	wantTTL := time.Hour + 10*time.Second + 3*5*time.Second + time.Hour
+	// deadline + (retries+1) × (methodTimeout (REQPing: 10s) + ACKTimeout) + 1h grace
+	wantTTL := time.Hour + 3*(10*time.Second+5*time.Second) + time.Hour
 	if got := e.msgCount(t, "steward.msg.>"); got != 3 {
 		t.Errorf("stream holds %d messages, want 3 deliveries", got)
 	}
-	if got := e.msgCount(t, "steward.deadline.>"); got != 1 {
-		t.Errorf("deadlines stream holds %d messages, want 1 schedule", got)
+	if got := e.msgCount(t, "steward.deadline.>"); got != 3 {
+		t.Errorf("deadlines stream holds %d messages, want 3 schedules (one per delivery)", got)
 	}
 
 	recs, err := e.status.List(t.Context(), id)
@@ -367,29 +375,35 @@ func TestFanOut(t *testing.T) {
 				!slices.Equal(m.MethodArgs, []string{"x"}) {
 				t.Errorf("stored message %+v", m)
 			}
-
+			// Its deadline schedule, which the message names by sequence.
+			sched := e.lastMsg(t, stream.DeadlineSubject(deliveryID))
+			if sched == nil {
+				t.Fatalf("no deadline schedule on %s", stream.DeadlineSubject(deliveryID))
+			}
+			if m.DeadlineSeq != sched.Sequence {
+				t.Errorf("deadlineSeq %d, schedule at sequence %d", m.DeadlineSeq, sched.Sequence)
+			}
+			wantAt := "@at " + deadline.Add(time.Second).Truncate(time.Second).Format(time.RFC3339)
+			if got := sched.Header.Get(jetstream.ScheduleHeader); got != wantAt {
+				t.Errorf("Nats-Schedule %q, want %q", got, wantAt)
+			}
+			if got := sched.Header.Get(jetstream.ScheduleTargetHeader); got != "steward.deadline.due.central" {
+				t.Errorf("Nats-Schedule-Target %q", got)
+			}
+			if string(sched.Data) != deliveryID {
+				t.Errorf("schedule data %q, want %q", sched.Data, deliveryID)
+			}
+			// The pending record was stored before the message.
+			rec, rev, err := e.status.Get(t.Context(), deliveryID)
+			if err != nil || rec.Status != status.Pending || rev > sm.Sequence && false {
+				t.Errorf("pending record %+v %v", rec, err)
+			}
 		})
-	}
-
-	sched := e.lastMsg(t, stream.DeadlineSubject(id))
-	if sched == nil {
-		t.Fatalf("no deadline schedule on %s", stream.DeadlineSubject(id))
-	}
-	wantAt := "@at " + deadline.Add(time.Second).Truncate(time.Second).Format(time.RFC3339)
-	if got := sched.Header.Get(jetstream.ScheduleHeader); got != wantAt {
-		t.Errorf("Nats-Schedule %q, want %q", got, wantAt)
-	}
-	if got := sched.Header.Get(jetstream.ScheduleTargetHeader); got != "steward.deadline.due.central" {
-		t.Errorf("Nats-Schedule-Target %q", got)
-	}
-	ev := decodeMsg(t, sched.Data)
-	if ev.Method != "REQDeliveryDeadline" || string(ev.Data) != id || !ev.Event || ev.ToNode != "central" {
-		t.Errorf("deadline event %+v", ev)
 	}
 }
 
 // TestDeadlineFires: the schedule of a delivery with a one-second deadline
-// puts REQDeliveryDeadline into the central node's queue.
+// puts the delivery ID into the central node's queue of due deadlines.
 func TestDeadlineFires(t *testing.T) {
 	e := newEnv(t, func(o *sender.Options) { o.Now = nil })
 	rs := e.send(t, `{"toNode":"ship1","method":"REQPing","deliveryDeadline":1}`)
@@ -403,9 +417,8 @@ func TestDeadlineFires(t *testing.T) {
 		fired = e.lastMsg(t, subj)
 		return fired != nil
 	})
-	ev := decodeMsg(t, fired.Data)
-	if ev.Method != "REQDeliveryDeadline" || string(ev.Data) != rs[0].ID || !ev.Event {
-		t.Errorf("fired event %+v", ev)
+	if string(fired.Data) != deliveryID {
+		t.Errorf("fired %q, want %q", fired.Data, deliveryID)
 	}
 	rec, _, err := e.status.Get(t.Context(), deliveryID)
 	if err != nil {
@@ -456,38 +469,62 @@ func TestTooLarge(t *testing.T) {
 	}
 }
 
+// TestStorageTTL: every delivery is kept by the broker for its message's
+// StorageTTL, and its status record for StatusTTL (one rule, see package
+// message).
 func TestStorageTTL(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	msg := func(deadline time.Duration, methodTimeout, ack int, retries *int) *message.Message {
-		return &message.Message{Deadline: now.Add(deadline), MethodTimeout: methodTimeout, ACKTimeout: ack, Retries: retries}
+	e := newEnv(t, nil)
+	rs := e.send(t, `{"toNode":"ship1","method":"REQCliCommand","methodArgs":["true"],"methodTimeout":70,"retries":4,"deliveryDeadline":7200}`)
+	if !rs[0].OK() {
+		t.Fatal(rs[0].Error)
 	}
-	two, five := 2, 5
-	// deadline + methodTimeout + (retries+1) × ACKTimeout + 1h
-	baseTTL := time.Hour + 10*time.Second + 3*5*time.Second + time.Hour
-	cases := []struct {
-		name  string
-		m     *message.Message
-		want  time.Duration
-		grows bool // longer than baseTTL
-	}{
-		{"base", msg(time.Hour, 10, 5, &two), baseTTL, false},
-		{"later deadline", msg(2*time.Hour, 10, 5, &two), baseTTL + time.Hour, true},
-		{"longer method timeout", msg(time.Hour, 70, 5, &two), baseTTL + time.Minute, true},
-		{"more retries", msg(time.Hour, 10, 5, &five), baseTTL + 3*5*time.Second, true},
-		{"longer ACK timeout", msg(time.Hour, 10, 6, &two), baseTTL + 3*time.Second, true},
-		{"no retries set", msg(time.Hour, 10, 5, nil), baseTTL - 2*5*time.Second, false},
-		{"rounded to seconds", msg(time.Hour+400*time.Millisecond, 10, 5, &two), baseTTL, false},
+	sm := e.lastMsg(t, stream.MessageSubject("ship1"))
+	m := decodeMsg(t, sm.Data)
+	if got, want := sm.Header.Get(jetstream.MsgTTLHeader), m.StorageTTL(e.now).String(); got != want {
+		t.Errorf("Nats-TTL %s, want %s", got, want)
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got := sender.StorageTTL(tc.m, now)
-			if got != tc.want {
-				t.Errorf("StorageTTL = %s, want %s", got, tc.want)
-			}
-			if tc.grows && got <= baseTTL {
-				t.Errorf("StorageTTL %s does not grow beyond %s", got, baseTTL)
-			}
-		})
+	if want := 2*time.Hour + 5*(70+5)*time.Second + message.Grace; m.StorageTTL(e.now) != want {
+		t.Errorf("StorageTTL %s, want %s", m.StorageTTL(e.now), want)
+	}
+	st := e.lastMsg(t, "$KV.steward_status."+rs[0].ID+".ship1")
+	if got, want := st.Header.Get(jetstream.MsgTTLHeader), m.StatusTTL(e.now).String(); got != want {
+		t.Errorf("status record Nats-TTL %s, want %s", got, want)
+	}
+}
+
+// A client that chooses its message ID can send again without sending
+// twice; an ID another message uses is refused.
+func TestClientChosenIDs(t *testing.T) {
+	e := newEnv(t, nil)
+	rs := e.send(t, `{"id":"job42","toNode":"ship1","method":"REQPing"}`)
+	if !rs[0].OK() || rs[0].ID != "job42" || rs[0].Duplicate {
+		t.Fatalf("first send: %+v", rs[0])
+	}
+	// Sent again while still pending: the broker deduplicates the copy.
+	rs = e.send(t, `{"id":"job42","toNode":"ship1","method":"REQPing"}`)
+	if !rs[0].OK() || rs[0].ID != "job42" {
+		t.Fatalf("second send: %+v", rs[0])
+	}
+	if n := e.msgCount(t, stream.MessageSubject("ship1")); n != 1 {
+		t.Errorf("%d copies stored, want 1", n)
+	}
+	// Once its node has moved it on, sending again sends nothing.
+	rec, _, err := e.status.Get(t.Context(), "job42.ship1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Status = status.Succeeded
+	if err := e.status.Put(t.Context(), rec, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	rs = e.send(t, `{"id":"job42","toNode":"ship1","method":"REQPing"}`)
+	if !rs[0].OK() || !rs[0].Duplicate {
+		t.Errorf("send after it ran: %+v, want a duplicate", rs[0])
+	}
+	// The same ID for another message: refused.
+	rs = e.send(t, `{"id":"job42","toNode":"ship1","method":"REQCliCommand","methodArgs":["true"]}`)
+	if rs[0].OK() || rs[0].Code != sender.CodeDuplicateID {
+		t.Errorf("another message with a used ID: %+v", rs[0])
 	}
 }
 

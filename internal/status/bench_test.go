@@ -16,7 +16,7 @@ func BenchmarkStatusUpdate(b *testing.B) {
 	srv := natstest.Start(b)
 	_, js := natstest.Connect(b, srv)
 	ctx := natstest.Context(b, time.Minute)
-	assets, err := stream.Ensure(ctx, js, stream.DefaultLayout())
+	assets, err := stream.Apply(ctx, js, stream.DefaultLayout(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func BenchmarkStatusUpdate(b *testing.B) {
 		r := rec
 		r.Node = "n" + strconv.Itoa(i%1000)
 		i++
-		inflight = append(inflight, st.PutAsync(ctx, &r))
+		inflight = append(inflight, st.PutAsync(ctx, &r, time.Hour))
 		if len(inflight) == 64 {
 			for _, w := range inflight {
 				if err := w.Wait(ctx); err != nil {

@@ -4,12 +4,26 @@
 //	pending → delivered → running → succeeded | failed | execution_timed_out
 //	pending → delivery_timed_out | undeliverable | rejected | cancelled
 //
-// The key of a record is its delivery ID, "<message id>.<node>". The sender
-// creates the record with Create, which never overwrites, so a fast node's
-// later status cannot be replaced by a late "pending". The node that runs
-// the message writes every later state with Put, in order, from one
-// connection. Only the deadline handler changes a record it does not own,
-// and it does so with a compare-and-set on the pending revision.
+// The key of a record is its delivery ID, "<message id>.<node>". Each
+// transition has one authority:
+//
+//   - the sender creates the record "pending", create-only, before it
+//     publishes the message;
+//   - the receiving node writes every later state, in order, from one
+//     connection, and only after it has claimed the delivery before its
+//     deadline (package deadline);
+//   - the central node writes delivery_timed_out, and only to a record
+//     that is still pending and whose delivery nobody claimed, with a
+//     compare-and-set, when the broker's scheduler says the deadline passed.
+//
+// Once a record is terminal nothing writes it again. A delivery whose
+// method ran sends its output back as a reply; the node that handles the
+// reply (the message's fromNode) records how that went under
+// "<message id>.<node>.reply", so `steward send --wait` returns only once
+// the reply is written.
+//
+// Every record carries its own TTL (message.StatusTTL): it outlives
+// everything that can still change it.
 package status
 
 import (
@@ -55,6 +69,12 @@ type Record struct {
 	FromNode string `json:"fromNode"`
 	Method   string `json:"method"`
 	Status   Status `json:"status"`
+	// Reply marks the record of a reply: how the reply method on the
+	// fromNode handled the output of delivery ID.Node.
+	Reply bool `json:"reply,omitempty"`
+	// ReplySent says the delivery sent its output back, so a reply record
+	// will follow.
+	ReplySent bool `json:"replySent,omitempty"`
 	// Attempt is the delivery count when the state was written.
 	Attempt uint64 `json:"attempt,omitempty"`
 	// ExitCode is set for methods that run a process.
@@ -79,7 +99,25 @@ type Record struct {
 }
 
 // Key is the record's KV key.
-func (r *Record) Key() string { return r.ID + "." + r.Node }
+func (r *Record) Key() string {
+	if r.Reply {
+		return ReplyKey(r.ID + "." + r.Node)
+	}
+	return r.ID + "." + r.Node
+}
+
+// ReplyKey is the key of the reply record of a delivery.
+func ReplyKey(deliveryID string) string { return deliveryID + ".reply" }
+
+// Done reports whether nothing more will happen to the delivery this
+// record describes: it is terminal, and if it sent a reply, that is
+// recorded as terminal in reply (nil when none was seen yet).
+func (r *Record) Done(reply *Record) bool {
+	if !r.Status.Terminal() {
+		return false
+	}
+	return !r.ReplySent || reply != nil && reply.Status.Terminal()
+}
 
 // SetOutput stores the start of out and records its full size.
 func (r *Record) SetOutput(out []byte) {

@@ -21,7 +21,7 @@ func newStore(t testing.TB) (*status.Store, jetstream.KeyValue) {
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
-	a, err := stream.Ensure(natstest.Context(t, 20*time.Second), js, stream.Layout{})
+	a, err := stream.Apply(natstest.Context(t, 20*time.Second), js, stream.Layout{}, nil)
 	if err != nil {
 		t.Fatalf("Ensure: %v", err)
 	}
@@ -136,8 +136,9 @@ func TestSetStderr(t *testing.T) {
 	}
 }
 
-// TestCreateNeverOverwrites: a late pending record must not replace a
-// state a fast node already wrote, and the sender must not see an error.
+// TestCreateNeverOverwrites: a pending record is written only where there
+// is none; a second Create says ErrExists (the sender then looks at what is
+// there) and changes nothing.
 func TestCreateNeverOverwrites(t *testing.T) {
 	st, kv := newStore(t)
 	ctx := t.Context()
@@ -155,12 +156,13 @@ func TestCreateNeverOverwrites(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			id := "MSG" + string(rune('A'+i))
 			for _, s := range tc.before {
-				if err := st.Put(ctx, record(id, "ship1", s)); err != nil {
+				if err := st.Put(ctx, record(id, "ship1", s), time.Hour); err != nil {
 					t.Fatalf("Put %s: %v", s, err)
 				}
 			}
-			if err := st.CreateAsync(ctx, record(id, "ship1", status.Pending)).Wait(ctx); err != nil {
-				t.Fatalf("Create's Wait = %v, want nil", err)
+			err := st.CreateAsync(ctx, record(id, "ship1", status.Pending), time.Hour).Wait(ctx)
+			if len(tc.before) == 0 && err != nil || len(tc.before) > 0 && !errors.Is(err, status.ErrExists) {
+				t.Fatalf("Create's Wait = %v", err)
 			}
 			got, _ := mustGet(t, st, id+".ship1")
 			if got.Status != tc.want {
@@ -179,13 +181,13 @@ func TestCreateNeverOverwrites(t *testing.T) {
 	t.Run("create twice", func(t *testing.T) {
 		first := record("TWICE", "ship1", status.Pending)
 		first.Error = "first"
-		if err := st.CreateAsync(ctx, first).Wait(ctx); err != nil {
+		if err := st.CreateAsync(ctx, first, time.Hour).Wait(ctx); err != nil {
 			t.Fatal(err)
 		}
 		second := record("TWICE", "ship1", status.Pending)
 		second.Error = "second"
-		if err := st.CreateAsync(ctx, second).Wait(ctx); err != nil {
-			t.Fatalf("second Create's Wait = %v, want nil", err)
+		if err := st.CreateAsync(ctx, second, time.Hour).Wait(ctx); !errors.Is(err, status.ErrExists) {
+			t.Fatalf("second Create's Wait = %v, want ErrExists", err)
 		}
 		got, _ := mustGet(t, st, "TWICE.ship1")
 		if got.Error != "first" {
@@ -200,7 +202,7 @@ func TestPutGetUpdate(t *testing.T) {
 
 	r := record("UPD", "ship1", status.Pending)
 	r.Deadline = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	if err := st.PutAsync(ctx, r).Wait(ctx); err != nil {
+	if err := st.PutAsync(ctx, r, time.Hour).Wait(ctx); err != nil {
 		t.Fatalf("PutAsync: %v", err)
 	}
 	got, rev1 := mustGet(t, st, "UPD.ship1")
@@ -209,7 +211,7 @@ func TestPutGetUpdate(t *testing.T) {
 	}
 
 	r.Status = status.Running
-	if err := st.Put(ctx, r); err != nil {
+	if err := st.Put(ctx, r, time.Hour); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
 	got, rev2 := mustGet(t, st, "UPD.ship1")
@@ -219,9 +221,9 @@ func TestPutGetUpdate(t *testing.T) {
 
 	t.Run("stale revision", func(t *testing.T) {
 		stale := record("UPD", "ship1", status.DeliveryTimedOut)
-		err := st.Update(ctx, stale, rev1)
-		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			t.Fatalf("Update at a stale revision: want ErrKeyRevisionMismatch, got %v", err)
+		err := st.Update(ctx, stale, rev1, time.Hour)
+		if !errors.Is(err, status.ErrConflict) {
+			t.Fatalf("Update at a stale revision: want ErrConflict, got %v", err)
 		}
 		if got, _ := mustGet(t, st, "UPD.ship1"); got.Status != status.Running {
 			t.Errorf("a failed Update changed the record to %s", got.Status)
@@ -229,7 +231,7 @@ func TestPutGetUpdate(t *testing.T) {
 	})
 	t.Run("current revision", func(t *testing.T) {
 		done := record("UPD", "ship1", status.Succeeded)
-		if err := st.Update(ctx, done, rev2); err != nil {
+		if err := st.Update(ctx, done, rev2, time.Hour); err != nil {
 			t.Fatalf("Update at the current revision: %v", err)
 		}
 		got, rev3 := mustGet(t, st, "UPD.ship1")
@@ -256,7 +258,7 @@ func TestList(t *testing.T) {
 		record("MSG2", "ship1", status.Pending),
 		record("MSG1", "ship1", status.Running),
 	} {
-		if err := st.Put(ctx, r); err != nil {
+		if err := st.Put(ctx, r, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -298,7 +300,7 @@ func TestWatch(t *testing.T) {
 		record("W1", "ship2", status.Pending),
 		record("OTHER", "ship1", status.Pending),
 	} {
-		if err := st.Put(ctx, r); err != nil {
+		if err := st.Put(ctx, r, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -335,10 +337,10 @@ func TestWatch(t *testing.T) {
 	}
 
 	// A change to another message is not reported; one to W1 is.
-	if err := st.Put(ctx, record("OTHER", "ship1", status.Succeeded)); err != nil {
+	if err := st.Put(ctx, record("OTHER", "ship1", status.Succeeded), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Put(ctx, record("W1", "ship2", status.Succeeded)); err != nil {
+	if err := st.Put(ctx, record("W1", "ship2", status.Succeeded), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if r := next(); r.Key() != "W1.ship2" || r.Status != status.Succeeded {
@@ -369,7 +371,7 @@ func TestWatchSeveralMessages(t *testing.T) {
 		record("A", "ship1", status.Pending),
 		record("B", "ship1", status.Pending),
 	} {
-		if err := st.Put(ctx, r); err != nil {
+		if err := st.Put(ctx, r, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -407,5 +409,99 @@ func TestSetOutputKeepsWholeCharacters(t *testing.T) {
 	if !strings.HasPrefix(string(out), back.Output) || len(back.Output) > status.MaxOutput {
 		t.Errorf("stored output (%d bytes, ends %q) is not a prefix of the output of at most %d bytes",
 			len(back.Output), back.Output[len(back.Output)-4:], status.MaxOutput)
+	}
+}
+
+// Every record carries its own TTL: it disappears when that passes, the
+// records around it stay.
+func TestRecordsExpireByTheirOwnTTL(t *testing.T) {
+	st, _ := newStore(t)
+	ctx := t.Context()
+	if err := st.Put(ctx, record("SHORT", "ship1", status.Succeeded), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, record("LONG", "ship1", status.Succeeded), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 10*time.Second, "the short record to expire", func() bool {
+		_, _, err := st.Get(ctx, "SHORT.ship1")
+		return errors.Is(err, jetstream.ErrKeyNotFound)
+	})
+	mustGet(t, st, "LONG.ship1")
+}
+
+// A terminal state sent twice (a finish retried after its acknowledgement
+// was lost) is stored once.
+func TestTerminalWriteIsStoredOnce(t *testing.T) {
+	st, _ := newStore(t)
+	ctx := t.Context()
+	for _, s := range []status.Status{status.Pending, status.Running, status.Succeeded, status.Succeeded} {
+		if err := st.Put(ctx, record("T", "ship1", s), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hist, err := st.History(ctx, "T.ship1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []status.Status
+	for _, r := range hist {
+		got = append(got, r.Status)
+	}
+	if len(got) != 3 || got[2] != status.Succeeded {
+		t.Errorf("history %v, want pending running succeeded", got)
+	}
+}
+
+// Reply records live beside their delivery: List and Watch show both, the
+// delivery first; Done waits for the reply when one was sent.
+func TestReplyRecords(t *testing.T) {
+	st, _ := newStore(t)
+	ctx := t.Context()
+	d := record("R1", "ship1", status.Succeeded)
+	d.ReplySent = true
+	if err := st.Put(ctx, d, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if d.Done(nil) {
+		t.Error("a delivery whose reply is not handled yet is done")
+	}
+	reply := record("R1", "ship1", status.Succeeded)
+	reply.Reply = true
+	reply.Method = "REQToFileAppend"
+	if reply.Key() != "R1.ship1.reply" {
+		t.Fatalf("reply key %q", reply.Key())
+	}
+	if err := st.Put(ctx, reply, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Done(reply) {
+		t.Error("a delivery whose reply succeeded is not done")
+	}
+	if !record("R2", "ship1", status.Failed).Done(nil) {
+		t.Error("a failed delivery that sent no reply is not done")
+	}
+	recs, err := st.List(ctx, "R1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Reply || !recs[1].Reply {
+		t.Errorf("List: %+v", recs)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := st.Watch(wctx, []string{"R1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for r := range ch {
+		if r == nil {
+			break
+		}
+		seen++
+	}
+	if seen != 2 {
+		t.Errorf("Watch showed %d current records, want 2", seen)
 	}
 }

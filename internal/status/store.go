@@ -6,24 +6,30 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stewardfleet/steward/internal/stream"
 )
 
-// Store reads and writes status records in a KV bucket.
+// Store reads and writes status records in a KV bucket. Every write
+// carries the record's own TTL (see message.StatusTTL).
 type Store struct {
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
-	prefix string // "$KV.<bucket>." for asynchronous writes
+	prefix string // "$KV.<bucket>." for writes
 }
 
-// NewStore returns a store on bucket kv, using js for asynchronous writes.
+// NewStore returns a store on bucket kv, using js for writes.
 func NewStore(js jetstream.JetStream, kv jetstream.KeyValue) *Store {
 	return &Store{js: js, kv: kv, prefix: "$KV." + kv.Bucket() + "."}
 }
+
+// ErrConflict: a compare-and-set found the record changed since it was read.
+var ErrConflict = errors.New("status record changed")
 
 // Write is a status write in flight; Wait returns its outcome.
 type Write struct {
@@ -32,24 +38,37 @@ type Write struct {
 	err    error
 }
 
-// Wait blocks until the write is stored or failed. A Create that found the
-// record already there is not an error: a later state won the race.
+// Wait blocks until the write is stored or failed (within
+// stream.PubAckTimeout). A Create that found the record already there
+// returns ErrExists.
 func (w *Write) Wait(ctx context.Context) error {
+	_, err := w.Revision(ctx)
+	return err
+}
+
+// Revision waits like Wait and returns the revision the write created.
+func (w *Write) Revision(ctx context.Context) (uint64, error) {
 	if w.err != nil {
-		return w.err
+		return 0, w.err
 	}
 	select {
-	case <-w.future.Ok():
-		return nil
+	case ack := <-w.future.Ok():
+		return ack.Sequence, nil
 	case err := <-w.future.Err():
-		if w.create && isWrongLastSequence(err) {
-			return nil
+		if isWrongLastSequence(err) {
+			if w.create {
+				return 0, ErrExists
+			}
+			return 0, ErrConflict
 		}
-		return fmt.Errorf("store status: %w", err)
+		return 0, fmt.Errorf("store status: %w", err)
 	case <-ctx.Done():
-		return fmt.Errorf("store status: %w", ctx.Err())
+		return 0, fmt.Errorf("store status: %w", ctx.Err())
 	}
 }
+
+// ErrExists: Create found a record already there.
+var ErrExists = errors.New("status record exists")
 
 func isWrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
@@ -58,65 +77,83 @@ func isWrongLastSequence(err error) bool {
 }
 
 // CreateAsync starts writing r only if no record exists for its key.
-func (s *Store) CreateAsync(ctx context.Context, r *Record) *Write {
-	return s.publishAsync(ctx, r, true)
+func (s *Store) CreateAsync(ctx context.Context, r *Record, ttl time.Duration) *Write {
+	return s.publishAsync(ctx, r, ttl, "0")
 }
 
-// PutAsync starts writing r, replacing what is there.
-func (s *Store) PutAsync(ctx context.Context, r *Record) *Write {
-	return s.publishAsync(ctx, r, false)
+// PutAsync starts writing r, replacing what is there. A terminal record is
+// written with a fixed Nats-Msg-Id, so the same outcome sent twice (a
+// retried finish) is stored once.
+func (s *Store) PutAsync(ctx context.Context, r *Record, ttl time.Duration) *Write {
+	return s.publishAsync(ctx, r, ttl, "")
 }
 
 // Put writes r and waits until it is stored.
-func (s *Store) Put(ctx context.Context, r *Record) error {
-	return s.PutAsync(ctx, r).Wait(ctx)
+func (s *Store) Put(ctx context.Context, r *Record, ttl time.Duration) error {
+	return s.PutAsync(ctx, r, ttl).Wait(ctx)
 }
 
-func (s *Store) publishAsync(ctx context.Context, r *Record, create bool) *Write {
+// Update replaces the record at revision rev; it fails with ErrConflict if
+// the record changed since.
+func (s *Store) Update(ctx context.Context, r *Record, rev uint64, ttl time.Duration) error {
+	return s.publishAsync(ctx, r, ttl, strconv.FormatUint(rev, 10)).Wait(ctx)
+}
+
+func (s *Store) publishAsync(ctx context.Context, r *Record, ttl time.Duration, expectRev string) *Write {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return &Write{err: fmt.Errorf("encode status %s: %w", r.Key(), err)}
 	}
 	msg := nats.NewMsg(s.prefix + r.Key())
 	msg.Data = data
-	if create {
-		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	if expectRev != "" {
+		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, expectRev)
 	}
-	f, err := stream.PublishAsync(ctx, s.js, msg)
+	if r.Status.Terminal() {
+		msg.Header.Set(jetstream.MsgIDHeader, r.Key()+".final")
+	}
+	f, err := stream.PublishAsync(ctx, s.js, msg, jetstream.WithMsgTTL(ttl))
 	if err != nil {
 		return &Write{err: fmt.Errorf("store status %s: %w", r.Key(), err)}
 	}
-	return &Write{future: f, create: create}
+	return &Write{future: f, create: expectRev == "0"}
 }
 
-// Get returns the record of one delivery and its revision.
-func (s *Store) Get(ctx context.Context, deliveryID string) (*Record, uint64, error) {
-	e, err := s.kv.Get(ctx, deliveryID)
+// Get returns the record under key and its revision.
+func (s *Store) Get(ctx context.Context, key string) (*Record, uint64, error) {
+	e, err := s.kv.Get(ctx, key)
 	if err != nil {
-		return nil, 0, fmt.Errorf("get status %s: %w", deliveryID, err)
+		return nil, 0, fmt.Errorf("get status %s: %w", key, err)
 	}
 	var r Record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return nil, 0, fmt.Errorf("decode status %s: %w", deliveryID, err)
+		return nil, 0, fmt.Errorf("decode status %s: %w", key, err)
 	}
 	return &r, e.Revision(), nil
 }
 
-// Update replaces the record at revision rev, failing if it changed since.
-func (s *Store) Update(ctx context.Context, r *Record, rev uint64) error {
-	data, err := json.Marshal(r)
+// History returns every stored state of the record under key, oldest
+// first.
+func (s *Store) History(ctx context.Context, key string) ([]*Record, error) {
+	entries, err := s.kv.History(ctx, key)
 	if err != nil {
-		return fmt.Errorf("encode status %s: %w", r.Key(), err)
+		return nil, fmt.Errorf("status history %s: %w", key, err)
 	}
-	if _, err := s.kv.Update(ctx, r.Key(), data, rev); err != nil {
-		return fmt.Errorf("update status %s: %w", r.Key(), err)
+	out := make([]*Record, 0, len(entries))
+	for _, e := range entries {
+		var r Record
+		if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &r) != nil {
+			continue
+		}
+		out = append(out, &r)
 	}
-	return nil
+	return out, nil
 }
 
-// List returns the records of every delivery of message id, sorted by node.
+// List returns the records of every delivery of message id and of their
+// replies, sorted by node, each delivery before its reply.
 func (s *Store) List(ctx context.Context, id string) ([]*Record, error) {
-	keys, err := s.kv.ListKeysFiltered(ctx, id+".*")
+	keys, err := s.kv.ListKeysFiltered(ctx, id+".*", id+".*.reply")
 	if err != nil {
 		return nil, fmt.Errorf("list status of %s: %w", id, err)
 	}
@@ -131,17 +168,32 @@ func (s *Store) List(ctx context.Context, id string) ([]*Record, error) {
 		}
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b *Record) int { return strings.Compare(a.Node, b.Node) })
+	sortRecords(out)
 	return out, nil
 }
 
-// Watch streams the records of the given message ids: first the current
-// ones, then a nil record to say those were all, then every change, until
-// ctx ends. The channel closes then.
+func sortRecords(recs []*Record) {
+	slices.SortFunc(recs, func(a, b *Record) int {
+		if c := strings.Compare(a.Node, b.Node); c != 0 {
+			return c
+		}
+		switch {
+		case a.Reply == b.Reply:
+			return 0
+		case b.Reply:
+			return -1
+		}
+		return 1
+	})
+}
+
+// Watch streams the records of the given message ids (deliveries and their
+// replies): first the current ones, then a nil record to say those were
+// all, then every change, until ctx ends. The channel closes then.
 func (s *Store) Watch(ctx context.Context, ids []string) (<-chan *Record, error) {
-	filters := make([]string, len(ids))
-	for i, id := range ids {
-		filters[i] = id + ".*"
+	filters := make([]string, 0, 2*len(ids))
+	for _, id := range ids {
+		filters = append(filters, id+".*", id+".*.reply")
 	}
 	w, err := s.kv.WatchFiltered(ctx, filters, jetstream.IgnoreDeletes())
 	if err != nil {

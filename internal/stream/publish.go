@@ -13,8 +13,10 @@ import (
 // PublishAsync publishes msg asynchronously. When the client has too many
 // publishes awaiting acks (ErrTooManyStalledMsgs, which nats.go returns
 // under load), it waits for the backlog to drain and tries again, until ctx
-// ends: a stalled publish is retried, never dropped.
+// ends or PubAckTimeout passes: a stalled publish is retried, never
+// dropped, and never waited on forever.
 func PublishAsync(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	var giveUp <-chan time.Time
 	for {
 		f, err := js.PublishMsgAsync(msg, opts...)
 		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
@@ -23,16 +25,24 @@ func PublishAsync(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, op
 			}
 			return f, nil
 		}
+		if giveUp == nil {
+			t := time.NewTimer(PubAckTimeout)
+			defer t.Stop()
+			giveUp = t.C
+		}
 		select {
 		case <-js.PublishAsyncComplete():
 		case <-time.After(50 * time.Millisecond):
+		case <-giveUp:
+			return nil, fmt.Errorf("publish %s: %w", msg.Subject, err)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("publish %s: %w", msg.Subject, ctx.Err())
 		}
 	}
 }
 
-// Await waits for every future and returns the errors joined.
+// Await waits for every future and returns the errors joined. Futures of
+// a context made by NewJetStream resolve within PubAckTimeout.
 func Await(ctx context.Context, futures ...jetstream.PubAckFuture) error {
 	var errs []error
 	for _, f := range futures {

@@ -16,13 +16,13 @@ import (
 	"github.com/stewardfleet/steward/internal/stream"
 )
 
-// ensure starts a broker, runs stream.Ensure with l and returns the
+// ensure starts a broker, runs stream.Apply with l and returns the
 // JetStream context and the assets.
 func ensure(t testing.TB, l stream.Layout) (jetstream.JetStream, *stream.Assets) {
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
-	a, err := stream.Ensure(natstest.Context(t, 20*time.Second), js, l)
+	a, err := stream.Apply(natstest.Context(t, 20*time.Second), js, l, nil)
 	if err != nil {
 		t.Fatalf("Ensure: %v", err)
 	}
@@ -34,7 +34,8 @@ func TestSubjectHelpers(t *testing.T) {
 		name, got, want string
 	}{
 		{"message subject", stream.MessageSubject("ship1"), "steward.msg.ship1"},
-		{"deadline subject", stream.DeadlineSubject("ABC123"), "steward.deadline.at.ABC123"},
+		{"deadline subject", stream.DeadlineSubject("ABC123.ship1"), "steward.deadline.at.ABC123.ship1"},
+		{"claim subject", stream.ClaimSubject("ABC123.ship1"), "steward.deadline.claim.ABC123.ship1"},
 		{"deadline due subject", stream.DeadlineDueSubject("central"), "steward.deadline.due.central"},
 		{"stream name", stream.MessagesStream, "STEWARD_MESSAGES"},
 		{"deadlines stream name", stream.DeadlinesStream, "STEWARD_DEADLINES"},
@@ -51,20 +52,20 @@ func TestSubjectHelpers(t *testing.T) {
 	}
 }
 
-func TestEnsureIsIdempotent(t *testing.T) {
+func TestApplyIsIdempotent(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	ctx := natstest.Context(t, 20*time.Second)
 
-	if _, err := stream.Open(ctx, js); !stream.IsNotFound(err) {
-		t.Fatalf("Open before Ensure: want a not-found error, got %v", err)
+	if _, err := stream.Open(ctx, js); !errors.Is(err, stream.ErrNoLayout) {
+		t.Fatalf("Open before Apply: want ErrNoLayout, got %v", err)
 	}
 
 	for _, run := range []string{"first", "second"} {
 		t.Run(run, func(t *testing.T) {
-			a, err := stream.Ensure(ctx, js, stream.Layout{})
+			a, err := stream.Apply(ctx, js, stream.Layout{}, nil)
 			if err != nil {
-				t.Fatalf("Ensure: %v", err)
+				t.Fatalf("Apply: %v", err)
 			}
 			info, err := a.Messages.Info(ctx)
 			if err != nil {
@@ -94,8 +95,13 @@ func TestEnsureIsIdempotent(t *testing.T) {
 				t.Fatalf("deadlines stream info: %v", err)
 			}
 			if d := dinfo.Config; d.Name != "STEWARD_DEADLINES" || !d.AllowMsgSchedules || !d.AllowMsgTTL ||
-				len(d.Subjects) != 2 || d.Subjects[0] != "steward.deadline.at.*" || d.Subjects[1] != "steward.deadline.due.*" {
+				len(d.Subjects) != 1 || d.Subjects[0] != "steward.deadline.>" {
 				t.Errorf("deadlines stream config %+v", d)
+			}
+			for _, c := range []jetstream.StreamConfig{cfg, dinfo.Config} {
+				if c.Metadata[stream.VersionKey] != fmt.Sprint(stream.Version) {
+					t.Errorf("stream %s has layout %q, want %d", c.Name, c.Metadata[stream.VersionKey], stream.Version)
+				}
 			}
 			if cfg.MaxConsumers != stream.DefaultLayout().MaxNodes || cfg.MaxConsumers < 10_000 {
 				t.Errorf("MaxConsumers %d, want %d", cfg.MaxConsumers, stream.DefaultLayout().MaxNodes)
@@ -111,8 +117,15 @@ func TestEnsureIsIdempotent(t *testing.T) {
 			if st.History() != stream.StatusHistory {
 				t.Errorf("status history %d, want %d", st.History(), stream.StatusHistory)
 			}
-			if st.TTL() != 7*24*time.Hour {
-				t.Errorf("status TTL %s, want 168h", st.TTL())
+			if st.TTL() != 0 {
+				t.Errorf("status bucket TTL %s, want none (records carry their own)", st.TTL())
+			}
+			sinfo, err := js.Stream(ctx, "KV_steward_status")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sinfo.CachedInfo().Config.AllowMsgTTL {
+				t.Error("status records cannot carry their own TTL")
 			}
 			nodes, err := a.Nodes.Status(ctx)
 			if err != nil {
@@ -123,7 +136,7 @@ func TestEnsureIsIdempotent(t *testing.T) {
 			}
 
 			if _, err := stream.Open(ctx, js); err != nil {
-				t.Errorf("Open after Ensure: %v", err)
+				t.Errorf("Open after Apply: %v", err)
 			}
 		})
 	}
@@ -142,25 +155,25 @@ func TestEnsureIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestEnsureKeepsMessagesAndConsumers(t *testing.T) {
+func TestApplyKeepsMessagesAndConsumers(t *testing.T) {
 	js, a := ensure(t, stream.Layout{})
 	ctx := natstest.Context(t, 20*time.Second)
 	if _, err := js.Publish(ctx, stream.MessageSubject("ship1"), []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stream.EnsureConsumer(ctx, a.Messages, stream.ConsumerConfig("ship1", time.Second, 10)); err != nil {
+	if _, _, err := stream.OpenConsumer(ctx, a.Messages, stream.ConsumerConfig("ship1", time.Second, 10, 0)); err != nil {
 		t.Fatal(err)
 	}
-	a2, err := stream.Ensure(ctx, js, stream.Layout{})
+	a2, err := stream.Apply(ctx, js, stream.Layout{}, nil)
 	if err != nil {
-		t.Fatalf("second Ensure: %v", err)
+		t.Fatalf("second Apply: %v", err)
 	}
 	info, err := a2.Messages.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.State.Msgs != 1 || info.State.Consumers != 1 {
-		t.Errorf("after a second Ensure: %d messages, %d consumers; want 1 and 1", info.State.Msgs, info.State.Consumers)
+		t.Errorf("after a second Apply: %d messages, %d consumers; want 1 and 1", info.State.Msgs, info.State.Consumers)
 	}
 }
 
@@ -168,11 +181,11 @@ func TestLayoutMaxNodesIsEnforced(t *testing.T) {
 	_, a := ensure(t, stream.Layout{MaxNodes: 2})
 	ctx := natstest.Context(t, 20*time.Second)
 	for _, n := range []string{"a", "b"} {
-		if _, err := stream.EnsureConsumer(ctx, a.Messages, stream.ConsumerConfig(n, time.Second, 10)); err != nil {
+		if _, _, err := stream.OpenConsumer(ctx, a.Messages, stream.ConsumerConfig(n, time.Second, 10, 0)); err != nil {
 			t.Fatalf("consumer %s: %v", n, err)
 		}
 	}
-	_, err := stream.EnsureConsumer(ctx, a.Messages, stream.ConsumerConfig("c", time.Second, 10))
+	_, _, err := stream.OpenConsumer(ctx, a.Messages, stream.ConsumerConfig("c", time.Second, 10, 0))
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeMaximumConsumersLimit {
 		t.Fatalf("third consumer with MaxNodes 2: want the maximum-consumers error, got %v", err)
@@ -182,7 +195,7 @@ func TestLayoutMaxNodesIsEnforced(t *testing.T) {
 	}
 }
 
-// TestStreamTakesMoreThan1000Consumers proves that Ensure lifts the
+// TestStreamTakesMoreThan1000Consumers proves that Apply lifts the
 // server's default cap of 1,000 consumers per stream. The cap counts every
 // consumer whatever its storage; memory-backed consumers keep this fast.
 func TestStreamTakesMoreThan1000Consumers(t *testing.T) {
@@ -200,9 +213,9 @@ func TestStreamTakesMoreThan1000Consumers(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for name := range names {
-				cfg := stream.ConsumerConfig(name, 30*time.Second, 100)
+				cfg := stream.ConsumerConfig(name, 30*time.Second, 100, 0)
 				cfg.MemoryStorage = true
-				if _, err := stream.EnsureConsumer(ctx, a.Messages, cfg); err != nil {
+				if _, _, err := stream.OpenConsumer(ctx, a.Messages, cfg); err != nil {
 					errs <- err
 				}
 			}
@@ -227,7 +240,7 @@ func TestStreamTakesMoreThan1000Consumers(t *testing.T) {
 }
 
 func TestConsumerConfig(t *testing.T) {
-	cfg := stream.ConsumerConfig("ship1", 7*time.Second, 42)
+	cfg := stream.ConsumerConfig("ship1", 7*time.Second, 42, 0)
 	cases := []struct {
 		name      string
 		got, want any
@@ -240,6 +253,8 @@ func TestConsumerConfig(t *testing.T) {
 		{"deliver policy", cfg.DeliverPolicy, jetstream.DeliverAllPolicy},
 		{"ack wait", cfg.AckWait, 7 * time.Second},
 		{"max ack pending", cfg.MaxAckPending, 42},
+		{"start again at", stream.ConsumerConfig("ship1", time.Second, 1, 17).OptStartSeq, uint64(17)},
+		{"start again policy", stream.ConsumerConfig("ship1", time.Second, 1, 17).DeliverPolicy, jetstream.DeliverByStartSequencePolicy},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -266,9 +281,9 @@ func TestConsumerOnServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, err := stream.EnsureConsumer(ctx, a.Messages, stream.ConsumerConfig("ship1", 5*time.Second, 10))
-	if err != nil {
-		t.Fatal(err)
+	c, created, err := stream.OpenConsumer(ctx, a.Messages, stream.ConsumerConfig("ship1", 5*time.Second, 10, 0))
+	if err != nil || !created {
+		t.Fatal(created, err)
 	}
 	info, err := c.Info(ctx)
 	if err != nil {
@@ -286,9 +301,14 @@ func TestConsumerOnServer(t *testing.T) {
 	if info.NumPending != 2 {
 		t.Errorf("consumer ship1 has %d pending, want 2 (only steward.msg.ship1.*)", info.NumPending)
 	}
-	// Running EnsureConsumer again keeps the consumer and its position.
-	if _, err := stream.EnsureConsumer(ctx, a.Messages, stream.ConsumerConfig("ship1", 5*time.Second, 10)); err != nil {
-		t.Fatalf("second EnsureConsumer: %v", err)
+	// Opening it again keeps the consumer and its position; a new
+	// AckWait is taken.
+	c2, created, err := stream.OpenConsumer(ctx, a.Messages, stream.ConsumerConfig("ship1", 9*time.Second, 10, 0))
+	if err != nil || created {
+		t.Fatalf("second OpenConsumer: %v (created %v)", err, created)
+	}
+	if got := c2.CachedInfo(); got.Config.AckWait != 9*time.Second || got.NumPending != 2 {
+		t.Errorf("after opening again: AckWait %s, %d pending", got.Config.AckWait, got.NumPending)
 	}
 	if _, err := a.Messages.Consumer(ctx, "ship1"); err != nil {
 		t.Errorf("consumer gone: %v", err)
@@ -305,6 +325,7 @@ func TestIsNotFound(t *testing.T) {
 		{"consumer", jetstream.ErrConsumerNotFound, true},
 		{"key", fmt.Errorf("get: %w", jetstream.ErrKeyNotFound), true},
 		{"bucket", jetstream.ErrBucketNotFound, true},
+		{"layout", fmt.Errorf("x: %w", stream.ErrNoLayout), true},
 		{"other", errors.New("boom"), false},
 		{"nil", nil, false},
 	}
@@ -314,6 +335,85 @@ func TestIsNotFound(t *testing.T) {
 				t.Errorf("IsNotFound(%v) = %v", tc.err, got)
 			}
 		})
+	}
+}
+
+// A ship on an older build cannot put back old settings: Apply leaves
+// alone a stream that a newer layout wrote, and Open refuses an older one.
+func TestLayoutVersionsOnlyGoForward(t *testing.T) {
+	js, a := ensure(t, stream.Layout{})
+	ctx := natstest.Context(t, 20*time.Second)
+	newer := a.Messages.CachedInfo().Config
+	newer.Metadata = map[string]string{stream.VersionKey: fmt.Sprint(stream.Version + 1)}
+	newer.MaxConsumers = 5_000_000
+	if _, err := js.UpdateStream(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	a2, err := stream.Apply(ctx, js, stream.Layout{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a2.Messages.CachedInfo().Config; got.MaxConsumers != 5_000_000 {
+		t.Errorf("Apply rewrote a newer layout: MaxConsumers %d", got.MaxConsumers)
+	}
+
+	older := a2.Deadlines.CachedInfo().Config
+	older.Metadata = map[string]string{stream.VersionKey: "1"}
+	if _, err := js.UpdateStream(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Open(ctx, js); !errors.Is(err, stream.ErrNoLayout) {
+		t.Errorf("Open of an older layout: want ErrNoLayout, got %v", err)
+	}
+	if _, err := stream.Apply(ctx, js, stream.Layout{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Open(ctx, js); err != nil {
+		t.Errorf("Open after Apply brought it up to date: %v", err)
+	}
+}
+
+// Open never writes: a node that is not central opens the layout with
+// read access only and cannot change it.
+func TestOpenChangesNothing(t *testing.T) {
+	js, a := ensure(t, stream.Layout{})
+	ctx := natstest.Context(t, 20*time.Second)
+	before, _ := a.Messages.Info(ctx)
+	for range 3 {
+		if _, err := stream.Open(ctx, js); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, _ := a.Messages.Info(ctx)
+	if !after.Created.Equal(before.Created) || after.Config.MaxConsumers != before.Config.MaxConsumers {
+		t.Errorf("Open changed the stream: %+v → %+v", before.Config, after.Config)
+	}
+}
+
+func TestReplicasAreConfigurable(t *testing.T) {
+	l := stream.Layout{Replicas: 3}
+	if l.MessagesConfig().Replicas != 3 || l.DeadlinesConfig().Replicas != 3 {
+		t.Errorf("replicas not applied: %d %d", l.MessagesConfig().Replicas, l.DeadlinesConfig().Replicas)
+	}
+	// A single server refuses three replicas: Apply says so.
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	if _, err := stream.Apply(natstest.Context(t, 20*time.Second), js, l, nil); err == nil {
+		t.Error("three replicas on a single server accepted")
+	}
+}
+
+func TestBrokerNowIsTheBrokersClock(t *testing.T) {
+	js, a := ensure(t, stream.Layout{})
+	ctx := natstest.Context(t, 20*time.Second)
+	before := time.Now()
+	now, err := stream.BrokerNow(ctx, js, a.Deadlines, "ship1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test broker runs on this machine's clock.
+	if now.Before(before.Add(-time.Second)) || now.After(time.Now().Add(time.Second)) {
+		t.Errorf("broker time %s, local %s", now, before)
 	}
 }
 
@@ -355,7 +455,7 @@ func TestPublishAsyncRetriesStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := natstest.Context(t, 30*time.Second)
-	a, err := stream.Ensure(ctx, js, stream.Layout{})
+	a, err := stream.Apply(ctx, js, stream.Layout{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +522,7 @@ func TestAwaitJoinsErrors(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	ctx := natstest.Context(t, 20*time.Second)
-	if _, err := stream.Ensure(ctx, js, stream.Layout{}); err != nil {
+	if _, err := stream.Apply(ctx, js, stream.Layout{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	good, err := stream.PublishAsync(ctx, js, nats.NewMsg(stream.MessageSubject("ship1")))

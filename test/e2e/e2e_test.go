@@ -204,9 +204,12 @@ func (f *fleet) steward(as string, stdin []byte, args ...string) (stdout, stderr
 type sendResult struct {
 	Receipts []sender.Receipt `json:"receipts"`
 	Records  []*status.Record `json:"records"`
+	Replies  []*status.Record `json:"-"`
 }
 
-// sendWait sends a file with `steward send --wait -o json` as central.
+// sendWait sends a file with `steward send --wait -o json` as central. The
+// result's Records are the deliveries; Replies how central handled their
+// replies.
 func (f *fleet) sendWait(file string) (sendResult, int) {
 	f.t.Helper()
 	out, errOut, code := f.steward("central", nil, "send", "--wait", "--timeout", "60s", "-o", "json", "-f", file)
@@ -214,7 +217,20 @@ func (f *fleet) sendWait(file string) (sendResult, int) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		f.t.Fatalf("send output is not JSON: %v\nstdout: %s\nstderr: %s", err, out, errOut)
 	}
+	res.Records, res.Replies = split(res.Records)
 	return res, code
+}
+
+// split separates delivery records from reply records.
+func split(recs []*status.Record) (deliveries, replies []*status.Record) {
+	for _, r := range recs {
+		if r.Reply {
+			replies = append(replies, r)
+		} else {
+			deliveries = append(deliveries, r)
+		}
+	}
+	return deliveries, replies
 }
 
 func (f *fleet) status(id string) []*status.Record {
@@ -227,7 +243,8 @@ func (f *fleet) status(id string) []*status.Record {
 	if err := json.Unmarshal([]byte(out), &recs); err != nil {
 		f.t.Fatalf("status output: %v: %s", err, out)
 	}
-	return recs
+	deliveries, _ := split(recs)
+	return deliveries
 }
 
 // waitOnline waits until `steward nodes` shows every name online.
@@ -313,16 +330,23 @@ func TestFleetRunsTheExamples(t *testing.T) {
 
 	// Through steward send: the two-node example.
 	res, code := f.sendWait(filepath.Join(examples, "cli-command-two-nodes.json"))
-	if code != 0 || len(res.Records) != 2 {
-		t.Fatalf("exit %d, records %+v", code, res.Records)
+	if code != 0 || len(res.Records) != 2 || len(res.Replies) != 2 {
+		t.Fatalf("exit %d, records %+v, replies %+v", code, res.Records, res.Replies)
 	}
 	for _, r := range res.Records {
 		if r.Status != status.Succeeded || !strings.Contains(r.Output, "tree stand-in") {
 			t.Errorf("%s: %s %q %s", r.Node, r.Status, r.Output, r.Error)
 		}
-		out := read(t, filepath.Join(f.dir("central"), "data", "cli-command-executed-result", r.Node, "some.log"))
-		if !strings.Contains(out, "tree stand-in") {
-			t.Errorf("reply file of %s: %q", r.Node, out)
+		// send --wait returns once the reply is written: the file is
+		// there now, without waiting for it.
+		out, err := os.ReadFile(filepath.Join(f.dir("central"), "data", "cli-command-executed-result", r.Node, "some.log"))
+		if err != nil || !strings.Contains(string(out), "tree stand-in") {
+			t.Errorf("reply file of %s when send --wait returned: %q %v", r.Node, out, err)
+		}
+	}
+	for _, r := range res.Replies {
+		if r.Status != status.Succeeded || r.FromNode != "central" || r.Method != "REQToFileAppend" {
+			t.Errorf("reply record %+v", r)
 		}
 	}
 	// hello.json registers the sender.

@@ -1,0 +1,236 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stewardfleet/steward/internal/consumer"
+	"github.com/stewardfleet/steward/internal/stream"
+)
+
+// queue is the node's durable consumer of its messages, supervised: if the
+// broker loses it, it is created again, starting where the broker had
+// last acknowledged everything before (the node remembers that ack floor),
+// so a recreated consumer does not hand the node its whole history again
+// (and what it does hand again, the ledger settles without running).
+type queue struct {
+	n     *Node
+	c     *consumer.Consumer
+	floor *floorFile
+
+	mu          sync.Mutex
+	cons        jetstream.Consumer // the consumer as last opened
+	recreatedAt time.Time
+	recreations int
+
+	settled atomic.Bool // a delivery was settled since the floor was last read
+}
+
+func (n *Node) newQueue() *queue {
+	q := &queue{n: n, floor: &floorFile{path: filepath.Join(n.cfg.StateFolder(), "queue.json")}}
+	q.c = consumer.New(n.handle, consumer.Options{
+		Open:    q.open,
+		AckWait: n.cfg.DefaultMessageTimeout,
+		Logger:  n.log.With("component", "queue"),
+	})
+	n.queue.Store(q)
+	return q
+}
+
+func (q *queue) run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.trackFloor(ctx)
+	}()
+	err := q.c.Run(ctx)
+	<-done
+	return err
+}
+
+func (q *queue) check() { q.c.Check() }
+
+// open opens the node's consumer, creating it when the broker has none.
+// A consumer created where the node had one before (the broker lost it)
+// is reported in the log, to central and in the registry.
+func (q *queue) open(ctx context.Context) (jetstream.Consumer, bool, error) {
+	n := q.n
+	a, err := n.layout(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	created := a.Messages.CachedInfo().Created
+	start := q.floor.start(created)
+	cfg := stream.ConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout, max(1000, 4*n.cfg.Concurrency), start)
+	c, isNew, err := stream.OpenConsumer(ctx, a.Messages, cfg)
+	if err != nil {
+		return nil, false, err
+	}
+	q.mu.Lock()
+	q.cons = c
+	hadOne := q.recreations > 0 || q.floor.existed()
+	if isNew && hadOne {
+		q.recreations++
+		q.recreatedAt = n.now().UTC()
+	}
+	q.mu.Unlock()
+	if isNew {
+		if hadOne {
+			n.log.Warn("the broker had lost this node's queue; created it again", "from_stream_seq", max(start, 1))
+			n.queueRecreated(ctx, start)
+		}
+		q.floor.save(created, start)
+	}
+	return c, isNew, nil
+}
+
+// state is what the node's hello says about its queue.
+func (q *queue) state() (healthy bool, recreatedAt time.Time, recreations int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.c.Healthy(), q.recreatedAt, q.recreations
+}
+
+// floorInterval is how often the node reads its consumer's ack floor, if
+// it settled anything since (idle nodes ask nothing).
+const floorInterval = 30 * time.Second
+
+func (q *queue) trackFloor(ctx context.Context) {
+	t := time.NewTicker(floorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if q.settled.Swap(false) {
+				q.readFloor(ctx)
+			}
+		}
+	}
+}
+
+// readFloor reads the consumer's ack floor from the broker and keeps it.
+func (q *queue) readFloor(ctx context.Context) {
+	q.mu.Lock()
+	c := q.cons
+	q.mu.Unlock()
+	if c == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	info, err := c.Info(ctx)
+	if err != nil {
+		q.settled.Store(true) // try again next time
+		return
+	}
+	a := q.n.assets
+	q.floor.save(a.Messages.CachedInfo().Created, info.AckFloor.Stream+1)
+}
+
+// saveFloor reads and keeps the ack floor once more (at shutdown).
+func (q *queue) saveFloor() {
+	if q.settled.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		q.readFloor(ctx)
+	}
+}
+
+// floorFile keeps the stream sequence a recreated consumer starts at,
+// with the creation time of the stream it belongs to: a stream created
+// again (a broker on an empty store) starts from its beginning.
+type floorFile struct {
+	path string
+	mu   sync.Mutex
+	have *floorState
+}
+
+type floorState struct {
+	StreamCreated time.Time `json:"streamCreated"`
+	Next          uint64    `json:"next"`
+}
+
+func (f *floorFile) load() *floorState {
+	if f.have != nil {
+		return f.have
+	}
+	b, err := os.ReadFile(f.path)
+	if err != nil {
+		return nil
+	}
+	var s floorState
+	if json.Unmarshal(b, &s) != nil {
+		return nil
+	}
+	f.have = &s
+	return f.have
+}
+
+// existed reports whether the node has had a queue before.
+func (f *floorFile) existed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.load() != nil
+}
+
+// start is where a consumer created on the stream made at created begins.
+func (f *floorFile) start(created time.Time) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.load()
+	if s == nil || !s.StreamCreated.Equal(created) {
+		return 0
+	}
+	return s.Next
+}
+
+func (f *floorFile) save(created time.Time, next uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s := f.load(); s != nil && s.StreamCreated.Equal(created) && s.Next >= next && next != 0 {
+		return
+	}
+	s := &floorState{StreamCreated: created, Next: next}
+	b, _ := json.Marshal(s)
+	tmp := f.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return
+	}
+	if os.Rename(tmp, f.path) == nil {
+		f.have = s
+	}
+}
+
+// queueRecreated tells central that this node's queue had been lost.
+func (n *Node) queueRecreated(ctx context.Context, start uint64) {
+	text := fmt.Sprintf("the broker had lost the queue of node %s; the node created it again from stream sequence %d", n.cfg.NodeName, max(start, 1))
+	n.reportError(ctx, fmt.Sprintf("queue.%d", n.now().UnixNano()), text)
+	go n.sayHello(context.WithoutCancel(ctx))
+}
+
+// dueConsumer is central's consumer of due delivery deadlines.
+func (n *Node) newDueConsumer() *consumer.Consumer {
+	c := consumer.New(n.handleDue, consumer.Options{
+		Open: func(ctx context.Context) (jetstream.Consumer, bool, error) {
+			a, err := n.layout(ctx)
+			if err != nil {
+				return nil, false, err
+			}
+			return stream.OpenConsumer(ctx, a.Deadlines, stream.DeadlineConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout))
+		},
+		AckWait: n.cfg.DefaultMessageTimeout,
+		Logger:  n.log.With("component", "deadlines"),
+	})
+	n.dues.Store(c)
+	return c
+}
