@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/stewardfleet/steward/internal/natstest"
 	"github.com/stewardfleet/steward/internal/socket"
 )
 
@@ -41,11 +41,18 @@ func socketPath(t testing.TB) string {
 	return filepath.Join(dir, "run", "steward.sock")
 }
 
-// serve listens on path and serves until the test ends. It returns a
-// function that stops the server and returns Serve's error.
+// serve listens on path with the default options and serves until the
+// test ends. It returns a function that stops the server and returns
+// Serve's error.
 func serve(t testing.TB, path string, h socket.Handler) (stop func() error) {
 	t.Helper()
-	srv, err := socket.Listen(path, h, discard)
+	return serveWith(t, path, h, discard, socket.Options{})
+}
+
+// serveWith is serve with a logger and options.
+func serveWith(t testing.TB, path string, h socket.Handler, log *slog.Logger, opts socket.Options) (stop func() error) {
+	t.Helper()
+	srv, err := socket.ListenWith(path, h, log, opts)
 	if err != nil {
 		t.Fatalf("Listen: %v", err)
 	}
@@ -83,22 +90,47 @@ func talk(t testing.TB, path, input string) string {
 
 // exchange is talk for goroutines other than the test's.
 func exchange(path, input string) (string, error) {
+	return send(path, strings.NewReader(input))
+}
+
+// send is exchange for large input. It writes while it reads, as nc does:
+// a refused input is not read to its end.
+func send(path string, input io.Reader) (string, error) {
 	c, err := net.Dial("unix", path)
 	if err != nil {
 		return "", fmt.Errorf("dial: %w", err)
 	}
 	defer c.Close()
-	if _, err := io.WriteString(c, input); err != nil {
-		return "", fmt.Errorf("write: %w", err)
-	}
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		io.Copy(c, input)
+	}()
 	// The test's own bound, not a timing assertion: a server that never
 	// closes fails here instead of hanging the test binary.
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	out, err := io.ReadAll(c)
-	if err != nil {
+	c.Close()
+	<-wrote
+	// A server that closes with input unread resets the connection after
+	// its answer.
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		return string(out), fmt.Errorf("read the answer (the server did not close the connection?): %w; got %q", err, out)
 	}
 	return string(out), nil
+}
+
+// eventually polls cond until it returns true, and fails the test if
+// timeout passes first.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestAnswers(t *testing.T) {
@@ -229,7 +261,7 @@ func TestSecondListenFails(t *testing.T) {
 	if err == nil {
 		t.Fatalf("a second Listen on a live socket succeeded (%v)", srv)
 	}
-	if !strings.Contains(err.Error(), "in use") {
+	if !strings.Contains(err.Error(), "in use") || !errors.Is(err, socket.ErrInUse) {
 		t.Errorf("error %q does not say the socket is in use", err)
 	}
 	// The first server is untouched.
@@ -281,7 +313,7 @@ func TestServeWaitsForConnections(t *testing.T) {
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
-	natstest.Eventually(t, 10*time.Second, "the socket to stop accepting", func() bool {
+	eventually(t, 10*time.Second, "the socket to stop accepting", func() bool {
 		c, err := net.Dial("unix", path)
 		if err == nil {
 			c.Close()
