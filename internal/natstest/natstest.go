@@ -5,6 +5,7 @@ package natstest
 import (
 	"context"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -59,6 +60,18 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
+	s.start()
+}
+
+// RestartEmpty stops the server, throws its store away and starts it
+// again on the same port: every stream, consumer and message is gone, as
+// after a broker restarted on a fresh disk.
+func (s *Server) RestartEmpty() {
+	s.t.Helper()
+	s.Stop()
+	if err := os.RemoveAll(s.storeDir); err != nil {
+		s.t.Fatalf("wipe the store: %v", err)
+	}
 	s.start()
 }
 

@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -37,6 +38,7 @@ type running struct {
 	cancel context.CancelFunc
 	done   chan error
 	stdout *syncBuffer
+	logs   *syncBuffer
 }
 
 type syncBuffer struct {
@@ -77,25 +79,42 @@ func (f *fleet) config(name string) config.Config {
 
 // start runs a node with cfg and waits until it is ready.
 func (f *fleet) start(cfg config.Config) *running {
+	return f.startWith(cfg, nil)
+}
+
+// startWith runs a node with cfg and the clock now (time.Now when nil),
+// and waits until it is ready.
+func (f *fleet) startWith(cfg config.Config, now func() time.Time) *running {
+	f.t.Helper()
+	r, err := f.launch(cfg, now)
+	if err != nil {
+		f.t.Fatalf("node %s stopped at start: %v", cfg.NodeName, err)
+	}
+	return r
+}
+
+// launch runs a node and waits until it is ready or stopped.
+func (f *fleet) launch(cfg config.Config, now func() time.Time) (*running, error) {
 	f.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
-	r := &running{cfg: cfg, cancel: cancel, done: make(chan error, 1), stdout: &syncBuffer{}}
-	log := slog.New(slog.NewTextHandler(testWriter{f.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r := &running{cfg: cfg, cancel: cancel, done: make(chan error, 1), stdout: &syncBuffer{}, logs: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{f.t}, r.logs), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	go func() {
-		r.done <- node.Run(ctx, cfg, node.Options{Logger: log, Stdout: r.stdout, Version: "test", Ready: ready})
+		r.done <- node.Run(ctx, cfg, node.Options{Logger: log, Stdout: r.stdout, Version: "test", Ready: ready, Now: now})
 	}()
 	select {
 	case <-ready:
 	case err := <-r.done:
-		f.t.Fatalf("node %s stopped at start: %v", cfg.NodeName, err)
+		cancel()
+		return nil, err
 	case <-time.After(30 * time.Second):
 		f.t.Fatalf("node %s not ready", cfg.NodeName)
 	}
 	f.mu.Lock()
 	f.run[cfg.NodeName] = r
 	f.mu.Unlock()
-	return r
+	return r, nil
 }
 
 func (f *fleet) stop(name string) {

@@ -310,7 +310,7 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 	}
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req := &methods.Request{Msg: m, Attempt: uint64(d.run), Env: n.env, Log: d.log}
+	req := &methods.Request{Msg: m, Attempt: uint64(d.run), Env: n.env, Log: d.log, Stored: d.lease.Meta().Timestamp}
 	var res *methods.Result
 	var err error
 	if m.Reply != nil && m.Reply.Chunks > 1 {
