@@ -545,4 +545,3 @@ func TestFullLedgerDiskHoldsTheMessage(t *testing.T) {
 	}
 	oneTerminal(t, f, ids[0]+".ship1", status.Succeeded)
 }
-
