@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,7 @@ import (
 )
 
 func newNodeRunCmd(a *app) *cobra.Command {
+	var clockOffset time.Duration
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run a node until SIGINT or SIGTERM",
@@ -64,7 +66,15 @@ are read as the flags below; the -startSubREQ… flags are ignored.`,
 			case l.written:
 				log.Info("wrote flags to config file", "node", l.cfg.NodeName, "path", l.path)
 			}
-			err = a.runNode(ctx, l.cfg, node.Options{Logger: log, Stdout: a.stdout, Version: a.versionString()})
+			opts := node.Options{Logger: log, Stdout: a.stdout, Version: a.versionString()}
+			if clockOffset != 0 {
+				// A fault drill: the node reads a clock that is off by
+				// this much. Nothing that decides a delivery's fate reads
+				// the node's clock; a drill proves it on a real process.
+				log.Warn("running with a skewed clock", "offset", clockOffset)
+				opts.Now = func() time.Time { return time.Now().Add(clockOffset) }
+			}
+			err = a.runNode(ctx, l.cfg, opts)
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				return nil
 			}
@@ -72,6 +82,8 @@ are read as the flags below; the -startSubREQ… flags are ignored.`,
 		},
 	}
 	addConfigFlags(cmd.Flags())
+	cmd.Flags().DurationVar(&clockOffset, "clock-offset", 0, "fault drill: run the node on a clock this far off (e.g. -10m); not written to config.toml")
+	cmd.Flags().MarkHidden("clock-offset")
 	return cmd
 }
 
