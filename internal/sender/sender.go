@@ -103,12 +103,14 @@ const headerRoom = 512
 // every valid message. It returns one receipt per input element. err is
 // set when the input as a whole cannot be read.
 func (s *Sender) SendInput(ctx context.Context, input []byte) ([]Receipt, error) {
-	if int64(len(input)) > maxInput {
-		return nil, fmt.Errorf("input is %d bytes, more than the %d a batch may have: %w", len(input), maxInput, message.ErrTooLarge)
+	if int64(len(input)) > MaxInput {
+		err := fmt.Errorf("input is %d bytes, more than the %d MiB a batch may have: %w", len(input), MaxInput>>20, message.ErrTooLarge)
+		_ = s.o.Audit.Write(audit.RefusedInput(input, err))
+		return nil, err
 	}
 	msgs, indexes, itemErrs, err := message.Decode(input)
 	if err != nil {
-		s.refuse(err, nil)
+		_ = s.o.Audit.Write(audit.RefusedInput(input, err))
 		return nil, err
 	}
 	receipts := make([]Receipt, len(msgs)+len(itemErrs))
@@ -122,9 +124,11 @@ func (s *Sender) SendInput(ctx context.Context, input []byte) ([]Receipt, error)
 	return receipts, nil
 }
 
-// maxInput bounds one batch: 64 MiB (each message is also bounded by the
-// broker's payload limit).
-const maxInput = 64 << 20
+// MaxInput bounds one batch: 16 MiB, as the socket takes (each message is
+// also bounded by the broker's payload limit). Decoding holds a few times
+// the input in memory, so the bound is what keeps a node's memory bounded
+// per input.
+const MaxInput = 16 << 20
 
 func failed(index int, err error) Receipt {
 	var ie *message.ItemError

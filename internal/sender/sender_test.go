@@ -582,3 +582,31 @@ func TestPublishPreparedIsDeduplicated(t *testing.T) {
 		t.Errorf("Nats-TTL %q", ttl)
 	}
 }
+
+// A batch larger than MaxInput is refused before it is decoded, and the
+// audit log keeps a bounded trace of it, not the whole input. (Seen
+// before: refused inputs were audited in full, and the log reached 1 GiB.)
+func TestOversizeInputIsRefusedAndAuditedBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	big := []byte(`[{"toNode":"ship1","method":"REQPing","data":"` + strings.Repeat("x", sender.MaxInput) + `"}]`)
+	before, _ := os.Stat(e.auditPath)
+	_, err := e.sender.SendInput(t.Context(), big)
+	if !errors.Is(err, message.ErrTooLarge) {
+		t.Fatalf("want ErrTooLarge, got %v", err)
+	}
+	_, err = e.sender.SendInput(t.Context(), append([]byte("not json "), big[:1<<20]...))
+	if !errors.Is(err, message.ErrMalformed) {
+		t.Fatalf("want ErrMalformed, got %v", err)
+	}
+	after, err := os.Stat(e.auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var was int64
+	if before != nil {
+		was = before.Size()
+	}
+	if grew := after.Size() - was; grew > 20<<10 {
+		t.Errorf("the audit log grew by %d bytes for two refused inputs", grew)
+	}
+}
