@@ -56,6 +56,9 @@ type Event string
 const (
 	// Sent: the message entered the system from this node.
 	Sent Event = "sent"
+	// Queued: the broker could not be reached; the message waits in the
+	// node's outbox (a "sent" line follows when it is sent).
+	Queued Event = "queued"
 	// Processed: the node handled a delivery to its end.
 	Processed Event = "processed"
 	// Refused: input that could not be sent, or a delivery the node refused.

@@ -58,6 +58,8 @@ type app struct {
 	now     func() time.Time
 	runNode func(ctx context.Context, cfg config.Config, opts node.Options) error
 	connect func(ctx context.Context, cfg config.Config) (fleet, error)
+	// queue keeps messages in the local node's outbox (client.Queue).
+	queue func(ctx context.Context, cfg config.Config, input []byte) ([]client.Receipt, error)
 }
 
 func newApp(opts Options) *app {
@@ -68,6 +70,7 @@ func newApp(opts Options) *app {
 		stderr:  opts.Stderr,
 		now:     time.Now,
 		runNode: node.Run,
+		queue:   client.Queue,
 		connect: func(ctx context.Context, cfg config.Config) (fleet, error) {
 			c, err := client.Connect(ctx, cfg)
 			if err != nil {

@@ -95,6 +95,13 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	}
 	fl, err := a.connectClient(cmd)
 	if err != nil {
+		if errors.Is(err, client.ErrUnreachable) {
+			// The node beside this command keeps the messages until the
+			// broker can be reached.
+			if handled, qerr := a.sendQueued(cmd, input, o); handled {
+				return qerr
+			}
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return exitError(ExitTimeout, fmt.Errorf("timeout %s passed while connecting: %w", o.timeout, err))
 		}
@@ -205,6 +212,50 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 		return exitError(ExitFailed, errors.New(strings.Join(problems, ", ")))
 	}
 	return nil
+}
+
+// sendQueued puts the messages into the outbox of the node that runs
+// beside this command, when the broker cannot be reached. handled is false
+// when there is no such node (the caller then reports the broker
+// unreachable); otherwise err is the command's result.
+func (a *app) sendQueued(cmd *cobra.Command, input []byte, o sendOptions) (handled bool, err error) {
+	l, err := loadConfig(cmd, false)
+	if err != nil {
+		return false, err
+	}
+	receipts, err := a.queue(cmd.Context(), l.cfg, input)
+	if errors.Is(err, client.ErrNoOutbox) {
+		return false, err
+	}
+	if err != nil {
+		return true, exitError(ExitUsage, err)
+	}
+	queued := 0
+	for _, r := range receipts {
+		if !r.Queued {
+			fmt.Fprintln(a.stderr, rejectLine(r))
+			continue
+		}
+		queued++
+		if *o.output == outputTable {
+			fmt.Fprintf(a.stdout, "%s %s %s queued\n", r.ID, r.Method, strings.Join(r.Nodes, ","))
+		}
+	}
+	if *o.output == outputJSON {
+		if err := writeJSON(a.stdout, sendResult{Receipts: receipts}); err != nil {
+			return true, err
+		}
+	}
+	fmt.Fprintf(a.stderr, "the broker cannot be reached: %d messages wait in %s and the node sends them when it can\n", queued, l.cfg.OutboxFolder())
+	switch {
+	case queued == 0:
+		return true, exitError(ExitUsage, errors.New("no message was queued"))
+	case o.wait || *o.timeout > 0:
+		return true, exitError(ExitUnreachable, errors.New("queued, but cannot wait for results while the broker is out of reach"))
+	case queued < len(receipts):
+		return true, exitError(ExitFailed, fmt.Errorf("%d of %d messages rejected", len(receipts)-queued, len(receipts)))
+	}
+	return true, nil
 }
 
 // readInput reads the messages: a file, or standard input for "-".

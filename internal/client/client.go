@@ -22,6 +22,7 @@ import (
 	"github.com/stewardfleet/steward/internal/config"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
+	"github.com/stewardfleet/steward/internal/outbox"
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/status"
@@ -213,6 +214,42 @@ func (c *Client) Status(ctx context.Context, id string) ([]*status.Record, error
 // last-seen times are compared (this machine's clock may be off).
 func (c *Client) Now(ctx context.Context) (time.Time, error) {
 	return stream.BrokerNow(ctx, c.js, c.assets.Deadlines, c.cfg.NodeName)
+}
+
+// ErrNoOutbox: the broker cannot be reached and no node runs beside this
+// command to keep the messages until it can.
+var ErrNoOutbox = errors.New("no node here to keep the messages")
+
+// Queue prepares the messages of input and puts them into the outbox of
+// the node that runs beside this command (the one cfg's state folder
+// belongs to), which sends them once the broker can be reached. It is what
+// `steward send` does when the broker is out of reach; the receipts say
+// Queued.
+func Queue(ctx context.Context, cfg config.Config, input []byte) ([]Receipt, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(cfg.StateFolder()); err != nil {
+		return nil, fmt.Errorf("%w (no node state in %s)", ErrNoOutbox, cfg.StateFolder())
+	}
+	ob, err := outbox.Open(cfg.OutboxFolder())
+	if err != nil {
+		return nil, err
+	}
+	log, err := audit.Open(filepath.Join(cfg.StateFolder(), "audit.jsonl"), cfg.NodeName)
+	if err != nil {
+		log = nil
+	}
+	defer log.Close()
+	s := sender.New(sender.Options{
+		Methods: methods.Default(), Node: cfg.NodeName, CentralNode: cfg.CentralNodeName,
+		Defaults: sender.Defaults{
+			ACKTimeout: cfg.DefaultMessageTimeout, Retries: cfg.DefaultMessageRetries,
+			DeliveryDeadline: cfg.DefaultDeliveryDeadline,
+		},
+		Audit: log, Outbox: ob,
+	})
+	return s.SendInput(ctx, input)
 }
 
 // Setup creates or updates steward's streams and buckets on the broker at

@@ -159,3 +159,8 @@ func (c *Config) SocketPath() string { return filepath.Join(c.SocketFolder, "ste
 // StateFolder holds the node's own state (embedded broker store, executed
 // messages, audit log) inside the data folder.
 func (c *Config) StateFolder() string { return filepath.Join(c.DataFolder, message.ReservedDataPath) }
+
+// OutboxFolder holds the messages the node was given while it could not
+// reach the broker (see package outbox); `steward send` run beside the
+// node puts messages there too when the broker cannot be reached.
+func (c *Config) OutboxFolder() string { return filepath.Join(c.StateFolder(), "outbox") }

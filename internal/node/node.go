@@ -46,6 +46,7 @@ import (
 	"github.com/stewardfleet/steward/internal/ledger"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
+	"github.com/stewardfleet/steward/internal/outbox"
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/socket"
@@ -109,6 +110,8 @@ type Node struct {
 	env      *methods.Env
 	ledger   *ledger.Ledger
 	audit    *audit.Log
+	outbox   *outbox.Outbox // nil when running on shared resources
+	forward  chan struct{}  // wakes the forwarder
 	sender   *sender.Sender
 	files    *datafolder.Folder
 	chunks   *chunkStore
@@ -174,6 +177,9 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 	if n.audit, err = audit.Open(filepath.Join(state, "audit.jsonl"), n.cfg.NodeName); err != nil {
 		return err
 	}
+	if n.outbox, err = outbox.Open(n.cfg.OutboxFolder()); err != nil {
+		return err
+	}
 	if err := n.connect(); err != nil {
 		return err
 	}
@@ -208,6 +214,7 @@ func (n *Node) setup(opts Options) {
 	n.methods = methods.Default()
 	n.slots = make(chan struct{}, n.cfg.Concurrency)
 	n.inflight = inflight{m: map[string]*delivery{}}
+	n.forward = make(chan struct{}, 1)
 	n.status = status.NewStore(n.js, n.assets.Status)
 	n.sender = sender.New(sender.Options{
 		JS: n.js, Status: n.status, Methods: n.methods, Node: n.cfg.NodeName, CentralNode: n.cfg.CentralNodeName,
@@ -216,6 +223,7 @@ func (n *Node) setup(opts Options) {
 			DeliveryDeadline: n.cfg.DefaultDeliveryDeadline,
 		},
 		MaxPayload: n.nc.MaxPayload(), Audit: n.audit, Now: n.now,
+		Outbox: n.outbox, Connected: n.nc.IsConnected,
 	})
 	stdout := opts.Stdout
 	if stdout == nil {
@@ -296,6 +304,7 @@ func (n *Node) reconnected() {
 	if c := n.dues.Load(); c != nil {
 		c.Check()
 	}
+	n.wakeForwarder()
 }
 
 func (n *Node) run(ctx context.Context, opts Options) error {
@@ -333,6 +342,9 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 		goRun("socket", sock.Serve)
 	}
 	goRun("hello", n.helloLoop)
+	if n.outbox != nil {
+		goRun("outbox", n.forwardLoop)
+	}
 	n.log.Info("node running", "central", n.cfg.CentralNodeName, "data", n.files.Dir(),
 		"socket", n.cfg.SocketPath(), "methods", len(n.methods.Names()), "instance", n.instance)
 	if opts.Ready != nil {

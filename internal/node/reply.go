@@ -167,7 +167,13 @@ func (n *Node) socketInput(ctx context.Context, input []byte) []byte {
 	}
 	var out []byte
 	for _, r := range receipts {
-		if r.OK() {
+		switch {
+		case r.Queued:
+			out = fmt.Appendf(out, "%s %s -> %v queued: the broker cannot be reached; it is sent when it can\n", r.ID, r.Method, r.Nodes)
+			n.log.Info("message queued in the outbox", "msg_id", r.ID, "method", r.Method, "to", r.Nodes)
+			n.wakeForwarder()
+			continue
+		case r.OK():
 			out = fmt.Appendf(out, "%s %s -> %v\n", r.ID, r.Method, r.Nodes)
 			n.log.Info("message sent", "msg_id", r.ID, "method", r.Method, "to", r.Nodes)
 			continue

@@ -25,6 +25,7 @@ import (
 	"github.com/stewardfleet/steward/internal/deadline"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
+	"github.com/stewardfleet/steward/internal/outbox"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
 )
@@ -50,6 +51,13 @@ type Options struct {
 	MaxPayload int64
 	Audit      *audit.Log
 	Now        func() time.Time
+	// Outbox, if set, keeps a valid message that cannot be stored now
+	// (the broker is unreachable, or refuses to store) for Forward to send
+	// later: nothing an operator was told is sent is lost.
+	Outbox *outbox.Outbox
+	// Connected reports whether the broker can be reached now; when it
+	// says no, messages go straight to the outbox. Nil: always try.
+	Connected func() bool
 }
 
 // Sender sends messages.
@@ -82,6 +90,9 @@ type Receipt struct {
 	// Duplicate says the message's ID was sent before, and nothing new
 	// was sent now.
 	Duplicate bool `json:"duplicate,omitempty"`
+	// Queued says the broker could not store the message now: it waits in
+	// the node's outbox and is sent when the broker can be reached.
+	Queued bool `json:"queued,omitempty"`
 }
 
 // OK reports whether the message was sent.
@@ -158,15 +169,26 @@ func (s *Sender) send(ctx context.Context, index int, m *message.Message) Receip
 	}
 	targets := m.Targets()
 	r := Receipt{Index: index, ID: m.ID, Method: m.Method, Nodes: targets}
+	if s.o.Outbox != nil && (s.o.JS == nil || s.o.Connected != nil && !s.o.Connected()) {
+		if err := s.checkSize(m, targets); err != nil {
+			s.refuse(err, m)
+			return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: string(message.CodeTooLarge)}
+		}
+		return s.queue(r, m, nil)
+	}
 	before, err := s.publishDeliveries(ctx, m, targets)
 	if err != nil {
-		s.refuse(err, m)
 		switch {
 		case errors.Is(err, message.ErrTooLarge):
+			s.refuse(err, m)
 			return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: string(message.CodeTooLarge)}
 		case errors.Is(err, ErrDuplicateID):
+			s.refuse(err, m)
 			return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: CodeDuplicateID}
+		case s.o.Outbox != nil:
+			return s.queue(r, m, err)
 		}
+		s.refuse(err, m)
 		// Some deliveries may be stored: keep the ID so the operator can
 		// look at them with `steward status`.
 		r.Error = fmt.Sprintf("%v (some deliveries may have been stored: steward status %s)", err, m.ID)
@@ -180,6 +202,58 @@ func (s *Sender) send(ctx context.Context, index int, m *message.Message) Receip
 	// Sent is sent: a failing audit log must not turn it into an error.
 	_ = s.o.Audit.Write(audit.Record{Event: audit.Sent, Message: m})
 	return r
+}
+
+// queue puts a prepared message that could not be stored (cause, or the
+// broker being unreachable when cause is nil) into the outbox.
+func (s *Sender) queue(r Receipt, m *message.Message, cause error) Receipt {
+	if err := s.o.Outbox.Put(m); err != nil {
+		err = errors.Join(cause, err)
+		s.refuse(err, m)
+		r.Error = fmt.Sprintf("the broker did not store the message and it could not be queued: %v", err)
+		r.Code = CodePublishFailed
+		return r
+	}
+	r.Queued = true
+	rec := audit.Record{Event: audit.Queued, Message: m}
+	if cause != nil {
+		rec.Error = cause.Error()
+	}
+	_ = s.o.Audit.Write(rec)
+	return r
+}
+
+// Forward sends the messages waiting in the outbox, oldest first, with
+// the IDs they were given, and takes each out once the broker stored it.
+// It stops at the first that cannot be sent (the broker is still out of
+// reach) and returns how many it sent. A message that can never be sent
+// (its ID taken by another message) is taken out and audited as refused.
+func (s *Sender) Forward(ctx context.Context) (int, error) {
+	entries, bad, err := s.o.Outbox.List()
+	if err != nil {
+		return 0, err
+	}
+	sent := 0
+	for _, e := range entries {
+		m := e.Msg
+		_, err := s.publishDeliveries(ctx, m, m.Targets())
+		switch {
+		case errors.Is(err, ErrDuplicateID), errors.Is(err, message.ErrTooLarge):
+			s.refuse(err, m)
+		case err != nil:
+			return sent, fmt.Errorf("forward %s: %w", m.ID, err)
+		default:
+			sent++
+			_ = s.o.Audit.Write(audit.Record{Event: audit.Sent, Message: m})
+		}
+		if err := s.o.Outbox.Remove(e.Name); err != nil {
+			return sent, err
+		}
+	}
+	if len(bad) > 0 {
+		return sent, fmt.Errorf("outbox %s holds files that are not messages, left there: %v", s.o.Outbox.Dir(), bad)
+	}
+	return sent, nil
 }
 
 // Prepare validates an operator's message and fills in defaults and the
@@ -248,19 +322,8 @@ func (s *Sender) Prepare(m *message.Message) error {
 // node claims) and waits for those too. It returns how many of the
 // targets had been sent before (the same message ID sent again).
 func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targets []string) (int, error) {
-	// Encode every delivery first: a message too large for one node is too
-	// large for all, and nothing is published half-way.
-	for _, node := range targets {
-		d := m.Clone()
-		d.ToNode, d.ToNodes, d.DeadlineSeq = node, nil, math.MaxUint64
-		data, err := json.Marshal(d)
-		if err != nil {
-			return 0, fmt.Errorf("encode message: %w", err)
-		}
-		if int64(len(data)) > s.o.MaxPayload-headerRoom {
-			return 0, fmt.Errorf("the message is %d bytes encoded, more than the broker's limit of %d: %w",
-				len(data), s.o.MaxPayload-headerRoom, message.ErrTooLarge)
-		}
+	if err := s.checkSize(m, targets); err != nil {
+		return 0, err
 	}
 	now := s.o.Now()
 	ttl, statusTTL := m.StorageTTL(now), m.StatusTTL(now)
@@ -331,6 +394,24 @@ func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targ
 		futures = append(futures, f)
 	}
 	return nBefore, stream.Await(ctx, futures...)
+}
+
+// checkSize encodes every delivery of m: a message too large for one node
+// is too large for all, and nothing is published half-way.
+func (s *Sender) checkSize(m *message.Message, targets []string) error {
+	for _, node := range targets {
+		d := m.Clone()
+		d.ToNode, d.ToNodes, d.DeadlineSeq = node, nil, math.MaxUint64
+		data, err := json.Marshal(d)
+		if err != nil {
+			return fmt.Errorf("encode message: %w", err)
+		}
+		if int64(len(data)) > s.o.MaxPayload-headerRoom {
+			return fmt.Errorf("the message is %d bytes encoded, more than the broker's limit of %d: %w",
+				len(data), s.o.MaxPayload-headerRoom, message.ErrTooLarge)
+		}
+	}
+	return nil
 }
 
 // sentBefore handles a pending record that already exists: the same
