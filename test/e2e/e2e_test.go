@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stewardfleet/steward/internal/netfault"
 	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
@@ -539,4 +541,68 @@ func writeTemp(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestCutOffShipKeepsItsInputAcrossSIGKILL: ship1's link is cut; an
+// operator gives it messages through its socket and with steward send
+// beside it. Both say the messages are queued, with their IDs. ship1 is
+// then killed with SIGKILL, the link comes back, ship1 starts again, and
+// every message runs exactly once.
+func TestCutOffShipKeepsItsInputAcrossSIGKILL(t *testing.T) {
+	f := newFleet(t)
+	f.start("central")
+	f.start("ship2")
+	link, err := netfault.Start(fmt.Sprintf("127.0.0.1:%d", f.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { link.Close() })
+	f.start("ship1", "--broker-address", link.URL())
+	f.waitOnline("ship1", "ship2")
+
+	link.Cut(netfault.Reset)
+	runs := filepath.Join(t.TempDir(), "runs.log")
+	msg := func(id string) []byte {
+		return []byte(fmt.Sprintf(`{"id":%q,"toNode":"ship2","method":"REQCliCommand","methodArgs":["sh","-c","echo %s >> %s"]}`, id, id, runs))
+	}
+	var ids []string
+	for i := range 5 {
+		id := fmt.Sprintf("sock%d", i)
+		eventually(t, 30*time.Second, "ship1's socket to queue "+id, func() bool {
+			return strings.Contains(f.socketSend("ship1", msg(id)), "queued")
+		})
+		ids = append(ids, id)
+	}
+	for i := range 5 {
+		id := fmt.Sprintf("cli%d", i)
+		out, errOut, code := f.steward("ship1", msg(id), "send", "-f", "-")
+		if code != 0 || !strings.Contains(out, id+" REQCliCommand ship2 queued") {
+			t.Fatalf("steward send beside a cut-off ship1: exit %d\n%s%s", code, out, errOut)
+		}
+		ids = append(ids, id)
+	}
+	f.stop("ship1", syscall.SIGKILL)
+	link.Restore()
+	f.start("ship1")
+	for _, id := range ids {
+		eventually(t, 60*time.Second, id+" to run", func() bool {
+			out, _, code := f.steward("central", nil, "status", id, "-o", "json")
+			var recs []*status.Record
+			if code != 0 || json.Unmarshal([]byte(out), &recs) != nil {
+				return false // not sent yet
+			}
+			deliveries, _ := split(recs)
+			return len(deliveries) == 1 && deliveries[0].Status.Terminal()
+		})
+		if r := f.status(id)[0]; r.Status != status.Succeeded || r.FromNode != "ship1" {
+			t.Errorf("%s: %+v", id, r)
+		}
+	}
+	got := strings.Fields(read(t, runs))
+	slices.Sort(got)
+	want := slices.Clone(ids)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("runs %v, want each of %v once", got, want)
+	}
 }
