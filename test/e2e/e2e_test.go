@@ -519,14 +519,30 @@ func TestCentralAndBrokerKilled(t *testing.T) {
 	before := strings.Fields(out)[0]
 
 	f.stop("central", syscall.SIGKILL)
-	if _, _, code := f.steward("ship1", []byte(`{"toNode":"ship1","method":"REQPing"}`), "send", "-f", "-"); code != 3 {
-		t.Errorf("send with the broker down: exit %d, want 3", code)
+	// Sent beside ship1 while the broker is down: ship1 keeps it.
+	out, errOut, code := f.steward("ship1", []byte(`{"toNode":"ship1","method":"REQPing"}`), "send", "-f", "-")
+	if code != 0 || !strings.Contains(out, "queued") {
+		t.Fatalf("send with the broker down: exit %d, %s%s", code, out, errOut)
+	}
+	queued := strings.Fields(out)[0]
+	// Where no node runs, there is nowhere to keep it: unreachable.
+	if err := os.MkdirAll(f.dir("operator"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, code := f.steward("operator", []byte(`{"toNode":"ship1","method":"REQPing"}`), "send", "-f", "-",
+		"--broker-address", f.brokerURL()); code != 3 {
+		t.Errorf("send with the broker down and no node beside it: exit %d, want 3", code)
 	}
 	f.start("central")
 	f.start("ship2")
 	f.waitOnline("ship1", "ship2")
 	eventually(t, 30*time.Second, "the message sent before the outage", func() bool {
 		return f.status(before)[0].Status == status.Succeeded
+	})
+	eventually(t, 30*time.Second, "the message queued during the outage", func() bool {
+		out, _, code := f.steward("central", nil, "status", queued, "-o", "json")
+		var recs []*status.Record
+		return code == 0 && json.Unmarshal([]byte(out), &recs) == nil && len(recs) > 0 && recs[0].Status == status.Succeeded
 	})
 	res, code := f.sendWait(writeTemp(t, `{"toNode":"ship1","method":"REQCliCommand","methodArgs":["echo","after"]}`))
 	if code != 0 || res.Records[0].Output != "after\n" {
