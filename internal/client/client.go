@@ -92,7 +92,7 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 			ACKTimeout: cfg.DefaultMessageTimeout, Retries: cfg.DefaultMessageRetries,
 			DeliveryDeadline: cfg.DefaultDeliveryDeadline,
 		},
-		MaxPayload: nc.MaxPayload(), Audit: c.audit,
+		MaxPayload: nc.MaxPayload(), Audit: c.audit, BrokerNow: c.Now,
 	})
 	return c, nil
 }

@@ -224,6 +224,9 @@ func (n *Node) setup(opts Options) {
 		},
 		MaxPayload: n.nc.MaxPayload(), Audit: n.audit, Now: n.now,
 		Outbox: n.outbox, Connected: n.nc.IsConnected,
+		BrokerNow: func(ctx context.Context) (time.Time, error) {
+			return stream.BrokerNow(ctx, n.js, n.assets.Deadlines, n.cfg.NodeName)
+		},
 	})
 	stdout := opts.Stdout
 	if stdout == nil {

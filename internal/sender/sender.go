@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,10 +59,24 @@ type Options struct {
 	// Connected reports whether the broker can be reached now; when it
 	// says no, messages go straight to the outbox. Nil: always try.
 	Connected func() bool
+	// BrokerNow, if set, reads the broker's clock. The sender then takes
+	// sentAt and relative delivery deadlines on the broker's clock (it
+	// measures its offset at most every ClockRefresh), so a sender whose
+	// clock is off still gives a message the deadline that was asked for.
+	BrokerNow func(ctx context.Context) (time.Time, error)
 }
 
+// ClockRefresh is how long a measured offset to the broker's clock is used.
+const ClockRefresh = 10 * time.Minute
+
 // Sender sends messages.
-type Sender struct{ o Options }
+type Sender struct {
+	o Options
+
+	mu         sync.Mutex
+	offset     time.Duration // broker's clock minus Now
+	measuredAt time.Time     // when offset was measured (zero: never)
+}
 
 // New returns a Sender.
 func New(o Options) *Sender {
@@ -72,6 +87,34 @@ func New(o Options) *Sender {
 		o.MaxPayload = 1 << 20
 	}
 	return &Sender{o: o}
+}
+
+// now is the time on the broker's clock, as far as the sender knows it:
+// its own clock corrected by the offset it measured last (within
+// ClockRefresh), or its own clock when it cannot tell.
+func (s *Sender) now(ctx context.Context) time.Time {
+	local := s.o.Now()
+	if s.o.BrokerNow == nil {
+		return local
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stale := s.measuredAt.IsZero() || local.Sub(s.measuredAt) > ClockRefresh || local.Before(s.measuredAt)
+	if stale && (s.o.Connected == nil || s.o.Connected()) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		before := s.o.Now()
+		broker, err := s.o.BrokerNow(ctx)
+		after := s.o.Now()
+		if err == nil {
+			s.offset = broker.Sub(before.Add(after.Sub(before) / 2))
+			s.measuredAt = after
+		} else {
+			// Keep the last offset; try again in a while, not on every send.
+			s.measuredAt = after.Add(time.Minute - ClockRefresh)
+		}
+	}
+	return local.Add(s.offset)
 }
 
 // Receipt tells what became of one message of a batch.
@@ -163,7 +206,7 @@ func (s *Sender) Send(ctx context.Context, m *message.Message) Receipt {
 
 // send validates, prepares and publishes one message.
 func (s *Sender) send(ctx context.Context, index int, m *message.Message) Receipt {
-	if err := s.Prepare(m); err != nil {
+	if err := s.prepare(m, s.now(ctx)); err != nil {
 		s.refuse(err, m)
 		return failed(index, err)
 	}
@@ -257,8 +300,11 @@ func (s *Sender) Forward(ctx context.Context) (int, error) {
 }
 
 // Prepare validates an operator's message and fills in defaults and the
-// fields steward sets (ID, fromNode, sentAt, deadline).
-func (s *Sender) Prepare(m *message.Message) error {
+// fields steward sets (ID, fromNode, sentAt, deadline), on the sender's
+// own clock.
+func (s *Sender) Prepare(m *message.Message) error { return s.prepare(m, s.o.Now()) }
+
+func (s *Sender) prepare(m *message.Message, now time.Time) error {
 	if err := message.ValidateInput(m, s.o.Methods); err != nil {
 		return err
 	}
@@ -296,7 +342,7 @@ func (s *Sender) Prepare(m *message.Message) error {
 			m.ReplyMethod = methods.DefaultReplyMethod
 		}
 	}
-	now := s.o.Now().UTC()
+	now = now.UTC()
 	if m.ID == "" {
 		m.ID = nuid.Next()
 	}
@@ -325,7 +371,7 @@ func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targ
 	if err := s.checkSize(m, targets); err != nil {
 		return 0, err
 	}
-	now := s.o.Now()
+	now := s.now(ctx)
 	ttl, statusTTL := m.StorageTTL(now), m.StatusTTL(now)
 	// The pending record exists before the message, so the receiving node
 	// and the deadline judge always find it; the schedule exists before

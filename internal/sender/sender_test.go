@@ -610,3 +610,32 @@ func TestOversizeInputIsRefusedAndAuditedBounded(t *testing.T) {
 		t.Errorf("the audit log grew by %d bytes for two refused inputs", grew)
 	}
 }
+
+// A sender whose clock is ten minutes off still gives a message the
+// delivery deadline that was asked for: relative deadlines are taken on
+// the broker's clock.
+func TestRelativeDeadlineIsOnTheBrokersClock(t *testing.T) {
+	for _, skew := range []time.Duration{-10 * time.Minute, 10 * time.Minute} {
+		t.Run(skew.String(), func(t *testing.T) {
+			var e *env
+			e = newEnv(t, func(o *sender.Options) {
+				o.Now = func() time.Time { return time.Now().Add(skew) }
+				o.BrokerNow = func(ctx context.Context) (time.Time, error) {
+					return stream.BrokerNow(ctx, e.js, e.assets.Deadlines, "operator")
+				}
+			})
+			rs := e.send(t, `{"toNode":"ship1","method":"REQPing","deliveryDeadline":60}`)
+			if !rs[0].OK() {
+				t.Fatal(rs[0].Error)
+			}
+			rec, _, err := e.status.Get(t.Context(), rs[0].ID+".ship1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := time.Now().Add(60 * time.Second)
+			if d := rec.Deadline.Sub(want); d < -5*time.Second || d > 5*time.Second {
+				t.Errorf("deadline %s is %s off the broker's now+60s", rec.Deadline, d)
+			}
+		})
+	}
+}
