@@ -63,7 +63,7 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, url, err)
 	}
-	js, err := stream.NewJetStream(nc)
+	js, err := stream.NewJetStream(nc, stream.PubAckTimeout)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -265,7 +265,7 @@ func Setup(ctx context.Context, cfg config.Config, log *slog.Logger) (*stream.As
 		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, url, err)
 	}
 	defer nc.Close()
-	js, err := stream.NewJetStream(nc)
+	js, err := stream.NewJetStream(nc, stream.PubAckTimeout)
 	if err != nil {
 		return nil, err
 	}

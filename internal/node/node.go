@@ -288,7 +288,7 @@ func (n *Node) connect() error {
 		return fmt.Errorf("connect to broker %s: %w", url, err)
 	}
 	n.nc = nc
-	if n.js, err = stream.NewJetStream(nc); err != nil {
+	if n.js, err = stream.NewJetStream(nc, stream.PubAckTimeout); err != nil {
 		return err
 	}
 	if !nc.IsConnected() {

@@ -398,16 +398,15 @@ func IsNotFound(err error) bool {
 		errors.Is(err, ErrNoLayout)
 }
 
-// PubAckTimeout bounds every wait for the broker to confirm a publish:
-// futures of a JetStream context made by NewJetStream fail after it, so no
-// delivery waits forever on one lost acknowledgement.
+// PubAckTimeout bounds every wait for the broker to confirm a publish, so
+// no delivery waits forever on one lost acknowledgement.
 const PubAckTimeout = 30 * time.Second
 
 // NewJetStream returns the JetStream context steward uses on nc: its
-// asynchronous publishes fail after PubAckTimeout instead of waiting
-// forever.
-func NewJetStream(nc *nats.Conn) (jetstream.JetStream, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(PubAckTimeout))
+// asynchronous publishes fail after ackTimeout (PubAckTimeout) instead of
+// waiting forever.
+func NewJetStream(nc *nats.Conn, ackTimeout time.Duration) (jetstream.JetStream, error) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(ackTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stewardfleet/steward/internal/natstest"
+	"github.com/stewardfleet/steward/internal/netfault"
 	"github.com/stewardfleet/steward/internal/stream"
 )
 
@@ -544,4 +545,50 @@ func TestAwaitJoinsErrors(t *testing.T) {
 	if strings.Contains(err.Error(), "steward.msg.ship1") {
 		t.Errorf("error blames the good publish: %v", err)
 	}
+}
+
+// A publish acknowledgement lost on its way (the link drops what the
+// broker sends back) does not park its waiter forever: the future fails
+// within the JetStream context's ack timeout. (Seen before: one lost ack
+// parked a delivery forever while its lease kept being renewed.)
+func TestLostPublishAckFailsInBoundedTime(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	if _, err := stream.Apply(natstest.Context(t, 20*time.Second), js, stream.Layout{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	link, err := netfault.Start(srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { link.Close() })
+	nc, err := nats.Connect(link.URL(), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	pjs, err := stream.NewJetStream(nc, 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link.Cut(netfault.DropToClient)
+	f, err := stream.PublishAsync(t.Context(), pjs, nats.NewMsg(stream.MessageSubject("ship1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- stream.Await(context.Background(), f) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the publish was confirmed through a link that drops every answer")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Await still waits on a lost acknowledgement")
+	}
+	// The broker did store it: the waiter only learned nothing.
+	natstest.Eventually(t, 5*time.Second, "the message stored", func() bool {
+		s, err := js.Stream(t.Context(), stream.MessagesStream)
+		return err == nil && s.CachedInfo().State.Msgs == 1
+	})
 }
