@@ -53,6 +53,9 @@ func settings() []setting {
 		{"hello-interval", kindDuration, "how often the node says hello to central, 0 for never (seconds or a Go duration)"},
 		{"concurrency", kindInt, "how many methods the node runs at once"},
 		{"log-level", kindString, "log level: debug, info, warn or error"},
+		{"audit-max-size", kindInt, "MiB after which the audit log is rotated"},
+		{"audit-max-age", kindDuration, "age after which the audit log is rotated (seconds or a Go duration)"},
+		{"audit-keep", kindInt, "how many rotated audit logs are kept"},
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -82,7 +81,7 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 		status: status.NewStore(js, assets.Status), nodes: registry.New(assets.Nodes)}
 	// Messages sent from a machine where the node runs go to its audit log.
 	if _, err := os.Stat(cfg.StateFolder()); err == nil {
-		if c.audit, err = audit.Open(filepath.Join(cfg.StateFolder(), "audit.jsonl"), cfg.NodeName); err != nil {
+		if c.audit, err = audit.OpenWith(cfg.AuditPath(), cfg.NodeName, auditOptions(cfg)); err != nil {
 			c.audit = nil
 		}
 	}
@@ -236,7 +235,7 @@ func Queue(ctx context.Context, cfg config.Config, input []byte) ([]Receipt, err
 	if err != nil {
 		return nil, err
 	}
-	log, err := audit.Open(filepath.Join(cfg.StateFolder(), "audit.jsonl"), cfg.NodeName)
+	log, err := audit.OpenWith(cfg.AuditPath(), cfg.NodeName, auditOptions(cfg))
 	if err != nil {
 		log = nil
 	}
@@ -289,4 +288,9 @@ func validID(id string) bool {
 		}
 	}
 	return true
+}
+
+// auditOptions are the audit log's rotation settings from cfg.
+func auditOptions(cfg config.Config) audit.Options {
+	return audit.Options{MaxSize: int64(cfg.AuditMaxSize) << 20, MaxAge: cfg.AuditMaxAge, Keep: cfg.AuditKeep}
 }

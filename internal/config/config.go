@@ -50,6 +50,11 @@ type Config struct {
 	Concurrency int `mapstructure:"concurrency"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `mapstructure:"log-level"`
+	// AuditMaxSize (MiB) and AuditMaxAge rotate the audit log; AuditKeep
+	// rotated files are kept (see package audit).
+	AuditMaxSize int           `mapstructure:"audit-max-size"`
+	AuditMaxAge  time.Duration `mapstructure:"audit-max-age"`
+	AuditKeep    int           `mapstructure:"audit-keep"`
 }
 
 // Default returns the configuration used when nothing else is given: a
@@ -70,6 +75,9 @@ func Default() Config {
 		HelloInterval:           30 * time.Second,
 		Concurrency:             64,
 		LogLevel:                "info",
+		AuditMaxSize:            100,
+		AuditMaxAge:             24 * time.Hour,
+		AuditKeep:               10,
 	}
 }
 
@@ -116,6 +124,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("concurrency %d: must be at least 1", c.Concurrency))
+	}
+	if c.AuditMaxSize < 1 {
+		errs = append(errs, fmt.Errorf("audit-max-size %d: must be at least 1 (MiB)", c.AuditMaxSize))
+	}
+	if c.AuditMaxAge < time.Minute {
+		errs = append(errs, fmt.Errorf("audit-max-age %s: must be at least 1m", c.AuditMaxAge))
+	}
+	if c.AuditKeep < 1 {
+		errs = append(errs, fmt.Errorf("audit-keep %d: must be at least 1", c.AuditKeep))
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
@@ -164,3 +181,6 @@ func (c *Config) StateFolder() string { return filepath.Join(c.DataFolder, messa
 // reach the broker (see package outbox); `steward send` run beside the
 // node puts messages there too when the broker cannot be reached.
 func (c *Config) OutboxFolder() string { return filepath.Join(c.StateFolder(), "outbox") }
+
+// AuditPath is the node's audit log.
+func (c *Config) AuditPath() string { return filepath.Join(c.StateFolder(), "audit.jsonl") }

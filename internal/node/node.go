@@ -174,7 +174,7 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 	if n.ledger, err = ledger.Open(filepath.Join(state, "ledger"), ledger.Options{}); err != nil {
 		return err
 	}
-	if n.audit, err = audit.Open(filepath.Join(state, "audit.jsonl"), n.cfg.NodeName); err != nil {
+	if n.audit, err = audit.OpenWith(n.cfg.AuditPath(), n.cfg.NodeName, auditOptions(n.cfg)); err != nil {
 		return err
 	}
 	if n.outbox, err = outbox.Open(n.cfg.OutboxFolder()); err != nil {
@@ -439,4 +439,9 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// auditOptions are the audit log's rotation settings from cfg.
+func auditOptions(cfg config.Config) audit.Options {
+	return audit.Options{MaxSize: int64(cfg.AuditMaxSize) << 20, MaxAge: cfg.AuditMaxAge, Keep: cfg.AuditKeep}
 }
