@@ -98,7 +98,7 @@ func (f *fleet) open(ctx context.Context, name string) (*node.Shared, error) {
 		if sh.Files, err = datafolder.Open(filepath.Join(f.dir, name, "data")); err != nil {
 			return nil, err
 		}
-		if sh.Ledger, err = ledger.Open(filepath.Join(f.dir, name, "ledger.jsonl"), ledger.Options{}); err != nil {
+		if sh.Ledger, err = ledger.Open(filepath.Join(f.dir, name, "ledger"), ledger.Options{}); err != nil {
 			return nil, err
 		}
 	}

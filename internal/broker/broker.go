@@ -1,10 +1,26 @@
 // Package broker runs the embedded NATS server with JetStream that makes a
 // single steward binary its own broker. The store lives in the node's state
 // folder, so stream and consumer state survive restarts (and kill -9).
+//
+// A full disk does not need a restart by hand. nats-server reacts to "no
+// space left on device" in one of two ways: a stream's store keeps the write
+// error and refuses every later message (what a direct publish does to a
+// standalone server), or JetStream is shut down as a whole (what a mirror or
+// source does). A Supervisor running beside the server notices either within
+// one check interval and logs it once; as soon as the store's file system has
+// SuperviseOptions.MinFree bytes free again, it restarts JetStream inside the
+// running server with the configuration and limits JetStream had when the
+// supervisor was made (right after Start). Streams, consumers and every
+// message acknowledged before the failure are read back from the store.
+// Clients keep their connections and see publishes succeed again; pull
+// consumers lose their waiting pull requests and pull again once they miss
+// heartbeats. Lost are only the publishes that failed (their senders got no
+// acknowledgement) and memory-storage streams, which no JetStream restart
+// keeps. The Supervisor reports each change (Status, OnChange), so the node
+// can say whether its broker can store messages.
 package broker
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -27,9 +43,6 @@ type Options struct {
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	ReadyTimeout time.Duration
 }
-
-// ErrNotReady: the server did not start accepting connections in time.
-var ErrNotReady = errors.New("embedded broker not ready")
 
 // Start starts an embedded NATS server with JetStream and waits until it
 // accepts connections.

@@ -28,6 +28,7 @@ type queue struct {
 
 	mu          sync.Mutex
 	cons        jetstream.Consumer // the consumer as last opened
+	created     time.Time          // creation time of the stream it is on
 	recreatedAt time.Time
 	recreations int
 
@@ -75,7 +76,7 @@ func (q *queue) open(ctx context.Context) (jetstream.Consumer, bool, error) {
 		return nil, false, err
 	}
 	q.mu.Lock()
-	q.cons = c
+	q.cons, q.created = c, created
 	hadOne := q.recreations > 0 || q.floor.existed()
 	if isNew && hadOne {
 		q.recreations++
@@ -121,7 +122,7 @@ func (q *queue) trackFloor(ctx context.Context) {
 // readFloor reads the consumer's ack floor from the broker and keeps it.
 func (q *queue) readFloor(ctx context.Context) {
 	q.mu.Lock()
-	c := q.cons
+	c, created := q.cons, q.created
 	q.mu.Unlock()
 	if c == nil {
 		return
@@ -133,8 +134,7 @@ func (q *queue) readFloor(ctx context.Context) {
 		q.settled.Store(true) // try again next time
 		return
 	}
-	a := q.n.assets
-	q.floor.save(a.Messages.CachedInfo().Created, info.AckFloor.Stream+1)
+	q.floor.save(created, info.AckFloor.Stream+1)
 }
 
 // saveFloor reads and keeps the ack floor once more (at shutdown).
