@@ -98,6 +98,7 @@ type Consumer struct {
 	o       Options
 	log     *slog.Logger
 	check   chan struct{}
+	refresh chan struct{}
 	healthy atomic.Bool
 }
 
@@ -120,8 +121,21 @@ func New(h Handler, o Options) *Consumer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{handler: h, o: o, log: log, check: make(chan struct{}, 1)}
+	return &Consumer{handler: h, o: o, log: log, check: make(chan struct{}, 1), refresh: make(chan struct{}, 1)}
 }
+
+// Refresh makes the consumer open itself again and pull anew, without
+// waiting for missed heartbeats (call it when the broker restarted
+// JetStream, which drops waiting pull requests). It does not block.
+func (c *Consumer) Refresh() {
+	select {
+	case c.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// errRefresh ends one consumption for Refresh.
+var errRefresh = errors.New("refresh")
 
 // Check asks the consumer to make sure the broker still has it (call it
 // after a reconnect). It does not block.
@@ -171,8 +185,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		started = true
 		err = c.consume(ctx, handlerCtx, cons, &wg)
 		c.healthy.Store(false)
-		if err == nil {
-			break
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errRefresh):
+			c.log.Debug("pulling anew")
+			continue
 		}
 		c.log.Warn("the queue is gone from the broker; opening it again", "error", err)
 	}
@@ -233,6 +251,8 @@ func (c *Consumer) consume(ctx, handlerCtx context.Context, cons jetstream.Consu
 			if err != nil && ctx.Err() == nil {
 				return err
 			}
+		case <-c.refresh:
+			return errRefresh
 		}
 	}
 }

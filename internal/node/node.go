@@ -100,7 +100,8 @@ type Node struct {
 	started  time.Time
 	instance string
 
-	srv    *server.Server // embedded broker, if any
+	srv    *server.Server      // embedded broker, if any
+	sup    *broker.Supervisor // restarts its JetStream after a full disk
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	assets *stream.Assets
@@ -280,6 +281,11 @@ func (n *Node) connect() error {
 		}
 		n.srv = srv
 		n.log.Info("embedded broker listening", "url", srv.ClientURL())
+		if n.sup, err = broker.NewSupervisor(srv, broker.SuperviseOptions{
+			Logger: n.log.With("component", "broker"), OnChange: n.brokerChanged,
+		}); err != nil {
+			return err
+		}
 		opts = append(opts, nats.InProcessServer(srv))
 		url = srv.ClientURL()
 	}
@@ -295,6 +301,22 @@ func (n *Node) connect() error {
 		n.log.Warn("broker not reachable yet; retrying in the background", "url", url)
 	}
 	return nil
+}
+
+// brokerChanged runs when the embedded broker's JetStream goes down (a
+// full disk) or comes back. A JetStream that restarted dropped the
+// consumers' waiting pulls: they pull anew at once.
+func (n *Node) brokerChanged(st broker.Status) {
+	if !st.Up {
+		return // the supervisor logged why
+	}
+	if q := n.queue.Load(); q != nil {
+		q.c.Refresh()
+	}
+	if c := n.dues.Load(); c != nil {
+		c.Refresh()
+	}
+	n.wakeForwarder()
 }
 
 // reconnected runs after every reconnect: the broker may have lost the
@@ -338,6 +360,9 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 		}()
 	}
 	goRun("queue", q.run)
+	if n.sup != nil {
+		goRun("broker", n.sup.Run)
+	}
 	if dues != nil {
 		goRun("deadlines", dues.Run)
 	}

@@ -1,0 +1,14 @@
+//go:build !(linux || darwin || freebsd)
+
+package broker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// freeBytes cannot measure free space here; the supervisor then tries its
+// restart anyway and backs off when it fails.
+func freeBytes(path string) (int64, error) {
+	return 0, fmt.Errorf("free space of %s: %w", path, errors.ErrUnsupported)
+}

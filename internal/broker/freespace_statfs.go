@@ -1,0 +1,18 @@
+//go:build linux || darwin || freebsd
+
+package broker
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// freeBytes is the space an unprivileged writer may still use on the file
+// system that holds path.
+func freeBytes(path string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, fmt.Errorf("free space of %s: %w", path, err)
+	}
+	return int64(uint64(st.Bavail) * uint64(st.Bsize)), nil
+}
