@@ -9,6 +9,6 @@ import (
 
 // freeBytes cannot measure free space here; the supervisor then tries its
 // restart anyway and backs off when it fails.
-func freeBytes(path string) (int64, error) {
-	return 0, fmt.Errorf("free space of %s: %w", path, errors.ErrUnsupported)
+func freeBytes(path string) (free, total int64, err error) {
+	return 0, 0, fmt.Errorf("free space of %s: %w", path, errors.ErrUnsupported)
 }

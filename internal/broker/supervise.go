@@ -27,7 +27,8 @@ type SuperviseOptions struct {
 	// Interval is the time between checks (default 2 s).
 	Interval time.Duration
 	// MinFree is how many bytes must be free on the store's file system
-	// before JetStream is restarted (default 64 MiB).
+	// before JetStream is restarted (default 64 MiB; never more than a
+	// tenth of the file system, so a small disk can recover too).
 	MinFree int64
 	// MaxBackoff caps the wait after failed restarts, which doubles from
 	// Interval with each failure in a row (default 1 min).
@@ -179,15 +180,19 @@ func (s *Supervisor) check() time.Duration {
 	// A full disk is cured by a restart once there is room; other write
 	// errors need an operator.
 	restartable := errors.Is(fault, ErrJetStreamOff) || isSpaceError(fault.Error())
-	free, freeErr := freeBytes(s.storePath())
+	free, total, freeErr := freeBytes(s.storePath())
 	if freeErr != nil {
 		free = -1
+	}
+	need := s.o.MinFree
+	if total > 0 {
+		need = min(need, total/10)
 	}
 	s.down(fault, free, freeErr, restartable)
 	switch {
 	case !restartable:
 		return s.o.Interval
-	case freeErr == nil && free < s.o.MinFree:
+	case freeErr == nil && free < need:
 		return s.o.Interval
 	case !s.srv.Running():
 		// Shut down since the first look: JetStream is off for that.
@@ -309,7 +314,7 @@ func (s *Supervisor) up() {
 	s.mu.Unlock()
 
 	attrs := []any{"store_dir", s.storeDir, "down_for", now.Sub(was.Since).Round(time.Millisecond)}
-	if free, err := freeBytes(s.storePath()); err == nil {
+	if free, _, err := freeBytes(s.storePath()); err == nil {
 		attrs = append(attrs, "free_bytes", free)
 	}
 	if jsz, err := s.srv.Jsz(nil); err == nil {

@@ -172,6 +172,9 @@ func (f *fleet) stopAll() {
 	f.stop("central", syscall.SIGTERM)
 	if f.t.Failed() {
 		for _, name := range []string{"central", "ship1", "ship2"} {
+			if _, err := os.Stat(filepath.Join(f.dir(name), "node.log")); err != nil {
+				continue
+			}
 			if b, err := os.ReadFile(filepath.Join(f.dir(name), "node.log")); err == nil {
 				f.t.Logf("--- %s's log:\n%s", name, b)
 			}
@@ -621,4 +624,59 @@ func TestCutOffShipKeepsItsInputAcrossSIGKILL(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("runs %v, want each of %v once", got, want)
 	}
+}
+
+// TestCentralBrokerOnAFullDisk fills the disk under central's embedded
+// broker. steward send --timeout returns within its timeout (it used to
+// hang until killed), and once space is freed sending works again without
+// restarting central (it used to stay broken until a restart).
+func TestCentralBrokerOnAFullDisk(t *testing.T) {
+	f := newFleet(t)
+	store := filepath.Join(f.dir("central"), "data", ".steward", "jetstream")
+	if err := os.MkdirAll(store, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", store).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small file system to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", store).Run() })
+	f.start("central", "--log-level", "warn")
+	f.start("ship1")
+	f.waitOnline("ship1")
+	if res, code := f.sendWait(writeTemp(t, `{"toNode":"ship1","method":"REQPing"}`)); code != 0 {
+		t.Fatalf("before the disk is full: exit %d %+v", code, res.Records)
+	}
+
+	filler := filepath.Join(store, "filler")
+	fd, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := fd.Write(chunk); err != nil {
+			break
+		}
+	}
+	fd.Close()
+	// Messages with data, so the broker must write and finds no room.
+	big := `{"toNode":"ship1","method":"REQToFile","fileName":"big","data":"` + strings.Repeat("x", 200_000) + `"}`
+	start := time.Now()
+	for range 5 {
+		_, _, code := f.steward("central", []byte(big), "send", "-f", "-", "--timeout", "10s")
+		if took := time.Since(start); took > 30*time.Second {
+			t.Fatalf("send took %s with --timeout 10s", took)
+		}
+		if code != 0 {
+			break // the broker refused: the full disk is felt
+		}
+		start = time.Now()
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "sending to work again without a restart", func() bool {
+		res, code := f.sendWait(writeTemp(t, `{"toNode":"ship1","method":"REQPing"}`))
+		return code == 0 && len(res.Records) == 1 && res.Records[0].Status == status.Succeeded
+	})
 }
