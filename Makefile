@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/stewardfleet/steward/internal/cli.Version=$(VER
 # Tool versions, pinned in one place.
 STATICCHECK_VERSION ?= 2025.1.1
 
-.PHONY: help build test test-short bench bench-quick steward-bench lint demo clean
+.PHONY: help build test test-short faults faults-quick bench bench-quick steward-bench lint demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,12 @@ test: ## run every test with the race detector (what CI runs)
 
 test-short: ## run the quick tests only (skips end-to-end and fault tests)
 	$(GO) test -short -count=1 ./...
+
+faults: ## run the fault suite at full size (kills, link flaps, lost queue, empty broker, skewed clocks; ~30 min)
+	STEWARD_FAULTS=full $(GO) test -count=1 -timeout 60m -v -run . ./test/faults/
+
+faults-quick: ## run the fault suite scaled down (a few minutes; what CI runs)
+	STEWARD_FAULTS=quick $(GO) test -count=1 -timeout 20m -v -run . ./test/faults/
 
 bench: ## run the Go benchmarks of the hot paths
 	$(GO) test -run '^$$' -bench . -benchmem ./...

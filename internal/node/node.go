@@ -100,7 +100,7 @@ type Node struct {
 	started  time.Time
 	instance string
 
-	srv    *server.Server      // embedded broker, if any
+	srv    *server.Server     // embedded broker, if any
 	sup    *broker.Supervisor // restarts its JetStream after a full disk
 	nc     *nats.Conn
 	js     jetstream.JetStream
