@@ -61,6 +61,9 @@ func runCLICommand(ctx context.Context, req *Request) (*Result, error) {
 	if req.Env != nil && req.Env.Files != nil {
 		cmd.Dir = req.Env.Files.Dir()
 	}
+	if req.ExitFile != "" {
+		procguard.SetExitFile(cmd, req.ExitFile)
+	}
 	stdout := &cappedBuffer{limit: maxCommandOutput}
 	stderr := &cappedBuffer{limit: maxCommandOutput}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

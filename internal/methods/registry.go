@@ -66,6 +66,11 @@ type Request struct {
 	Attempt uint64
 	// Stored is when the broker stored the message (the broker's clock).
 	Stored time.Time
+	// ExitFile, if set, is where a method that runs a process has the
+	// process guard record its exit code the moment it ends (see
+	// procguard.SetExitFile), so that a node that dies right after does
+	// not run it again.
+	ExitFile string
 	Env    *Env
 	Log    *slog.Logger
 }

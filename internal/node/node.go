@@ -181,6 +181,7 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 	if n.outbox, err = outbox.Open(n.cfg.OutboxFolder()); err != nil {
 		return err
 	}
+
 	if err := n.connect(); err != nil {
 		return err
 	}
@@ -211,6 +212,9 @@ func (n *Node) layout(ctx context.Context) (*stream.Assets, error) {
 // setup builds what a node needs on top of its connection, assets, ledger
 // and data folder.
 func (n *Node) setup(opts Options) {
+	// Where process guards record exit codes (see exitFile); a folder that
+	// cannot be made only costs the guard its record.
+	_ = os.MkdirAll(filepath.Join(n.cfg.StateFolder(), "runs"), 0o700)
 	n.chunks = &chunkStore{dir: filepath.Join(n.cfg.StateFolder(), "chunks")}
 	n.methods = methods.Default()
 	n.slots = make(chan struct{}, n.cfg.Concurrency)

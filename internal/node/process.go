@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/stewardfleet/steward/internal/ledger"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
+	"github.com/stewardfleet/steward/internal/procguard"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
 )
@@ -194,6 +197,18 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 		return n.refuse(ctx, d, status.Undeliverable, string(status.Undeliverable),
 			fmt.Sprintf("the method was started %d times and never finished (the node stopped or died while it ran); the message allows %d retries", entry.Runs, retries))
 	}
+	if rerun {
+		if o := n.endedBeforeCrash(d); o != nil {
+			// The run ended just before the node died: it must not run
+			// again. Its outcome is what the guard recorded.
+			d.run = entry.Runs
+			d.log.Warn("the method had ended when the node died, before its outcome was recorded; not running it again", "exit_code", *o.ExitCode)
+			if !n.complete(ctx, d, o) {
+				return consumer.Nak(0)
+			}
+			return n.finish(ctx, d, o, false)
+		}
+	}
 	if d.ledgered {
 		run, err := n.ledger.Start(d.key, m.LedgerExpiry(n.now()))
 		if err != nil {
@@ -245,6 +260,30 @@ func (n *Node) complete(ctx context.Context, d *delivery, o *ledger.Outcome) boo
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+// exitFile is where the process guard of a delivery's command records its
+// exit code (see procguard.SetExitFile).
+func (n *Node) exitFile(key string) string {
+	return filepath.Join(n.cfg.StateFolder(), "runs", key+".exit")
+}
+
+// endedBeforeCrash returns the outcome of a run whose command had ended
+// when the node died, before the node recorded it: the exit code its guard
+// wrote. The output went with the node.
+func (n *Node) endedBeforeCrash(d *delivery) *ledger.Outcome {
+	code, ok := procguard.ReadExitFile(n.exitFile(d.key))
+	if !ok {
+		return nil
+	}
+	now := n.now().UTC()
+	o := &ledger.Outcome{Status: string(status.Succeeded), ExitCode: &code, FinishedAt: now,
+		Stderr: []byte("steward: the node died after the command ended and before it recorded the output; the command ran once, its output is lost\n")}
+	if code != 0 {
+		o.Status, o.ErrorCode = string(status.Failed), "exit_status"
+		o.Error = fmt.Sprintf("the command exited with code %d (its output was lost: the node died before it recorded it)", code)
+	}
+	return o
 }
 
 // check validates a message that came from the broker.
@@ -311,6 +350,10 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req := &methods.Request{Msg: m, Attempt: uint64(d.run), Env: n.env, Log: d.log, Stored: d.lease.Meta().Timestamp}
+	if d.ledgered && d.tracked {
+		req.ExitFile = n.exitFile(d.key)
+		os.Remove(req.ExitFile) // left by an interrupted run's guard: not this run's
+	}
 	var res *methods.Result
 	var err error
 	if m.Reply != nil && m.Reply.Chunks > 1 {
@@ -432,6 +475,9 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome, again
 		if err := n.ledger.Finish(d.key); err != nil {
 			d.log.Warn("ledger", "error", err)
 		}
+	}
+	if d.ledgered && d.tracked {
+		os.Remove(n.exitFile(d.key))
 	}
 	if !again {
 		n.auditProcessed(d, o)

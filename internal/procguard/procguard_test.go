@@ -398,3 +398,61 @@ func TestNodeDeathKillsGroup(t *testing.T) {
 	}
 	waitGone(t, tr.parent, tr.shell, tr.sleep)
 }
+
+// The guard records the command's exit code when it ends, and writes
+// nothing when the command is killed (a run interrupted by its node's
+// death or its deadline is not an ended run).
+func TestExitFile(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		script string
+		want   string // "" for no file
+	}{
+		{"success", "exit 0", "0"},
+		{"failure", "exit 3", "3"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "run.exit")
+			cmd, err := Command(t.Context(), []string{"sh", "-c", tt.script})
+			if err != nil {
+				t.Fatal(err)
+			}
+			SetExitFile(cmd, path)
+			_ = Run(cmd)
+			code, ok := ReadExitFile(path)
+			if !ok || strconv.Itoa(code) != tt.want {
+				t.Errorf("exit file: %d %v, want %s", code, ok, tt.want)
+			}
+		})
+	}
+	t.Run("killed at its deadline", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "run.exit")
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		defer cancel()
+		cmd, err := Command(ctx, []string{"sh", "-c", "sleep 30"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		SetExitFile(cmd, path)
+		_ = Run(cmd)
+		if _, ok := ReadExitFile(path); ok {
+			t.Error("a killed command has an exit file")
+		}
+	})
+	t.Run("the command does not see the setting", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "run.exit")
+		cmd, err := Command(t.Context(), []string{"sh", "-c", "env"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		SetExitFile(cmd, path)
+		if err := Run(cmd); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out.String(), exitFileEnv) || strings.Contains(out.String(), markerEnv+"=") {
+			t.Errorf("the command's environment holds the guard's settings:\n%s", out.String())
+		}
+	})
+}
