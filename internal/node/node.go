@@ -329,6 +329,12 @@ func (n *Node) brokerChanged(st broker.Status) {
 func (n *Node) reconnected() {
 	if q := n.queue.Load(); q != nil {
 		q.check()
+		// A hello is a fact about now: say it as soon as the link is back.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			n.sayHello(ctx)
+		}()
 	}
 	if c := n.dues.Load(); c != nil {
 		c.Check()
