@@ -331,6 +331,9 @@ func (n *Node) reconnected() {
 		q.check()
 		// A hello is a fact about now: say it as soon as the link is back.
 		go func() {
+			if n.cfg.HelloInterval <= 0 {
+				return
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			n.sayHello(ctx)
