@@ -71,6 +71,9 @@ type Outcome struct {
 	// StartedAt and FinishedAt bound the method's run.
 	StartedAt  time.Time `json:"startedAt,omitzero"`
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	// ReplyRan marks a reply delivery whose reply method ran (on the whole
+	// output: a chunk that only completed nothing else is not one).
+	ReplyRan bool `json:"replyRan,omitempty"`
 }
 
 // Entry is what the ledger knows of one delivery.

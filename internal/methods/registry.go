@@ -66,13 +66,15 @@ type Request struct {
 	Attempt uint64
 	// Stored is when the broker stored the message (the broker's clock).
 	Stored time.Time
-	// ExitFile, if set, is where a method that runs a process has the
+	// RunRecord, if set, is the base path of files in which a method that
+	// runs a process keeps its output as the node reads it, and has the
 	// process guard record its exit code the moment it ends (see
-	// procguard.SetExitFile), so that a node that dies right after does
-	// not run it again.
-	ExitFile string
-	Env    *Env
-	Log    *slog.Logger
+	// procguard.SetExitFile): a node that dies right after the process
+	// ended finds out, at restart, that it ran and what it printed
+	// (EndedRun), and does not run it again.
+	RunRecord string
+	Env       *Env
+	Log       *slog.Logger
 }
 
 // Result is what a method produced.

@@ -112,6 +112,7 @@ type Node struct {
 	ledger   *ledger.Ledger
 	audit    *audit.Log
 	outbox   *outbox.Outbox // nil when running on shared resources
+	runs     string         // absolute folder of run records
 	forward  chan struct{}  // wakes the forwarder
 	sender   *sender.Sender
 	files    *datafolder.Folder
@@ -212,9 +213,10 @@ func (n *Node) layout(ctx context.Context) (*stream.Assets, error) {
 // setup builds what a node needs on top of its connection, assets, ledger
 // and data folder.
 func (n *Node) setup(opts Options) {
-	// Where process guards record exit codes (see exitFile); a folder that
-	// cannot be made only costs the guard its record.
-	_ = os.MkdirAll(filepath.Join(n.cfg.StateFolder(), "runs"), 0o700)
+	// Where commands keep a record of their runs (see runRecord); a folder
+	// that cannot be made only costs the runs their record.
+	n.runs, _ = filepath.Abs(filepath.Join(n.cfg.StateFolder(), "runs"))
+	_ = os.MkdirAll(n.runs, 0o700)
 	n.chunks = &chunkStore{dir: filepath.Join(n.cfg.StateFolder(), "chunks")}
 	n.methods = methods.Default()
 	n.slots = make(chan struct{}, n.cfg.Concurrency)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"github.com/stewardfleet/steward/internal/ledger"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
-	"github.com/stewardfleet/steward/internal/procguard"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
 )
@@ -171,6 +169,7 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 		return consumer.Ack()
 	case ledger.Completed, ledger.Refused:
 		d.log.Info("the delivery already ended on this node; finishing it without running it", "state", entry.State)
+		d.replyRan = entry.Outcome != nil && entry.Outcome.ReplyRan
 		return n.finish(ctx, d, entry.Outcome, true)
 	}
 	rerun := entry.State == ledger.Started
@@ -262,28 +261,38 @@ func (n *Node) complete(ctx context.Context, d *delivery, o *ledger.Outcome) boo
 	}
 }
 
-// exitFile is where the process guard of a delivery's command records its
-// exit code (see procguard.SetExitFile).
-func (n *Node) exitFile(key string) string {
-	return filepath.Join(n.cfg.StateFolder(), "runs", key+".exit")
+// runRecord is the base path of the files in which a delivery's command
+// keeps its output and its guard its exit code (methods.Request.RunRecord).
+// It is absolute: the command runs in the data folder.
+func (n *Node) runRecord(key string) string {
+	return filepath.Join(n.runs, key)
 }
 
 // endedBeforeCrash returns the outcome of a run whose command had ended
 // when the node died, before the node recorded it: the exit code its guard
-// wrote. The output went with the node.
+// wrote, and the output the node had read and kept.
 func (n *Node) endedBeforeCrash(d *delivery) *ledger.Outcome {
-	code, ok := procguard.ReadExitFile(n.exitFile(d.key))
+	res, ok := methods.EndedRun(n.runRecord(d.key))
 	if !ok {
 		return nil
 	}
-	now := n.now().UTC()
-	o := &ledger.Outcome{Status: string(status.Succeeded), ExitCode: &code, FinishedAt: now,
-		Stderr: []byte("steward: the node died after the command ended and before it recorded the output; the command ran once, its output is lost\n")}
+	code := *res.ExitCode
+	note := "steward: the node died after the command ended and before it recorded the outcome; the command ran once, this is the output the node had read"
+	o := &ledger.Outcome{Status: string(status.Succeeded), ExitCode: res.ExitCode, FinishedAt: n.now().UTC(),
+		Output: res.Output, Stderr: appendLine(res.Stderr, note)}
 	if code != 0 {
 		o.Status, o.ErrorCode = string(status.Failed), "exit_status"
-		o.Error = fmt.Sprintf("the command exited with code %d (its output was lost: the node died before it recorded it)", code)
+		o.Error = fmt.Sprintf("the command exited with code %d", code)
 	}
 	return o
+}
+
+// appendLine adds a line to b.
+func appendLine(b []byte, line string) []byte {
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		b = append(b, '\n')
+	}
+	return append(append(b, line...), '\n')
 }
 
 // check validates a message that came from the broker.
@@ -351,8 +360,8 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 	defer cancel()
 	req := &methods.Request{Msg: m, Attempt: uint64(d.run), Env: n.env, Log: d.log, Stored: d.lease.Meta().Timestamp}
 	if d.ledgered && d.tracked {
-		req.ExitFile = n.exitFile(d.key)
-		os.Remove(req.ExitFile) // left by an interrupted run's guard: not this run's
+		req.RunRecord = n.runRecord(d.key)
+		methods.RemoveRunRecord(req.RunRecord) // an interrupted run's: not this run's
 	}
 	var res *methods.Result
 	var err error
@@ -370,7 +379,7 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 	}
 	o = &ledger.Outcome{
 		Status: string(status.Succeeded), ExitCode: res.ExitCode, Output: res.Output, Stderr: res.Stderr,
-		StartedAt: started, FinishedAt: n.now().UTC(),
+		StartedAt: started, FinishedAt: n.now().UTC(), ReplyRan: d.replyRan,
 	}
 	switch {
 	case err == nil:
@@ -443,7 +452,7 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome, again
 		}
 		d.mu.Unlock()
 	}
-	if d.msg.Reply != nil && d.replyRan {
+	if d.msg.Reply != nil && d.replyRan && (!again || !n.replyStored(ctx, d)) {
 		writes = append(writes, n.putReplyStatus(ctx, d, o))
 	}
 	if !st.Success() && st != status.DeliveryTimedOut {
@@ -477,7 +486,7 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome, again
 		}
 	}
 	if d.ledgered && d.tracked {
-		os.Remove(n.exitFile(d.key))
+		methods.RemoveRunRecord(n.runRecord(d.key))
 	}
 	if !again {
 		n.auditProcessed(d, o)
@@ -493,10 +502,15 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome, again
 
 // terminalStored reports whether the delivery's record is already
 // terminal: an outcome finished again (its acknowledgement was lost) must
-// not write a second terminal state. A record that cannot be read counts
-// as not stored: the write that follows is deduplicated by the broker.
+// not write a second terminal state.
 func (n *Node) terminalStored(ctx context.Context, d *delivery) bool {
 	rec, _, err := n.status.Get(ctx, d.key)
+	return err == nil && rec.Status.Terminal()
+}
+
+// replyStored is terminalStored for the record of the reply d carries.
+func (n *Node) replyStored(ctx context.Context, d *delivery) bool {
+	rec, _, err := n.status.Get(ctx, status.ReplyKey(d.msg.Reply.DeliveryID))
 	return err == nil && rec.Status.Terminal()
 }
 

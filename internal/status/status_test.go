@@ -430,29 +430,6 @@ func TestRecordsExpireByTheirOwnTTL(t *testing.T) {
 	mustGet(t, st, "LONG.ship1")
 }
 
-// A terminal state sent twice (a finish retried after its acknowledgement
-// was lost) is stored once.
-func TestTerminalWriteIsStoredOnce(t *testing.T) {
-	st, _ := newStore(t)
-	ctx := t.Context()
-	for _, s := range []status.Status{status.Pending, status.Running, status.Succeeded, status.Succeeded} {
-		if err := st.Put(ctx, record("T", "ship1", s), time.Hour); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hist, err := st.History(ctx, "T.ship1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []status.Status
-	for _, r := range hist {
-		got = append(got, r.Status)
-	}
-	if len(got) != 3 || got[2] != status.Succeeded {
-		t.Errorf("history %v, want pending running succeeded", got)
-	}
-}
-
 // Reply records live beside their delivery: List and Watch show both, the
 // delivery first; Done waits for the reply when one was sent.
 func TestReplyRecords(t *testing.T) {

@@ -81,9 +81,7 @@ func (s *Store) CreateAsync(ctx context.Context, r *Record, ttl time.Duration) *
 	return s.publishAsync(ctx, r, ttl, "0")
 }
 
-// PutAsync starts writing r, replacing what is there. A terminal record is
-// written with a fixed Nats-Msg-Id, so the same outcome sent twice (a
-// retried finish) is stored once.
+// PutAsync starts writing r, replacing what is there.
 func (s *Store) PutAsync(ctx context.Context, r *Record, ttl time.Duration) *Write {
 	return s.publishAsync(ctx, r, ttl, "")
 }
@@ -108,9 +106,6 @@ func (s *Store) publishAsync(ctx context.Context, r *Record, ttl time.Duration, 
 	msg.Data = data
 	if expectRev != "" {
 		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, expectRev)
-	}
-	if r.Status.Terminal() {
-		msg.Header.Set(jetstream.MsgIDHeader, r.Key()+".final")
 	}
 	f, err := stream.PublishAsync(ctx, s.js, msg, jetstream.WithMsgTTL(ttl))
 	if err != nil {
