@@ -123,7 +123,7 @@ func TestChangedAfterTerminal(t *testing.T) {
 
 func TestScriptLogsStartAndEnd(t *testing.T) {
 	got := script("/x/runs.log", "id7", "ship1", 1500*time.Millisecond)
-	want := `echo "$(date +%s.%N) start id7 ship1 $$" >> /x/runs.log; sleep 1.5; echo "$(date +%s.%N) end id7 ship1 $$" >> /x/runs.log; echo id7`
+	want := `echo "$(date +%s.%N) start id7 ship1 $$" >> /x/runs.log; sleep 1.5; echo id7; echo "$(date +%s.%N) end id7 ship1 $$" >> /x/runs.log`
 	if got != want {
 		t.Errorf("script:\n got %s\nwant %s", got, want)
 	}

@@ -12,15 +12,17 @@ import (
 	"time"
 )
 
-// script is the command a message runs: it logs its start and end with
-// the real time, the message ID, the node and its pid to runsLog, sleeps
-// in between, and prints the ID (the reply). date runs in the command, so
-// the times are the machine's, whatever clock the node was given.
+// script is the command a message runs: it logs its start with the real
+// time, the message ID, the node and its pid to runsLog, sleeps, prints
+// the ID (the reply), and logs its end as its very last action, so that an
+// end line means the command is done but for the shell's exit. date runs
+// in the command, so the times are the machine's, whatever clock the node
+// was given.
 func script(runsLog, id, node string, sleep time.Duration) string {
 	line := func(kind string) string {
 		return fmt.Sprintf(`echo "$(date +%%s.%%N) %s %s %s $$" >> %s`, kind, id, node, runsLog)
 	}
-	return fmt.Sprintf("%s; sleep %.1f; %s; echo %s", line("start"), sleep.Seconds(), line("end"), id)
+	return fmt.Sprintf("%s; sleep %.1f; echo %s; %s", line("start"), sleep.Seconds(), id, line("end"))
 }
 
 // run is one execution of a message's command.
