@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"os/exec"
 	"time"
 
@@ -63,15 +61,11 @@ func runCLICommand(ctx context.Context, req *Request) (*Result, error) {
 	if req.Env != nil && req.Env.Files != nil {
 		cmd.Dir = req.Env.Files.Dir()
 	}
+	if req.RunRecord != "" {
+		procguard.SetRecord(cmd, req.RunRecord)
+	}
 	stdout := &cappedBuffer{limit: maxCommandOutput}
 	stderr := &cappedBuffer{limit: maxCommandOutput}
-	if req.RunRecord != "" {
-		procguard.SetExitFile(cmd, req.RunRecord+exitSuffix)
-		stdout.spool = createSpool(req.RunRecord+outSuffix, req.Log)
-		stderr.spool = createSpool(req.RunRecord+errSuffix, req.Log)
-		defer stdout.spool.Close()
-		defer stderr.spool.Close()
-	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 
 	runErr := procguard.Run(cmd)
@@ -115,67 +109,35 @@ func runCLICommand(ctx context.Context, req *Request) (*Result, error) {
 
 // cappedBuffer keeps the first limit bytes written to it and counts the
 // rest, which it accepts and drops so the command never blocks on a full
-// pipe. What it keeps also goes to spool, when there is one.
+// pipe.
 type cappedBuffer struct {
 	buf     []byte
 	limit   int
 	dropped int64
-	spool   *os.File
 }
 
 func (b *cappedBuffer) Write(p []byte) (int, error) {
 	keep := min(len(p), max(b.limit-len(b.buf), 0))
 	b.buf = append(b.buf, p[:keep]...)
 	b.dropped += int64(len(p) - keep)
-	if b.spool != nil && keep > 0 {
-		if _, err := b.spool.Write(p[:keep]); err != nil {
-			b.spool.Close()
-			b.spool = nil // the record is best effort: the run goes on
-		}
-	}
 	return len(p), nil
 }
 
-// Suffixes of a run's record files (see Request.RunRecord).
-const (
-	exitSuffix = ".exit"
-	outSuffix  = ".out"
-	errSuffix  = ".err"
-)
-
-// createSpool opens a fresh file for a run's output, or returns nil (the
-// run goes on without a record) when it cannot.
-func createSpool(path string, log *slog.Logger) *os.File {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		if log != nil {
-			log.Warn("cannot keep a record of the command's output", "error", err)
-		}
-		return nil
-	}
-	return f
-}
-
 // EndedRun returns what a run left in its record (see Request.RunRecord)
-// if its process ended: its exit code, and the output and standard error
-// the node had read when it stopped. ok is false when the process did not
-// end (it was killed with its node, or never started).
+// if its process ended by itself: its exit code, output and standard
+// error. ok is false when it did not end (it was killed with its node, or
+// never started).
 func EndedRun(record string) (res *Result, ok bool) {
-	code, ok := procguard.ReadExitFile(record + exitSuffix)
+	r, ok := procguard.ReadRecord(record)
 	if !ok {
 		return nil, false
 	}
-	out, _ := os.ReadFile(record + outSuffix)
-	errOut, _ := os.ReadFile(record + errSuffix)
-	return &Result{Output: out, Stderr: errOut, ExitCode: &code}, true
+	code := r.ExitCode
+	return &Result{Output: r.Stdout, Stderr: r.Stderr, ExitCode: &code}, true
 }
 
-// RemoveRunRecord deletes a run's record files.
-func RemoveRunRecord(record string) {
-	for _, suffix := range []string{exitSuffix, outSuffix, errSuffix} {
-		os.Remove(record + suffix)
-	}
-}
+// RemoveRunRecord deletes a run's record.
+func RemoveRunRecord(record string) { procguard.RemoveRecord(record) }
 
 // appendNote adds a line of steward's own to a command's standard error.
 func appendNote(stderr []byte, format string, args ...any) []byte {

@@ -66,12 +66,10 @@ type Request struct {
 	Attempt uint64
 	// Stored is when the broker stored the message (the broker's clock).
 	Stored time.Time
-	// RunRecord, if set, is the base path of files in which a method that
-	// runs a process keeps its output as the node reads it, and has the
-	// process guard record its exit code the moment it ends (see
-	// procguard.SetExitFile): a node that dies right after the process
-	// ended finds out, at restart, that it ran and what it printed
-	// (EndedRun), and does not run it again.
+	// RunRecord, if set, is the base path of the run record that a method
+	// which runs a process has its process guard keep (procguard.SetRecord):
+	// a node that dies right after the process ended finds out, at restart,
+	// that it ran and what it printed (EndedRun), and does not run it again.
 	RunRecord string
 	Env       *Env
 	Log       *slog.Logger

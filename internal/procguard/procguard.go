@@ -20,12 +20,11 @@
 //     want it to finish must wait for it (`sleep 3 & …; wait`).
 //   - The guard exits with the command's exit code, or 128+n when the
 //     command was killed by signal n, like a shell.
-//   - With an exit file (SetExitFile), the guard writes the command's exit
-//     code there the moment the command's main process ends, before
-//     anything else: a node that dies right after its command ended (before
-//     it could record the outcome) learns at restart that the command ran,
-//     and does not run it again. The guard is another process, so the file
-//     is written even when the node is killed meanwhile.
+//   - With a run record (SetRecord), the guard keeps the command's output
+//     on disk as the command writes it, and its exit code once it ended by
+//     itself: a node that dies right after its command ended (before it
+//     could record the outcome) learns at restart that the command ran and
+//     what it printed, and does not run it again (see record.go).
 //
 // What cannot be guaranteed: a process that leaves the group (setsid,
 // setpgid, a daemon that double-forks into a new session, anything started
@@ -48,7 +47,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -62,8 +60,6 @@ const (
 	markerEnv   = "STEWARD_PROCGUARD"
 	markerValue = "1"
 	guardArgv0  = "steward-procguard"
-	// exitFileEnv names the file the guard writes the exit code to.
-	exitFileEnv = "STEWARD_PROCGUARD_EXIT_FILE"
 )
 
 // selfExe is the path the guard is started from: the kernel resolves it to
@@ -150,37 +146,6 @@ func Run(cmd *exec.Cmd) error {
 	return cmd.Wait()
 }
 
-// SetExitFile makes the guard of cmd (made by Command) write the command's
-// exit code to path as soon as the command ends. An unguarded command (no
-// binary to re-execute) writes nothing.
-func SetExitFile(cmd *exec.Cmd, path string) {
-	if cmd.Path == selfExe {
-		cmd.Env = append(cmd.Env, exitFileEnv+"="+path)
-	}
-}
-
-// ReadExitFile returns the exit code a guard wrote to path, if it did.
-func ReadExitFile(path string) (code int, ok bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false
-	}
-	code, err = strconv.Atoi(strings.TrimSpace(string(b)))
-	return code, err == nil
-}
-
-// writeExitFile writes code to path whole (a new file renamed into place).
-func writeExitFile(path string, code int) {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(code)+"\n"), 0o600); err != nil {
-		fmt.Fprintf(os.Stderr, "steward procguard: record the exit code: %v\n", err)
-		return
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		fmt.Fprintf(os.Stderr, "steward procguard: record the exit code: %v\n", err)
-	}
-}
-
 // ExitCode is the exit code of a finished process, 128+n when signal n
 // killed it (as a shell reports it).
 func ExitCode(st *os.ProcessState) int {
@@ -226,7 +191,7 @@ func guard(args []string) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 
-	exitFile := os.Getenv(exitFileEnv)
+	record := newRecorder(os.Getenv(recordEnv))
 	cmd := &exec.Cmd{
 		Path:   args[0],
 		Args:   args[1:],
@@ -237,6 +202,17 @@ func guard(args []string) int {
 		// The command stays in the guard's group. If the guard is killed
 		// on its own, its main process goes too.
 		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	}
+	if record != nil {
+		record.wire(cmd)
+		// The guard goes on copying the command's output into its record
+		// when the node is gone: a write to the node's broken pipe must
+		// fail, not kill the guard. (A handler, unlike ignoring the signal,
+		// is not inherited by the command.)
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+		// Do not wait forever for output pipes held by processes the
+		// command left running.
+		cmd.WaitDelay = DefaultWaitDelay
 	}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "steward procguard: %v\n", err)
@@ -254,6 +230,16 @@ func guard(args []string) int {
 
 	select {
 	case sig := <-sigs:
+		if record != nil {
+			// Did the command end by itself just before (its node died
+			// right after)? Kill its main process and look how it ended:
+			// if it had ended, record that, so it is not run again.
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			if endedByItself(cmd.ProcessState) {
+				record.ended(ExitCode(cmd.ProcessState))
+			}
+		}
 		// Kill the group, the guard included: one atomic kill, so nothing
 		// can fork its way out between signals.
 		_ = killGroup(group)
@@ -262,8 +248,8 @@ func guard(args []string) int {
 	}
 
 	code := ExitCode(cmd.ProcessState)
-	if exitFile != "" {
-		writeExitFile(exitFile, code)
+	if record != nil {
+		record.ended(code)
 	}
 	killLeftovers(group, code)
 	return code
@@ -298,6 +284,6 @@ func killGroup(pgid int) error {
 
 func withoutMarker(env []string) []string {
 	return slices.DeleteFunc(env, func(kv string) bool {
-		return strings.HasPrefix(kv, markerEnv+"=") || strings.HasPrefix(kv, exitFileEnv+"=")
+		return strings.HasPrefix(kv, markerEnv+"=") || strings.HasPrefix(kv, recordEnv+"=")
 	})
 }

@@ -28,7 +28,29 @@ func TestMain(m *testing.M) {
 	if pidFile := os.Getenv(fakeNodeEnv); pidFile != "" {
 		os.Exit(fakeNode(pidFile))
 	}
+	if base := os.Getenv(recordNodeEnv); base != "" {
+		os.Exit(recordNode(base))
+	}
 	os.Exit(m.Run())
+}
+
+// recordNode runs a recorded command and never reads its output (it is
+// killed by the test).
+func recordNode(base string) int {
+	cmd, err := Command(context.Background(), []string{"sh", "-c", os.Getenv("PROCGUARD_TEST_SCRIPT"), base})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 1
+	}
+	defer r.Close()
+	cmd.Stdout = w // nobody reads: the output sits in the pipe, as when a node dies before reading
+	SetRecord(cmd, base)
+	_ = Run(cmd)
+	select {}
 }
 
 func fakeNode(pidFile string) int {
@@ -399,60 +421,137 @@ func TestNodeDeathKillsGroup(t *testing.T) {
 	waitGone(t, tr.parent, tr.shell, tr.sleep)
 }
 
-// The guard records the command's exit code when it ends, and writes
-// nothing when the command is killed (a run interrupted by its node's
-// death or its deadline is not an ended run).
-func TestExitFile(t *testing.T) {
+// The guard keeps a run record: the command's output as it writes it, and
+// its exit code when it ended by itself; nothing when it was killed.
+func TestRunRecord(t *testing.T) {
 	for _, tt := range []struct {
-		name   string
-		script string
-		want   string // "" for no file
+		name, script string
+		code         int
+		out, errOut  string
 	}{
-		{"success", "exit 0", "0"},
-		{"failure", "exit 3", "3"},
+		{"success", "echo hello; echo oops >&2; exit 0", 0, "hello\n", "oops\n"},
+		{"failure", "echo partial; exit 3", 3, "partial\n", ""},
+		{"ended by its own signal", "echo bye; kill -TERM $$", 128 + int(syscall.SIGTERM), "bye\n", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "run.exit")
+			base := filepath.Join(t.TempDir(), "run")
 			cmd, err := Command(t.Context(), []string{"sh", "-c", tt.script})
 			if err != nil {
 				t.Fatal(err)
 			}
-			SetExitFile(cmd, path)
+			var out, errOut bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			SetRecord(cmd, base)
 			_ = Run(cmd)
-			code, ok := ReadExitFile(path)
-			if !ok || strconv.Itoa(code) != tt.want {
-				t.Errorf("exit file: %d %v, want %s", code, ok, tt.want)
+			if out.String() != tt.out {
+				t.Errorf("the node got %q, want %q", out.String(), tt.out)
+			}
+			r, ok := ReadRecord(base)
+			if !ok || r.ExitCode != tt.code || string(r.Stdout) != tt.out || string(r.Stderr) != tt.errOut {
+				t.Errorf("record %+v %v, want code %d, %q, %q", r, ok, tt.code, tt.out, tt.errOut)
+			}
+			RemoveRecord(base)
+			if _, ok := ReadRecord(base); ok {
+				t.Error("record still there after RemoveRecord")
 			}
 		})
 	}
 	t.Run("killed at its deadline", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "run.exit")
+		base := filepath.Join(t.TempDir(), "run")
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
 		cmd, err := Command(ctx, []string{"sh", "-c", "sleep 30"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		SetExitFile(cmd, path)
+		SetRecord(cmd, base)
 		_ = Run(cmd)
-		if _, ok := ReadExitFile(path); ok {
-			t.Error("a killed command has an exit file")
+		if _, ok := ReadRecord(base); ok {
+			t.Error("a killed command has an exit code in its record")
 		}
 	})
 	t.Run("the command does not see the setting", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "run.exit")
+		base := filepath.Join(t.TempDir(), "run")
 		cmd, err := Command(t.Context(), []string{"sh", "-c", "env"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
 		cmd.Stdout = &out
-		SetExitFile(cmd, path)
+		SetRecord(cmd, base)
 		if err := Run(cmd); err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(out.String(), exitFileEnv) || strings.Contains(out.String(), markerEnv+"=") {
+		if strings.Contains(out.String(), recordEnv) || strings.Contains(out.String(), markerEnv+"=") {
 			t.Errorf("the command's environment holds the guard's settings:\n%s", out.String())
 		}
 	})
+}
+
+// recordNodeEnv makes the test binary act as a node that runs a recorded
+// command and is then SIGKILLed.
+const recordNodeEnv = "PROCGUARD_TEST_RECORD_NODE"
+
+// A node killed while its command runs: the command dies, no exit code.
+// A node killed right after its command ended (the command printed and
+// exited; the node had not read it): the record holds the exit code and
+// the whole output.
+func TestRunRecordWhenTheNodeDies(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		script string // run by the fake node's guard; it touches "<base>.ran" when done printing
+		ended  bool
+	}{
+		{"mid-run", `echo started; touch "$0.ran"; sleep 30`, false},
+		{"right after it ended", `echo all of it; touch "$0.ran"`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			base := filepath.Join(t.TempDir(), "run")
+			node := exec.Command(self, "-test.run=^$")
+			node.Env = append(os.Environ(), recordNodeEnv+"="+base, "PROCGUARD_TEST_SCRIPT="+tt.script)
+			if err := node.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { node.Process.Kill(); node.Wait() })
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if _, err := os.Stat(base + ".ran"); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the command did not run")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if tt.ended {
+				// Give the command time to exit; the fake node never reads.
+				for range 100 {
+					if _, ok := ReadRecord(base); ok {
+						break
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			node.Process.Signal(syscall.SIGKILL)
+			node.Wait()
+			var r *Record
+			var ok bool
+			for range 200 { // the guard writes after its node died
+				if r, ok = ReadRecord(base); ok || !tt.ended {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if ok != tt.ended {
+				t.Fatalf("record says ended=%v, want %v", ok, tt.ended)
+			}
+			if ok && (r.ExitCode != 0 || string(r.Stdout) != "all of it\n") {
+				t.Errorf("record %+v", r)
+			}
+		})
+	}
 }
