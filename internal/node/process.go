@@ -270,14 +270,14 @@ func (n *Node) runRecord(key string) string {
 
 // endedBeforeCrash returns the outcome of a run whose command had ended
 // when the node died, before the node recorded it: the exit code its guard
-// wrote, and the output the node had read and kept.
+// wrote, with the output it recorded.
 func (n *Node) endedBeforeCrash(d *delivery) *ledger.Outcome {
 	res, ok := methods.EndedRun(n.runRecord(d.key))
 	if !ok {
 		return nil
 	}
 	code := *res.ExitCode
-	note := "steward: the node died after the command ended and before it recorded the outcome; the command ran once, this is the output the node had read"
+	note := "steward: the node died after the command ended and before it recorded the outcome; the command ran once, and this is its outcome as its process guard recorded it"
 	o := &ledger.Outcome{Status: string(status.Succeeded), ExitCode: res.ExitCode, FinishedAt: n.now().UTC(),
 		Output: res.Output, Stderr: appendLine(res.Stderr, note)}
 	if code != 0 {
