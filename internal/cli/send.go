@@ -35,20 +35,29 @@ reads standard input) and print one line per message sent: its ID, method
 and nodes. A message that is rejected is reported on standard error as
 "message N: reason" (N counts from 1); the others are still sent.
 
-With --wait, send waits until every delivery has ended, showing progress on
-standard error, then prints a table of the results (NODE, STATUS, EXIT,
-OUTPUT, and MESSAGE when several messages were sent). --timeout bounds the
-wait and implies --wait. With -o json it prints one JSON object instead,
-{"receipts": [...], "records": [...]}, for scripts.
+With --wait, send waits until every delivery has ended and its reply has
+been handled here (the reply file exists), showing progress on standard
+error, then prints a table of the results (NODE, STATUS, EXIT, OUTPUT, and
+MESSAGE when several messages were sent; a reply's row under its
+delivery). --timeout bounds the whole command, connecting and storing
+included, and implies --wait. With -o json it prints one JSON object
+instead, {"receipts": [...], "records": [...]}, for scripts.
+
+A message may carry its own "id" (letters and digits): sending it again
+then sends nothing new, and "steward status <id>" finds it even if this
+command's output was lost.
 
 The command connects to --broker-address, or to the embedded broker on
---broker-listen when none is set, as node --node-name.
+--broker-listen when none is set, as node --node-name. When the broker
+cannot be reached and a node runs beside this command (its data folder is
+here), the messages are kept in that node's outbox and the node sends them
+when it can: they are printed with "queued".
 
 Exit codes:
-  0  every message was sent (and with --wait every delivery succeeded)
-  1  some message was rejected, or (with --wait) some delivery did not succeed
+  0  every message was sent or queued (and with --wait every delivery succeeded)
+  1  some message was rejected, or (with --wait) some delivery or reply did not succeed
   2  usage or input error: bad flags, unreadable file, no valid message
-  3  the broker cannot be reached
+  3  the broker cannot be reached (with --wait: even if the messages were queued)
   4  --timeout passed before every delivery ended`,
 		Example: `  # Send the messages in msg.json
   steward send -f msg.json
