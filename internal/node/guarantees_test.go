@@ -742,3 +742,28 @@ func TestReplyFinishedFromTheLedgerWritesItsRecord(t *testing.T) {
 		return err == nil && len(recs) == 2 && recs[1].Reply && recs[1].Status == status.Succeeded
 	})
 }
+
+// A run that ended just before its node died is finished from its record
+// even when the message allows no retries: it did not need one.
+func TestEndedRunNeedsNoRetry(t *testing.T) {
+	f := newFleet(t)
+	central := f.start(f.config("central"))
+	cfg := f.config("ship1")
+	f.start(cfg)
+	c := f.client(central.cfg)
+	ids := send(t, c, `{"toNode":"ship1","method":"REQCliCommand","retries":0,
+	  "methodArgs":["sh","-c","echo start >> runs.log; echo out; sleep 3"]}`)
+	record := filepath.Join(cfg.StateFolder(), "runs", ids[0]+".ship1")
+	natstest.Eventually(t, 15*time.Second, "the command's output recorded", func() bool {
+		b, _ := os.ReadFile(record + ".out")
+		return string(b) == "out\n"
+	})
+	f.stop("ship1")
+	if err := os.WriteFile(record+".exit", []byte("0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.start(cfg)
+	if recs := wait(t, c, ids, 30*time.Second); recs[0].Status != status.Succeeded || recs[0].Output != "out\n" {
+		t.Fatalf("after the restart: %s", describe(recs))
+	}
+}

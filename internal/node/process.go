@@ -192,10 +192,6 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 		return n.refuse(ctx, d, status.Rejected, codeOf(err), err.Error())
 	}
 	d.spec = spec
-	if retries := m.RetriesOr(n.cfg.DefaultMessageRetries); rerun && m.Reply == nil && entry.Runs > retries {
-		return n.refuse(ctx, d, status.Undeliverable, string(status.Undeliverable),
-			fmt.Sprintf("the method was started %d times and never finished (the node stopped or died while it ran); the message allows %d retries", entry.Runs, retries))
-	}
 	if rerun {
 		if o := n.endedBeforeCrash(d); o != nil {
 			// The run ended just before the node died: it must not run
@@ -207,6 +203,10 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 			}
 			return n.finish(ctx, d, o, false)
 		}
+	}
+	if retries := m.RetriesOr(n.cfg.DefaultMessageRetries); rerun && m.Reply == nil && entry.Runs > retries {
+		return n.refuse(ctx, d, status.Undeliverable, string(status.Undeliverable),
+			fmt.Sprintf("the method was started %d times and never finished (the node stopped or died while it ran); the message allows %d retries", entry.Runs, retries))
 	}
 	if d.ledgered {
 		run, err := n.ledger.Start(d.key, m.LedgerExpiry(n.now()))
