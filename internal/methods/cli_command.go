@@ -61,23 +61,18 @@ func runCLICommand(ctx context.Context, req *Request) (*Result, error) {
 	if req.Env != nil && req.Env.Files != nil {
 		cmd.Dir = req.Env.Files.Dir()
 	}
-	if req.RunRecord != "" {
-		procguard.SetRecord(cmd, req.RunRecord)
-	}
+	cmd.Record = req.RunRecord
 	stdout := &cappedBuffer{limit: maxCommandOutput}
 	stderr := &cappedBuffer{limit: maxCommandOutput}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 
-	runErr := procguard.Run(cmd)
-	if cmd.Process == nil {
-		return nil, fmt.Errorf("start command %q: %w", args[0], runErr)
-	}
-	if cmd.ProcessState == nil { // the wait itself failed; rare
-		return nil, fmt.Errorf("wait for command %q: %w", args[0], runErr)
+	runErr := cmd.Run()
+	if !cmd.Exited() {
+		return nil, fmt.Errorf("run command %q: %w", args[0], runErr)
 	}
 
 	res := &Result{Output: stdout.buf, Stderr: stderr.buf}
-	code := procguard.ExitCode(cmd.ProcessState)
+	code := cmd.ExitCode()
 	res.ExitCode = &code
 	for _, s := range []struct {
 		name string

@@ -67,7 +67,7 @@ type Request struct {
 	// Stored is when the broker stored the message (the broker's clock).
 	Stored time.Time
 	// RunRecord, if set, is the base path of the run record that a method
-	// which runs a process has its process guard keep (procguard.SetRecord):
+	// which runs a process has its process guard keep (procguard.Cmd.Record):
 	// a node that dies right after the process ended finds out, at restart,
 	// that it ran and what it printed (EndedRun), and does not run it again.
 	RunRecord string

@@ -48,8 +48,8 @@ func recordNode(base string) int {
 	}
 	defer r.Close()
 	cmd.Stdout = w // nobody reads: the output sits in the pipe, as when a node dies before reading
-	SetRecord(cmd, base)
-	_ = Run(cmd)
+	cmd.Record = base
+	_ = cmd.Run()
 	select {}
 }
 
@@ -59,7 +59,7 @@ func fakeNode(pidFile string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := Run(cmd); err != nil {
+	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -199,8 +199,8 @@ func TestExitCode(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				err = Run(cmd)
-				if got := ExitCode(cmd.ProcessState); got != tt.want {
+				err = cmd.Run()
+				if got := cmd.ExitCode(); got != tt.want {
 					t.Errorf("exit code %d (err %v), want %d", got, err, tt.want)
 				}
 				if (err == nil) != (tt.want == 0) {
@@ -225,7 +225,7 @@ func TestOutput(t *testing.T) {
 			dir := t.TempDir()
 			var stdout, stderr bytes.Buffer
 			cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &stdout, &stderr
-			if err := Run(cmd); err != nil {
+			if err := cmd.Run(); err != nil {
 				t.Fatalf("Run: %v (stderr %q)", err, stderr.String())
 			}
 			wantOut := "out\nmarker=unset\n" + dir + "\n"
@@ -280,8 +280,8 @@ func TestGuardCannotRun(t *testing.T) {
 			}
 			var stderr bytes.Buffer
 			cmd.Dir, cmd.Stderr = dir, &stderr
-			err = Run(cmd)
-			if got := ExitCode(cmd.ProcessState); got != tt.want {
+			err = cmd.Run()
+			if got := cmd.ExitCode(); got != tt.want {
 				t.Errorf("exit code %d (err %v), want %d", got, err, tt.want)
 			}
 			if !strings.Contains(stderr.String(), "steward procguard:") {
@@ -309,7 +309,7 @@ func TestContextKillsGroup(t *testing.T) {
 			var stdout bytes.Buffer
 			cmd.Stdout = &stdout // a pipe the background child also holds
 			errc := make(chan error, 1)
-			go func() { errc <- Run(cmd) }()
+			go func() { errc <- cmd.Run() }()
 
 			tr := readTree(t, pidFile)
 			cancel()
@@ -321,7 +321,18 @@ func TestContextKillsGroup(t *testing.T) {
 	}
 }
 
-// TestSignalToGuardKillsGroup is a plain `kill <guard pid>`.
+// guardPid is the pid of the running guard.
+func guardPid(t testing.TB) int {
+	t.Helper()
+	g, err := theGuard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.pid
+}
+
+// TestSignalToGuardKillsGroup is a plain `kill <guard pid>`: the guard
+// kills its commands' groups, and the node starts a new guard.
 func TestSignalToGuardKillsGroup(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
@@ -337,16 +348,29 @@ func TestSignalToGuardKillsGroup(t *testing.T) {
 			go func() { errc <- cmd.Wait() }()
 
 			tr := readTree(t, pidFile)
-			if tr.parent.pid != cmd.Process.Pid {
-				t.Fatalf("the shell's parent is %d, not the guard %d", tr.parent.pid, cmd.Process.Pid)
+			guard := guardPid(t)
+			if tr.parent.pid != guard {
+				t.Fatalf("the shell's parent is %d, not the guard %d", tr.parent.pid, guard)
 			}
-			if err := cmd.Process.Signal(sig); err != nil {
+			if err := syscall.Kill(guard, sig); err != nil {
 				t.Fatal(err)
 			}
-			if err := <-errc; err == nil {
-				t.Error("the guard exited with success after a signal")
+			if err := <-errc; !errors.Is(err, ErrGuardDied) {
+				t.Errorf("Wait after the guard was signalled: %v, want ErrGuardDied", err)
 			}
-			waitGone(t, tr.shell, tr.sleep)
+			waitGone(t, tr.parent, tr.shell, tr.sleep)
+
+			// The next command gets a new guard.
+			cmd, err = Command(t.Context(), []string{"sh", "-c", "exit 4"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Run(); cmd.ExitCode() != 4 {
+				t.Errorf("command after the guard died: %v, exit code %d", err, cmd.ExitCode())
+			}
+			if guardPid(t) == guard {
+				t.Error("the dead guard is still the current one")
+			}
 		})
 	}
 }
@@ -363,7 +387,7 @@ func TestLeftoversKilled(t *testing.T) {
 	cmd.Stdout = &stdout // held by the background sleep until it dies
 	// Without the guard's cleanup, Wait would give up on the pipe after
 	// WaitDelay and return exec.ErrWaitDelay.
-	if err := Run(cmd); err != nil {
+	if err := cmd.Run(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	data, err := os.ReadFile(pidFile)
@@ -441,8 +465,8 @@ func TestRunRecord(t *testing.T) {
 			}
 			var out, errOut bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &errOut
-			SetRecord(cmd, base)
-			_ = Run(cmd)
+			cmd.Record = base
+			_ = cmd.Run()
 			if out.String() != tt.out {
 				t.Errorf("the node got %q, want %q", out.String(), tt.out)
 			}
@@ -464,8 +488,8 @@ func TestRunRecord(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		SetRecord(cmd, base)
-		_ = Run(cmd)
+		cmd.Record = base
+		_ = cmd.Run()
 		if _, ok := ReadRecord(base); ok {
 			t.Error("a killed command has an exit code in its record")
 		}
@@ -478,11 +502,11 @@ func TestRunRecord(t *testing.T) {
 		}
 		var out bytes.Buffer
 		cmd.Stdout = &out
-		SetRecord(cmd, base)
-		if err := Run(cmd); err != nil {
+		cmd.Record = base
+		if err := cmd.Run(); err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(out.String(), recordEnv) || strings.Contains(out.String(), markerEnv+"=") {
+		if strings.Contains(out.String(), markerEnv+"=") {
 			t.Errorf("the command's environment holds the guard's settings:\n%s", out.String())
 		}
 	})

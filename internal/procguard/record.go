@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // A run record is what a guard keeps on disk of its command, so that a
@@ -26,19 +27,9 @@ import (
 // code even when the node is killed meanwhile. A command killed with its
 // node (SIGKILL from the guard, which the node's death sets off) gets no
 // exit code: it did not end, and runs again.
-const (
-	recordEnv = "STEWARD_PROCGUARD_RECORD"
-	// RecordLimit bounds each of a record's output files.
-	RecordLimit = 64 << 20
-)
 
-// SetRecord makes the guard of cmd (made by Command) keep a run record at
-// base. An unguarded command (no binary to re-execute) keeps none.
-func SetRecord(cmd *exec.Cmd, base string) {
-	if cmd.Path == selfExe {
-		cmd.Env = append(cmd.Env, recordEnv+"="+base)
-	}
-}
+// RecordLimit bounds each of a record's output files.
+const RecordLimit = 64 << 20
 
 // Record is what a run record holds.
 type Record struct {
@@ -72,47 +63,105 @@ func RemoveRecord(base string) {
 
 // recorder is the guard's side of a run record.
 type recorder struct {
-	base     string
-	out, err *os.File
+	base         string
+	out, err     *os.File   // the record's files
+	outTo, errTo *os.File   // the node's descriptors
+	pipes        []*os.File // read ends of the command's output pipes
+	copies       sync.WaitGroup
 }
 
 // newRecorder opens a record's output files (nil when base is empty or
 // they cannot be made: the command then runs without a record, and the
-// reason goes to standard error).
-func newRecorder(base string) *recorder {
+// reason goes to the command's standard error, errTo).
+func newRecorder(base string, errTo *os.File) *recorder {
 	if base == "" {
 		return nil
 	}
-	r := &recorder{base: base}
+	r := &recorder{base: base, errTo: errTo}
 	var err error
 	if r.out, err = os.OpenFile(base+".out", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err == nil {
 		r.err, err = os.OpenFile(base+".err", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "steward procguard: no run record: %v\n", err)
-		r.close()
+		fmt.Fprintf(errTo, "steward procguard: no run record: %v\n", err)
+		r.closeFiles()
 		return nil
 	}
 	return r
 }
 
-// wire makes cmd's output go through the record to the guard's own.
-func (r *recorder) wire(cmd *exec.Cmd) {
-	cmd.Stdout = &tee{file: r.out, to: os.Stdout}
-	cmd.Stderr = &tee{file: r.err, to: os.Stderr}
+// wire returns the descriptors the command writes to: pipes whose
+// contents the guard copies into the record and on to the node's
+// descriptors stdout and stderr.
+func (r *recorder) wire(stdout, stderr *os.File) (outW, errW *os.File, err error) {
+	r.outTo = stdout
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, nil, err
+	}
+	r.pipes = []*os.File{outR, errR}
+	r.copies.Add(2)
+	go r.copy(outR, &tee{file: r.out, to: stdout})
+	go r.copy(errR, &tee{file: r.err, to: stderr})
+	return outW, errW, nil
 }
 
-// ended writes the exit code: the command ended by itself and cmd.Wait
-// returned, so its output is all in the files.
-func (r *recorder) ended(code int) {
-	r.close()
-	tmp := r.base + ".exit.tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(code)+"\n"), 0o600); err == nil {
-		err = os.Rename(tmp, r.base+".exit")
+func (r *recorder) copy(from *os.File, to *tee) {
+	defer r.copies.Done()
+	_, _ = io.Copy(to, from)
+}
+
+// finishCopies waits until the command's output is all copied: its group
+// is dead, so only a process that escaped it can hold the pipes, and the
+// guard stops waiting for such after waitDelay and returns false.
+func (r *recorder) finishCopies(waitDelay time.Duration) bool {
+	done := make(chan struct{})
+	go func() { r.copies.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(waitDelay):
+		for _, p := range r.pipes {
+			p.Close()
+		}
+		<-done
+		return false
 	}
 }
 
-func (r *recorder) close() {
+// ended writes the exit code: the command ended by itself and its output
+// is all in the files.
+func (r *recorder) ended(code int) {
+	r.closeFiles()
+	tmp := r.base + ".exit.tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(code)+"\n"), 0o600); err == nil {
+		_ = os.Rename(tmp, r.base+".exit")
+	}
+}
+
+// abandon leaves the record without an exit code: the command did not run.
+func (r *recorder) abandon() {
+	r.copies.Wait() // the pipes' write ends are closed: the copies end
+	r.closeFiles()
+}
+
+// closeOutputs lets go of the node's descriptors and the record's files.
+func (r *recorder) closeOutputs() {
+	r.closeFiles()
+	for _, p := range r.pipes {
+		p.Close()
+	}
+	r.outTo.Close()
+	r.errTo.Close()
+}
+
+func (r *recorder) closeFiles() {
 	if r.out != nil {
 		r.out.Close()
 	}
