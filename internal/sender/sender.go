@@ -206,6 +206,7 @@ func (s *Sender) Send(ctx context.Context, m *message.Message) Receipt {
 
 // send validates, prepares and publishes one message.
 func (s *Sender) send(ctx context.Context, index int, m *message.Message) Receipt {
+	fresh := m.ID == "" // steward chooses it now: nothing can have used it
 	if err := s.prepare(m, s.now(ctx)); err != nil {
 		s.refuse(err, m)
 		return failed(index, err)
@@ -219,7 +220,7 @@ func (s *Sender) send(ctx context.Context, index int, m *message.Message) Receip
 		}
 		return s.queue(r, m, nil)
 	}
-	before, err := s.publishDeliveries(ctx, m, targets)
+	before, err := s.publishDeliveries(ctx, m, targets, fresh)
 	if err != nil {
 		switch {
 		case errors.Is(err, message.ErrTooLarge):
@@ -279,7 +280,7 @@ func (s *Sender) Forward(ctx context.Context) (int, error) {
 	sent := 0
 	for _, e := range entries {
 		m := e.Msg
-		_, err := s.publishDeliveries(ctx, m, m.Targets())
+		_, err := s.publishDeliveries(ctx, m, m.Targets(), false)
 		switch {
 		case errors.Is(err, ErrDuplicateID), errors.Is(err, message.ErrTooLarge):
 			s.refuse(err, m)
@@ -367,7 +368,12 @@ func (s *Sender) prepare(m *message.Message, now time.Time) error {
 // deliveries (each carrying its schedule's sequence, which the receiving
 // node claims) and waits for those too. It returns how many of the
 // targets had been sent before (the same message ID sent again).
-func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targets []string) (int, error) {
+//
+// A fresh ID (steward chose it in this send) cannot have been used: its
+// schedules are written together with its pending records. Any other ID
+// may have been (an operator's, or one re-sent from the outbox): its
+// schedules wait until the pending records said which deliveries are new.
+func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targets []string, fresh bool) (int, error) {
 	if err := s.checkSize(m, targets); err != nil {
 		return 0, err
 	}
@@ -384,11 +390,24 @@ func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targ
 		}
 		writes[i] = s.o.Status.CreateAsync(ctx, rec, statusTTL)
 	}
+	schedules := make([]jetstream.PubAckFuture, len(targets))
+	schedule := func(i int) error {
+		f, err := deadline.Schedule(ctx, s.o.JS, message.DeliveryID(m.ID, targets[i]), m.Deadline, s.o.CentralNode, ttl)
+		schedules[i] = f
+		return err
+	}
+	if fresh {
+		for i := range targets {
+			if err := schedule(i); err != nil {
+				return 0, err
+			}
+		}
+	}
 	var errs []error
 	before := make([]bool, len(targets)) // sent before and gone further: nothing to send
 	for i, node := range targets {
 		err := writes[i].Wait(ctx)
-		if errors.Is(err, status.ErrExists) {
+		if errors.Is(err, status.ErrExists) && !fresh {
 			before[i], err = s.sentBefore(ctx, m, node)
 		}
 		if err != nil {
@@ -398,16 +417,15 @@ func (s *Sender) publishDeliveries(ctx context.Context, m *message.Message, targ
 	if err := errors.Join(errs...); err != nil {
 		return 0, err
 	}
-	schedules := make([]jetstream.PubAckFuture, len(targets))
-	for i, node := range targets {
-		if before[i] {
-			continue
+	if !fresh {
+		for i := range targets {
+			if before[i] {
+				continue
+			}
+			if err := schedule(i); err != nil {
+				return 0, err
+			}
 		}
-		f, err := deadline.Schedule(ctx, s.o.JS, message.DeliveryID(m.ID, node), m.Deadline, s.o.CentralNode, ttl)
-		if err != nil {
-			return 0, err
-		}
-		schedules[i] = f
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(targets))
 	nBefore := 0
