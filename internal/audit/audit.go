@@ -98,6 +98,11 @@ type Record struct {
 // for concurrent use.
 type Log struct {
 	node string
+	f    *logFile // shared by the Logs that For made from one OpenWith
+}
+
+// logFile is the file a Log writes to, with its rotation state.
+type logFile struct {
 	path string
 	o    Options
 	// prefix and ext frame the rotated names: <prefix><time><ext>.
@@ -128,13 +133,24 @@ func OpenWith(path, node string, o Options) (*Log, error) {
 	}
 	name := filepath.Base(path)
 	ext := filepath.Ext(name)
-	l := &Log{node: node, path: path, o: o.withDefaults(),
+	f := &logFile{path: path, o: o.withDefaults(),
 		prefix: name[:len(name)-len(ext)] + ".", ext: ext, lock: lock}
-	if err := l.reopen(); err != nil {
+	if err := f.reopen(); err != nil {
 		lock.Close()
 		return nil, err
 	}
-	return l, nil
+	return &Log{node: node, f: f}, nil
+}
+
+// For returns a Log that writes to l's file with node in its lines, so
+// that several nodes in one process can share one log, its two open files
+// and its rotation. They share Close too: closing any of them closes the
+// file for all. For of a nil Log is nil.
+func (l *Log) For(node string) *Log {
+	if l == nil {
+		return nil
+	}
+	return &Log{node: node, f: l.f}
 }
 
 // Write appends r as one line, filling in the time (when zero) and node,
@@ -145,33 +161,36 @@ func (l *Log) Write(r Record) error {
 		return nil
 	}
 	if r.Time.IsZero() {
-		r.Time = l.o.Now().UTC()
+		r.Time = l.f.o.Now().UTC()
 	}
 	r.Node = l.node
 	b, err := encode(r)
 	if err != nil {
 		return fmt.Errorf("audit record: %w", err)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.file == nil {
+	f := l.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.file == nil {
 		return nil
 	}
-	return l.append(b, r.Time)
+	return f.append(b, r.Time)
 }
 
-// Close closes the log. Writes after Close are discarded.
+// Close closes the log (and every Log For made from it). Writes after
+// Close are discarded.
 func (l *Log) Close() error {
 	if l == nil {
 		return nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.file == nil {
+	f := l.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.file == nil {
 		return nil
 	}
-	err := errors.Join(l.file.Close(), l.lock.Close())
-	l.file, l.lock = nil, nil
+	err := errors.Join(f.file.Close(), f.lock.Close())
+	f.file, f.lock = nil, nil
 	return err
 }
 

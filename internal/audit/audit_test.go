@@ -137,6 +137,42 @@ func TestNilLogIsANoOp(t *testing.T) {
 	}
 }
 
+// TestFor: Logs made with For write to the same file, each line with its
+// own node, and share Close.
+func TestFor(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := open(t, path, "ship1")
+	other := l.For("ship2")
+	for i, w := range []*audit.Log{l, other, l, other} {
+		if err := w.Write(audit.Record{Event: audit.Processed, DeliveryID: fmt.Sprintf("M%d.x", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := readLines(t, path)
+	want := []string{"ship1", "ship2", "ship1", "ship2"}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d", len(lines), len(want))
+	}
+	for i, r := range lines {
+		if r.Node != want[i] {
+			t.Errorf("line %d: node %q, want %q", i+1, r.Node, want[i])
+		}
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Write(audit.Record{Event: audit.Sent}); err != nil {
+		t.Errorf("Write after the other Log's Close: %v", err)
+	}
+	if n := len(readLines(t, path)); n != len(want) {
+		t.Errorf("%d lines after Close, want %d", n, len(want))
+	}
+	var none *audit.Log
+	if none.For("ship3") != nil {
+		t.Error("For of a nil Log is not nil")
+	}
+}
+
 func TestWriteAfterClose(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, err := audit.Open(path, "ship1")

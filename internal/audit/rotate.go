@@ -62,7 +62,7 @@ func (o Options) withDefaults() Options {
 const stampLayout = "20060102T150405.000Z"
 
 // reopen opens the file at path (creating it) in place of the open one.
-func (l *Log) reopen() error {
+func (l *logFile) reopen() error {
 	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
@@ -81,7 +81,7 @@ func (l *Log) reopen() error {
 
 // append writes one line, written at t, holding the lock. Called with
 // l.mu held.
-func (l *Log) append(b []byte, t time.Time) error {
+func (l *logFile) append(b []byte, t time.Time) error {
 	if err := lockFile(l.lock); err != nil {
 		// Better a line in a log that may overgrow than no line.
 		if _, werr := l.file.Write(b); werr != nil {
@@ -104,7 +104,7 @@ func (l *Log) append(b []byte, t time.Time) error {
 // prepare makes l.file the file at path and rotates it when a line of n
 // bytes is due to go to a new file. It returns the file's size before the
 // line. Its errors wrap ErrNotRotated: the line can still go to l.file.
-func (l *Log) prepare(n int) (int64, error) {
+func (l *logFile) prepare(n int) (int64, error) {
 	fi, err := os.Stat(l.path)
 	switch {
 	case err == nil && os.SameFile(fi, l.info):
@@ -133,7 +133,7 @@ func (l *Log) prepare(n int) (int64, error) {
 
 // due says whether the file, at size bytes with the next line, is to be
 // rotated.
-func (l *Log) due(fi os.FileInfo, size int64, now time.Time) bool {
+func (l *logFile) due(fi os.FileInfo, size int64, now time.Time) bool {
 	if l.o.MaxSize > 0 && size > l.o.MaxSize {
 		return true
 	}
@@ -148,7 +148,7 @@ func (l *Log) due(fi os.FileInfo, size int64, now time.Time) bool {
 
 // firstLineTime reads the time field of the file's first line, which
 // encoding/json writes first; it falls back to the modification time.
-func (l *Log) firstLineTime(fi os.FileInfo) time.Time {
+func (l *logFile) firstLineTime(fi os.FileInfo) time.Time {
 	const head = `{"time":"`
 	buf := make([]byte, len(head)+len(time.RFC3339Nano)+8)
 	n, err := l.file.ReadAt(buf, 0)
@@ -172,7 +172,7 @@ func (l *Log) firstLineTime(fi os.FileInfo) time.Time {
 
 // rotate renames the file at path, which is l.file, opens a new one and
 // deletes the oldest rotated files beyond Keep. Called holding the lock.
-func (l *Log) rotate(now time.Time) error {
+func (l *logFile) rotate(now time.Time) error {
 	names, err := l.rotated()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNotRotated, err)
@@ -197,7 +197,7 @@ func (l *Log) rotate(now time.Time) error {
 }
 
 // rotated lists the names of the rotated files, oldest first.
-func (l *Log) rotated() ([]string, error) {
+func (l *logFile) rotated() ([]string, error) {
 	entries, err := os.ReadDir(filepath.Dir(l.path))
 	if err != nil {
 		return nil, fmt.Errorf("list rotated audit logs: %w", err)
@@ -212,7 +212,7 @@ func (l *Log) rotated() ([]string, error) {
 }
 
 // stamp parses the time of a rotated name; ok is false for other names.
-func (l *Log) stamp(name string) (t time.Time, ok bool) {
+func (l *logFile) stamp(name string) (t time.Time, ok bool) {
 	if len(name) != len(l.prefix)+len(stampLayout)+len(l.ext) ||
 		name[:len(l.prefix)] != l.prefix || name[len(name)-len(l.ext):] != l.ext {
 		return time.Time{}, false
@@ -222,7 +222,7 @@ func (l *Log) stamp(name string) (t time.Time, ok bool) {
 }
 
 // prune deletes the oldest of names (sorted, oldest first) beyond Keep.
-func (l *Log) prune(names []string) error {
+func (l *logFile) prune(names []string) error {
 	if l.o.Keep < 0 || len(names) <= l.o.Keep {
 		return nil
 	}
