@@ -22,6 +22,7 @@ var cliCommand = Spec{
 	Summary:        "run a command and return its standard output when it ends",
 	Kind:           Command,
 	DefaultTimeout: 60 * time.Second,
+	RunsProcess:    true,
 	Validate:       validateCLICommand,
 	Handler:        runCLICommand,
 }

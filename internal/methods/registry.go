@@ -54,6 +54,9 @@ type Spec struct {
 	// Idempotent methods may run twice with no harm: their deliveries are
 	// not recorded in the ledger (nor audited).
 	Idempotent bool
+	// RunsProcess methods start a process under the process guard, which
+	// keeps a run record of it (Request.RunRecord).
+	RunsProcess bool
 	// Validate checks method-specific fields before sending (optional).
 	Validate func(m *message.Message) error
 	Handler  Handler

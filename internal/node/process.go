@@ -359,9 +359,11 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req := &methods.Request{Msg: m, Attempt: uint64(d.run), Env: n.env, Log: d.log, Stored: d.lease.Meta().Timestamp}
-	if d.ledgered && d.tracked {
+	if d.ledgered && d.tracked && spec.RunsProcess {
 		req.RunRecord = n.runRecord(d.key)
-		methods.RemoveRunRecord(req.RunRecord) // an interrupted run's: not this run's
+		if d.run > 1 {
+			methods.RemoveRunRecord(req.RunRecord) // an interrupted run's: not this run's
+		}
 	}
 	var res *methods.Result
 	var err error
@@ -485,7 +487,7 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome, again
 			d.log.Warn("ledger", "error", err)
 		}
 	}
-	if d.ledgered && d.tracked {
+	if spec, _ := n.methods.Lookup(m.Method); d.ledgered && d.tracked && spec.RunsProcess {
 		methods.RemoveRunRecord(n.runRecord(d.key))
 	}
 	if !again {
