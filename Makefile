@@ -33,7 +33,7 @@ steward-bench: build ## run steward bench at full size (several minutes)
 	$(BIN) bench
 
 bench-quick: build ## run steward bench scaled down (seconds; what CI runs)
-	$(BIN) bench --messages 300 --nodes 20 --fanout 50 --scale-nodes 200 --idle 2s
+	$(BIN) bench --messages 300 --commands 50 --deadline 2s --nodes 20 --fanout 50 --scale-nodes 200 --hello-run 2s --idle 2s
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }

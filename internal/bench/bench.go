@@ -1,19 +1,36 @@
 // Package bench is `steward bench`: it measures steward against raw
-// JetStream on one embedded broker (file storage), in one run, on one
-// machine, so every number is a ratio or a bound from the same conditions.
+// JetStream and raw fork/exec on one embedded broker (file storage), in
+// one run, on one machine, so every number is a ratio or a bound from the
+// same conditions.
+//
+// The nodes are run by node.Run as it ships (config.Default, audit log,
+// hellos at the default interval, outbox, socket, instance check); the
+// simulated ones share a few broker links, a ledger, a data folder and an
+// audit log given to them through node.Options (see fleet). Every message
+// carries a delivery deadline of a few seconds, and a trickle of messages
+// goes to a node nobody runs, so central's deadline judge works during the
+// run; the run fails if any of those is not judged timed out, or if a
+// message to a running node does not succeed.
 //
 // Steps, each scaled by Options:
 //
 //  1. raw JetStream round trip (request → consume → reply → consume), 1 and
-//     64 in flight;
-//  2. steward end to end with Nodes in-process nodes on the real node code
-//     path, a trivial method (REQPing) and its reply method (REQPong, a file
-//     append on the sender), 1 and 64 in flight;
-//  3. one message to FanOut nodes, until every reply is handled;
-//  4. ScaleNodes durable consumers: time to register them, broker memory
-//     per node, throughput spread over ScaleNodes running nodes and over
-//     Nodes of them, broker stop and restart-to-ready;
-//  5. one real `steward node run` process: start-to-ready and idle RSS.
+//     Window in flight;
+//  2. raw os/exec of `bash -c 'echo hi'`, 1 and Window at once;
+//  3. steward end to end with Nodes nodes, a trivial method (REQPing) and
+//     its reply method (REQPong, a file append on central), 1 and Window
+//     in flight;
+//  4. REQCliCommand of `bash -c 'echo hi'` to one node, 1 and Window in
+//     flight;
+//  5. one message to FanOut nodes, until every reply is handled;
+//  6. ScaleNodes durable consumers: time to register them, broker memory
+//     per node, throughput spread over ScaleNodes running nodes, again
+//     for HelloRun (every node says hello once in it) and over Nodes of
+//     them; the deadlines judged;
+//  7. the raw round trip spread over the same ScaleNodes consumers, once
+//     the nodes stopped;
+//  8. broker stop and restart-to-ready with ScaleNodes consumers;
+//  9. one real `steward node run` process: start-to-ready and idle RSS.
 package bench
 
 import (
@@ -30,6 +47,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stewardfleet/steward/internal/broker"
+	"github.com/stewardfleet/steward/internal/config"
 	"github.com/stewardfleet/steward/internal/message"
 )
 
@@ -37,6 +55,13 @@ import (
 type Options struct {
 	// Messages per load run (raw and steward, 1 and 64 in flight).
 	Messages int
+	// Commands per command run (raw exec and REQCliCommand, 1 and 64 at
+	// once).
+	Commands int
+	// Deadline is the deliveryDeadline of every message (whole seconds, at
+	// least 1): the deadlines of the messages to a node nobody runs fire
+	// after it, during the run.
+	Deadline time.Duration
 	// Window is the number in flight of the parallel runs.
 	Window int
 	// Nodes is the small fleet of the end-to-end runs.
@@ -45,6 +70,9 @@ type Options struct {
 	FanOut int
 	// ScaleNodes is the large fleet.
 	ScaleNodes int
+	// HelloRun is how long the ScaleNodes load with hellos runs. At the
+	// default hello interval every node says hello once in it.
+	HelloRun time.Duration
 	// Idle is how long the real node idles before its RSS is read.
 	Idle time.Duration
 	// StewardBin is the steward binary for the footprint step ("" skips it).
@@ -62,22 +90,29 @@ type Options struct {
 
 // Defaults are the sizes the issue asks for.
 func Defaults() Options {
-	return Options{Messages: 5000, Window: 64, Nodes: 100, FanOut: 1000, ScaleNodes: 10_000, Idle: time.Minute}
+	return Options{Messages: 5000, Commands: 1000, Deadline: 10 * time.Second, Window: 64, Nodes: 100, FanOut: 1000, ScaleNodes: 10_000,
+		HelloRun: config.Default().HelloInterval, Idle: time.Minute}
 }
 
 // Report is one run's numbers. JSON keys are stable for scripts.
 type Report struct {
-	Messages   int `json:"messages"`
-	Window     int `json:"window"`
-	Nodes      int `json:"nodes"`
-	FanOut     int `json:"fanout"`
-	ScaleNodes int `json:"scale_nodes"`
+	Messages   int     `json:"messages"`
+	Commands   int     `json:"commands"`
+	DeadlineS  float64 `json:"deadline_s"`
+	Window     int     `json:"window"`
+	Nodes      int     `json:"nodes"`
+	FanOut     int     `json:"fanout"`
+	ScaleNodes int     `json:"scale_nodes"`
 
 	RawRT1MsgsPerS  float64 `json:"raw_rt1_msgs_per_s"`
 	RawRT1P50ms     float64 `json:"raw_rt1_p50_ms"`
 	RawRT1P99ms     float64 `json:"raw_rt1_p99_ms"`
 	RawRT64MsgsPerS float64 `json:"raw_rt64_msgs_per_s"`
 	RawRT64P50ms    float64 `json:"raw_rt64_p50_ms"`
+
+	RawExec1PerS  float64 `json:"raw_exec1_per_s"`
+	RawExec1P50ms float64 `json:"raw_exec1_p50_ms"`
+	RawExec64PerS float64 `json:"raw_exec64_per_s"`
 
 	E2E1MsgsPerS  float64 `json:"e2e1_msgs_per_s"`
 	E2E1P50ms     float64 `json:"e2e1_p50_ms"`
@@ -90,18 +125,41 @@ type Report struct {
 	E2E64Ratio    float64 `json:"e2e64_ratio"`
 	E2E1P50Ratio  float64 `json:"e2e1_p50_ratio"`
 
+	CLI1MsgsPerS  float64 `json:"cli1_msgs_per_s"`
+	CLI1P50ms     float64 `json:"cli1_p50_ms"`
+	CLI64MsgsPerS float64 `json:"cli64_msgs_per_s"`
+	CLI64P50ms    float64 `json:"cli64_p50_ms"`
+	CLI64Ratio    float64 `json:"cli64_ratio"`
+
 	FanOutS float64 `json:"fanout1000_s"`
 
 	RegisterS        float64 `json:"register_s"`
 	BrokerKiBPerNode float64 `json:"broker_kib_per_node"`
 	Nodes100MsgsPerS float64 `json:"nodes100_msgs_per_s"`
 	Nodes10kMsgsPerS float64 `json:"nodes10k_msgs_per_s"`
-	Nodes10kRatio    float64 `json:"nodes10k_ratio"`
+	// Raw10kMsgsPerS is the raw round trip spread over the same
+	// ScaleNodes consumers; Nodes10kRatio is Nodes10kMsgsPerS against it.
+	Raw10kMsgsPerS float64 `json:"raw10k_msgs_per_s"`
+	Nodes10kRatio  float64 `json:"nodes10k_ratio"`
+	// Nodes10kVs100Ratio is Nodes10kMsgsPerS against Nodes100MsgsPerS
+	// (what nodes10k_ratio meant before raw10k was measured).
+	Nodes10kVs100Ratio float64 `json:"nodes10k_vs_100_ratio"`
+	// Nodes10kHelloMsgsPerS is the ScaleNodes load run for HelloRun (a
+	// whole hello interval: every node says hello once in it, as shipped).
+	// Nodes10kHellosPerS is how many hellos central handled a second
+	// meanwhile. Nodes10kMsgsPerS runs right after the nodes started, when
+	// hardly any hello is due.
+	Nodes10kHelloMsgsPerS float64 `json:"nodes10k_hello_msgs_per_s"`
+	Nodes10kHellosPerS    float64 `json:"nodes10k_hellos_per_s"`
+	HelloRunS             float64 `json:"hello_run_s"`
 	// Nodes10kBusy100MsgsPerS is the 100-node load again while all
 	// ScaleNodes nodes run: what idle nodes cost the busy ones.
 	Nodes10kBusy100MsgsPerS float64 `json:"nodes10k_busy100_msgs_per_s"`
-	RestartS                float64 `json:"restart_s"`
-	BrokerStopS             float64 `json:"broker_stop_s"`
+	// DeadlineTimeouts is how many messages to a node nobody runs central
+	// judged delivery_timed_out during the run (all that were sent).
+	DeadlineTimeouts int     `json:"deadline_timeouts"`
+	RestartS         float64 `json:"restart_s"`
+	BrokerStopS      float64 `json:"broker_stop_s"`
 
 	NodeIdleRSSMiB float64 `json:"node_idle_rss_mib"`
 	NodeStartMs    float64 `json:"node_start_ms"`
@@ -116,6 +174,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Messages <= 0 {
 		o.Messages = d.Messages
 	}
+	if o.Commands <= 0 {
+		o.Commands = d.Commands
+	}
+	if o.Deadline <= 0 {
+		o.Deadline = d.Deadline
+	}
+	o.Deadline = max(o.Deadline.Round(time.Second), time.Second)
 	if o.Window <= 0 {
 		o.Window = d.Window
 	}
@@ -124,6 +189,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if o.FanOut <= 0 {
 		o.FanOut = d.FanOut
+	}
+	if o.HelloRun <= 0 {
+		o.HelloRun = d.HelloRun
 	}
 	if o.ScaleNodes < max(o.Nodes, o.FanOut) {
 		o.ScaleNodes = max(o.Nodes, o.FanOut)
@@ -139,8 +207,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		defer os.RemoveAll(dir)
 		o.Dir = dir
 	}
-	p := newProgress(o.Progress, 13)
-	rep := &Report{Messages: o.Messages, Window: o.Window, Nodes: o.Nodes, FanOut: o.FanOut, ScaleNodes: o.ScaleNodes}
+	p := newProgress(o.Progress, 21)
+	rep := &Report{Messages: o.Messages, Commands: o.Commands, DeadlineS: o.Deadline.Seconds(), Window: o.Window, Nodes: o.Nodes, FanOut: o.FanOut, ScaleNodes: o.ScaleNodes}
 
 	storeDir := filepath.Join(o.Dir, "broker")
 	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", StoreDir: storeDir, Name: "bench", Logger: o.Logger})
@@ -180,26 +248,36 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.RawRT1MsgsPerS, rep.RawRT1P50ms, rep.RawRT1P99ms = r1.rate(), ms(r1.pct(50)), ms(r1.pct(99))
 	rep.RawRT64MsgsPerS, rep.RawRT64P50ms = r64.rate(), ms(r64.pct(50))
 
-	// 2. Steward end to end on a small fleet.
-	f, err := newFleet(ctx, url, filepath.Join(o.Dir, "fleet"), o.Logger)
+	// 2. Raw fork/exec.
+	p.step("raw os/exec of bash -c 'echo hi', 1 at a time")
+	x1, err := rawExec(ctx, o.Commands, 1, p.count(o.Commands))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("raw exec, 1 at a time: %w", err)
 	}
+	p.step(fmt.Sprintf("raw os/exec of bash -c 'echo hi', %d at once", o.Window))
+	x64, err := rawExec(ctx, o.Commands, o.Window, p.count(o.Commands))
+	if err != nil {
+		return nil, fmt.Errorf("raw exec, %d at once: %w", o.Window, err)
+	}
+	rep.RawExec1PerS, rep.RawExec1P50ms, rep.RawExec64PerS = x1.rate(), ms(x1.pct(50)), x64.rate()
+
+	// 3. Steward end to end on a small fleet.
+	f := newFleet(url, filepath.Join(o.Dir, "fleet"), o.Deadline, o.Logger)
 	defer f.close()
-	if err := f.startCentral(ctx); err != nil {
+	p.step(fmt.Sprintf("starting central and %d nodes", o.Nodes))
+	if err := f.start(ctx); err != nil {
 		return nil, err
 	}
-	p.step(fmt.Sprintf("starting %d nodes", o.Nodes))
 	if err := f.grow(ctx, o.Nodes, p.count(o.Nodes)); err != nil {
 		return nil, err
 	}
 	p.step("steward end to end, 1 in flight")
-	e1, err := f.load(ctx, o.Nodes, o.Messages, 1, p.count(o.Messages))
+	e1, err := f.load(ctx, f.ping, o.Nodes, o.Messages, 1, p.count(o.Messages))
 	if err != nil {
 		return nil, fmt.Errorf("steward, 1 in flight: %w", err)
 	}
 	p.step(fmt.Sprintf("steward end to end, %d in flight, %d nodes", o.Window, o.Nodes))
-	e64, err := f.load(ctx, o.Nodes, o.Messages, o.Window, p.count(o.Messages))
+	e64, err := f.load(ctx, f.ping, o.Nodes, o.Messages, o.Window, p.count(o.Messages))
 	if err != nil {
 		return nil, fmt.Errorf("steward, %d in flight: %w", o.Window, err)
 	}
@@ -209,7 +287,22 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.E2E1P50Ratio = rep.E2E1P50ms / rep.RawRT1P50ms
 	rep.Nodes100MsgsPerS = rep.E2E64MsgsPerS
 
-	// 3. Fan-out.
+	// 4. Commands on one node.
+	p.step("REQCliCommand bash -c 'echo hi' to one node, 1 in flight")
+	c1, err := f.load(ctx, f.command, 1, o.Commands, 1, p.count(o.Commands))
+	if err != nil {
+		return nil, fmt.Errorf("commands, 1 in flight: %w", err)
+	}
+	p.step(fmt.Sprintf("REQCliCommand bash -c 'echo hi' to one node, %d in flight", o.Window))
+	c64, err := f.load(ctx, f.command, 1, o.Commands, o.Window, p.count(o.Commands))
+	if err != nil {
+		return nil, fmt.Errorf("commands, %d in flight: %w", o.Window, err)
+	}
+	rep.CLI1MsgsPerS, rep.CLI1P50ms = c1.rate(), ms(c1.pct(50))
+	rep.CLI64MsgsPerS, rep.CLI64P50ms = c64.rate(), ms(c64.pct(50))
+	rep.CLI64Ratio = rep.CLI64MsgsPerS / rep.RawExec64PerS
+
+	// 5. Fan-out.
 	p.step(fmt.Sprintf("fan-out to %d nodes", o.FanOut))
 	if err := f.grow(ctx, o.FanOut, func(int) {}); err != nil {
 		return nil, err
@@ -220,7 +313,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.FanOutS = fo.Seconds()
 
-	// 4. Scale: register, memory, throughput, restart.
+	// 6. Scale: register, memory, throughput, deadlines.
 	p.step(fmt.Sprintf("registering %d nodes", o.ScaleNodes))
 	heapBefore := heapInUse()
 	regBegin := time.Now()
@@ -236,20 +329,44 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	p.step(fmt.Sprintf("steward end to end, %d in flight, %d nodes", o.Window, o.ScaleNodes))
-	big, err := f.load(ctx, o.ScaleNodes, o.Messages, o.Window, p.count(o.Messages))
+	big, err := f.load(ctx, f.ping, o.ScaleNodes, o.Messages, o.Window, p.count(o.Messages))
 	if err != nil {
 		return nil, fmt.Errorf("steward at %d nodes: %w", o.ScaleNodes, err)
 	}
 	rep.Nodes10kMsgsPerS = big.rate()
-	rep.Nodes10kRatio = rep.Nodes10kMsgsPerS / rep.Nodes100MsgsPerS
+	rep.Nodes10kVs100Ratio = rep.Nodes10kMsgsPerS / rep.Nodes100MsgsPerS
+	p.step(fmt.Sprintf("steward end to end, %d in flight, %d nodes, for %s: every node says hello once", o.Window, o.ScaleNodes, o.HelloRun))
+	hellos := f.hellos.Load()
+	hb, err := f.loadUntil(ctx, f.ping, o.ScaleNodes, 1<<20, time.Now().Add(o.HelloRun), o.Window, func(n int) { p.note(fmt.Sprintf("%d sent", n)) })
+	if err != nil {
+		return nil, fmt.Errorf("steward at %d nodes saying hello: %w", o.ScaleNodes, err)
+	}
+	rep.Nodes10kHelloMsgsPerS = hb.rate()
+	rep.Nodes10kHellosPerS = float64(f.hellos.Load()-hellos) / hb.Elapsed.Seconds()
+	rep.HelloRunS = hb.Elapsed.Seconds()
 	p.step(fmt.Sprintf("steward end to end, %d in flight, %d busy nodes of %d", o.Window, o.Nodes, o.ScaleNodes))
-	busy, err := f.load(ctx, o.Nodes, o.Messages, o.Window, p.count(o.Messages))
+	busy, err := f.load(ctx, f.ping, o.Nodes, o.Messages, o.Window, p.count(o.Messages))
 	if err != nil {
 		return nil, fmt.Errorf("steward, %d of %d nodes: %w", o.Nodes, o.ScaleNodes, err)
 	}
 	rep.Nodes10kBusy100MsgsPerS = busy.rate()
+	p.step("delivery deadlines judged by central")
+	if rep.DeadlineTimeouts, err = f.judged(ctx, p.count(len(f.offline))); err != nil {
+		return nil, fmt.Errorf("deadlines: %w", err)
+	}
+	p.step(fmt.Sprintf("stopping %d nodes", o.ScaleNodes))
 	f.close()
 
+	// 7. Raw JetStream over the same consumers.
+	p.step(fmt.Sprintf("raw JetStream round trip, %d in flight, spread over the %d nodes' consumers", o.Window, o.ScaleNodes))
+	spread, err := rawSpread(ctx, url, o.ScaleNodes, o.Messages, o.Window, reqBody, repBody, p.count(o.ScaleNodes))
+	if err != nil {
+		return nil, fmt.Errorf("raw over %d consumers: %w", o.ScaleNodes, err)
+	}
+	rep.Raw10kMsgsPerS = spread.rate()
+	rep.Nodes10kRatio = rep.Nodes10kMsgsPerS / rep.Raw10kMsgsPerS
+
+	// 8. Broker stop and restart.
 	p.step(fmt.Sprintf("broker stop with %d consumers", o.ScaleNodes))
 	nc.Close()
 	stopBegin := time.Now()
@@ -267,7 +384,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.RestartS = time.Since(restartBegin).Seconds()
 
-	// 5. A real node process.
+	// 9. A real node process.
 	if o.StewardBin != "" {
 		p.step("a real node process")
 		fp, err := measureFootprint(ctx, o.StewardBin, url, o.Dir, o.Idle, p.note)

@@ -3,15 +3,18 @@ package bench
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 // TestRunSmall runs every step at a small size: the benchmark keeps
-// working. It asserts on what was measured, never on how fast.
+// working, its nodes run as shipped (commands run, deadlines are judged)
+// and every key is measured. It asserts on what was measured, never on
+// how fast.
 func TestRunSmall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker and a few hundred nodes")
 	}
-	o := Options{Messages: 200, Window: 16, Nodes: 10, FanOut: 30, ScaleNodes: 60, Idle: 0, Dir: t.TempDir()}
+	o := Options{Messages: 200, Commands: 20, Deadline: 2 * time.Second, Window: 16, Nodes: 10, FanOut: 30, ScaleNodes: 60, HelloRun: time.Second, Idle: 0, Dir: t.TempDir()}
 	if testing.Verbose() {
 		o.Progress = os.Stderr
 	}
@@ -20,8 +23,13 @@ func TestRunSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, v := range map[string]float64{
-		"raw_rt1": rep.RawRT1MsgsPerS, "raw_rt64": rep.RawRT64MsgsPerS, "e2e1": rep.E2E1MsgsPerS,
-		"e2e64": rep.E2E64MsgsPerS, "fanout": rep.FanOutS, "nodes10k": rep.Nodes10kMsgsPerS, "restart": rep.RestartS,
+		"raw_rt1": rep.RawRT1MsgsPerS, "raw_rt64": rep.RawRT64MsgsPerS,
+		"raw_exec1_p50": rep.RawExec1P50ms, "raw_exec64": rep.RawExec64PerS,
+		"e2e1": rep.E2E1MsgsPerS, "e2e64": rep.E2E64MsgsPerS,
+		"cli1_p50": rep.CLI1P50ms, "cli64": rep.CLI64MsgsPerS, "cli64_ratio": rep.CLI64Ratio,
+		"fanout": rep.FanOutS, "nodes10k": rep.Nodes10kMsgsPerS, "nodes10k_hello": rep.Nodes10kHelloMsgsPerS,
+		"raw10k": rep.Raw10kMsgsPerS, "nodes10k_ratio": rep.Nodes10kRatio, "restart": rep.RestartS,
+		"deadline_timeouts": float64(rep.DeadlineTimeouts),
 	} {
 		if v <= 0 {
 			t.Errorf("%s not measured: %v", name, v)

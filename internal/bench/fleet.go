@@ -10,9 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/stewardfleet/steward/internal/audit"
 	"github.com/stewardfleet/steward/internal/config"
 	"github.com/stewardfleet/steward/internal/datafolder"
 	"github.com/stewardfleet/steward/internal/ledger"
@@ -24,119 +22,149 @@ import (
 	"github.com/stewardfleet/steward/internal/stream"
 )
 
-// fleet is a set of in-process nodes on the real node code path
-// (node.RunShared): durable consumer, ledger, status records, method,
-// reply, reply method. The central node, which sends and receives the
-// replies, has its own connection, ledger and data folder; the other nodes
-// share a few connections, one ledger and one data folder, so that 10,000
-// of them fit in one process.
+// fleet is a set of in-process nodes run by node.Run as it ships: each
+// with its durable consumer, its state folder (instance, queue floor,
+// outbox, run records), its socket, hellos at the default interval and
+// the audit log. The central node opens everything itself, as `steward
+// node run` does. The other nodes are given shared resources, so that
+// 10,000 of them fit in one process: a few links to the broker, one
+// ledger, one data folder for their methods and one audit log (each line
+// names its node). Which resource a node opened itself changes who closes
+// it, nothing else.
 type fleet struct {
-	url    string
-	dir    string
-	log    *slog.Logger
-	conns  []*nats.Conn
-	shared []*node.Shared
+	url string
+	dir string
+	log *slog.Logger
+	// deadline is the deliveryDeadline of every message the bench sends:
+	// short enough that the deadline schedules of the messages to the
+	// offline node fire during the run, so central's judge does its work,
+	// and long enough that no message to a running node times out.
+	deadline time.Duration
 
-	central *node.Shared
+	links  []*node.Link // shared by the simulated nodes
+	ledger *ledger.Ledger
+	files  *datafolder.Folder
+	audit  *audit.Log
+
+	// The bench sends as an operator beside central does (`steward send`):
+	// on its own link, into central's audit log.
+	opLink  *node.Link
+	opAudit *audit.Log
 	sender  *sender.Sender
+	status  *status.Store
 
 	mu      sync.Mutex
 	cancels []context.CancelFunc
 	wg      sync.WaitGroup
-	started int
+	started int // simulated nodes running
 
 	// onReply is called for every reply the central node finished.
 	onReply atomic.Pointer[func(*message.Message)]
+	// hellos counts the hellos central handled.
+	hellos atomic.Int64
+
+	// offline holds the IDs of the messages sent to offlineNode, whose
+	// delivery deadlines central is to judge during the run.
+	offMu   sync.Mutex
+	offline []string
 }
 
-const nodeConns = 8
+// nodeLinks is how many broker connections the simulated nodes share.
+const nodeLinks = 8
 
-func newFleet(ctx context.Context, url, dir string, log *slog.Logger) (*fleet, error) {
-	f := &fleet{url: url, dir: dir, log: log}
-	var err error
-	if f.central, err = f.open(ctx, "central"); err != nil {
-		return nil, err
-	}
-	for i := range nodeConns {
-		sh, err := f.open(ctx, fmt.Sprintf("nodes%d", i))
-		if err != nil {
-			f.close()
-			return nil, err
-		}
-		if i > 0 {
-			// One ledger and data folder for all simulated nodes.
-			sh.Ledger, sh.Files = f.shared[0].Ledger, f.shared[0].Files
-		}
-		f.shared = append(f.shared, sh)
-	}
-	st := status.NewStore(f.central.JS, f.central.Assets.Status)
-	f.sender = sender.New(sender.Options{
-		JS: f.central.JS, Status: st, Methods: methods.Default(), Node: "central", CentralNode: "central",
-		Defaults:   sender.Defaults{ACKTimeout: 30 * time.Second, Retries: 3, DeliveryDeadline: time.Hour},
-		MaxPayload: f.central.NC.MaxPayload(),
-	})
-	return f, nil
-}
+// offlineNode is a node nobody runs: messages to it wait in the stream
+// until their delivery deadline fires.
+const offlineNode = "offline"
 
-// open makes one connection with its JetStream assets, ledger and folder.
-func (f *fleet) open(ctx context.Context, name string) (*node.Shared, error) {
-	nc, err := nats.Connect(f.url, nats.Name("bench "+name), nats.MaxReconnects(-1))
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	f.conns = append(f.conns, nc)
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
-	if err != nil {
-		return nil, err
-	}
-	assets, err := stream.Apply(ctx, js, stream.DefaultLayout(), nil)
-	if err != nil {
-		return nil, err
-	}
-	sh := &node.Shared{NC: nc, JS: js, Assets: assets}
-	if name == "central" || name == "nodes0" {
-		if sh.Files, err = datafolder.Open(filepath.Join(f.dir, name, "data")); err != nil {
-			return nil, err
-		}
-		if sh.Ledger, err = ledger.Open(filepath.Join(f.dir, name, "ledger"), ledger.Options{}); err != nil {
-			return nil, err
-		}
-	}
-	return sh, nil
+// offlineEvery is how often, during the load runs, a message goes to
+// offlineNode.
+const offlineEvery = 100 * time.Millisecond
+
+func newFleet(url, dir string, deadline time.Duration, log *slog.Logger) *fleet {
+	return &fleet{url: url, dir: dir, deadline: deadline, log: log}
 }
 
 func nodeName(i int) string { return fmt.Sprintf("n%05d", i) }
 
+// config is a node's configuration: the defaults, with its own folders.
 func (f *fleet) config(name string) config.Config {
 	cfg := config.Default()
 	cfg.NodeName = name
 	cfg.BrokerAddress = f.url
-	cfg.DataFolder = filepath.Join(f.dir, "nodes0", "data")
-	if name == "central" {
-		cfg.DataFolder = filepath.Join(f.dir, "central", "data")
-	}
-	cfg.SocketFolder = filepath.Join(f.dir, "sock")
-	cfg.HelloInterval = 0
-	cfg.DefaultMessageTimeout = 30 * time.Second
+	cfg.DataFolder = filepath.Join(f.dir, "nodes", name)
+	cfg.SocketFolder = filepath.Join(f.dir, "sock", name)
+	cfg.ConfigFolder = filepath.Join(f.dir, "etc")
 	return cfg
 }
 
-// startCentral runs the central node.
-func (f *fleet) startCentral(ctx context.Context) error {
-	return f.run(ctx, "central", f.central, func(d node.Done) {
-		if d.Msg != nil && d.Msg.Reply != nil {
+// start runs the central node, then opens what the simulated nodes share
+// and the operator's sender.
+func (f *fleet) start(ctx context.Context) error {
+	central := f.config("central")
+	central.DataFolder = filepath.Join(f.dir, "central")
+	err := f.run(ctx, central, node.Options{OnDone: func(d node.Done) {
+		switch {
+		case d.Msg == nil:
+		case d.Msg.Reply != nil:
 			if cb := f.onReply.Load(); cb != nil {
 				(*cb)(d.Msg)
 			}
+		case d.Msg.Method == "REQHello":
+			f.hellos.Add(1)
 		}
+	}})
+	if err != nil {
+		return err
+	}
+	for i := range nodeLinks {
+		l, err := node.Dial(f.url, fmt.Sprintf("bench nodes%d", i), f.log)
+		if err != nil {
+			return err
+		}
+		f.links = append(f.links, l)
+		if l.Assets, err = stream.Open(ctx, l.JS); err != nil {
+			return err
+		}
+	}
+	shared := filepath.Join(f.dir, "shared")
+	if f.ledger, err = ledger.Open(filepath.Join(shared, "ledger"), ledger.Options{}); err != nil {
+		return err
+	}
+	if f.files, err = datafolder.Open(filepath.Join(shared, "data")); err != nil {
+		return err
+	}
+	if f.audit, err = audit.Open(filepath.Join(shared, "audit.jsonl"), "bench"); err != nil {
+		return err
+	}
+
+	if f.opLink, err = node.Dial(f.url, "bench operator", f.log); err != nil {
+		return err
+	}
+	assets, err := stream.Open(ctx, f.opLink.JS)
+	if err != nil {
+		return err
+	}
+	if f.opAudit, err = audit.Open(central.AuditPath(), "central"); err != nil {
+		return err
+	}
+	f.status = status.NewStore(f.opLink.JS, assets.Status)
+	f.sender = sender.New(sender.Options{
+		JS: f.opLink.JS, Status: f.status, Methods: methods.Default(), Node: "central", CentralNode: "central",
+		Defaults: sender.Defaults{
+			ACKTimeout: central.DefaultMessageTimeout, Retries: central.DefaultMessageRetries,
+			DeliveryDeadline: central.DefaultDeliveryDeadline,
+		},
+		MaxPayload: f.opLink.NC.MaxPayload(), Audit: f.opAudit,
 	})
+	return nil
 }
 
 // grow starts simulated nodes until n are running.
 func (f *fleet) grow(ctx context.Context, n int, progress func(int)) error {
 	for f.started < n {
 		i := f.started
-		if err := f.run(ctx, nodeName(i), f.shared[i%len(f.shared)], nil); err != nil {
+		opts := node.Options{Link: f.links[i%len(f.links)], Ledger: f.ledger, Files: f.files, Audit: f.audit}
+		if err := f.run(ctx, f.config(nodeName(i)), opts); err != nil {
 			return err
 		}
 		f.started++
@@ -148,30 +176,31 @@ func (f *fleet) grow(ctx context.Context, n int, progress func(int)) error {
 }
 
 // run starts one node and waits until it consumes.
-func (f *fleet) run(ctx context.Context, name string, sh *node.Shared, onDone func(node.Done)) error {
+func (f *fleet) run(ctx context.Context, cfg config.Config, opts node.Options) error {
 	nctx, cancel := context.WithCancel(ctx)
 	ready := make(chan struct{})
 	errc := make(chan error, 1)
 	f.mu.Lock()
 	f.cancels = append(f.cancels, cancel)
 	f.mu.Unlock()
+	opts.Logger, opts.Ready, opts.Version = f.log, ready, "bench"
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		errc <- node.RunShared(nctx, f.config(name), sh, node.Options{Logger: f.log, Ready: ready, OnDone: onDone, Version: "bench"})
+		errc <- node.Run(nctx, cfg, opts)
 	}()
 	select {
 	case <-ready:
 		return nil
 	case err := <-errc:
-		return fmt.Errorf("node %s: %w", name, err)
+		return fmt.Errorf("node %s: %w", cfg.NodeName, err)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// stopNodes stops every node.
-func (f *fleet) stopNodes() {
+// close stops every node, then closes what they shared.
+func (f *fleet) close() {
 	f.mu.Lock()
 	for _, c := range f.cancels {
 		c()
@@ -180,43 +209,137 @@ func (f *fleet) stopNodes() {
 	f.mu.Unlock()
 	f.wg.Wait()
 	f.started = 0
-}
-
-func (f *fleet) close() {
-	f.stopNodes()
-	for _, nc := range f.conns {
-		nc.Close()
-	}
-	for _, sh := range append([]*node.Shared{f.central}, f.shared...) {
-		if sh != nil && sh.Ledger != nil {
-			sh.Ledger.Close()
-		}
-		if sh != nil && sh.Files != nil {
-			sh.Files.Close()
+	for _, l := range append(f.links, f.opLink) {
+		if l != nil {
+			l.Close()
 		}
 	}
+	f.links, f.opLink = nil, nil
+	if f.ledger != nil {
+		f.ledger.Close()
+	}
+	if f.files != nil {
+		f.files.Close()
+	}
+	f.audit.Close()
+	f.opAudit.Close()
 }
 
-// request is the message every load sends: a ping, whose reply the
-// central node records with REQPong (a file append).
-func request(to string) *message.Message {
-	return &message.Message{ToNode: to, Method: "REQPing", Directory: "bench", FileName: "pong.log"}
+// ping is the message of the load runs: a ping, whose reply the central
+// node records with REQPong (a file append).
+func (f *fleet) ping(to string) *message.Message {
+	return &message.Message{ToNode: to, Method: "REQPing", Directory: "bench", FileName: "pong.log",
+		DeliveryDeadline: &message.Deadline{After: f.deadline}}
 }
 
-// load sends total pings spread over the first nodes running nodes, window
-// in flight, and measures from send to the reply handled on central.
-func (f *fleet) load(ctx context.Context, nodes, total, window int, progress func(int)) (loadResult, error) {
+// command is the message of the command runs: `bash -c 'echo hi'`, whose
+// output central appends to a file (the default reply method).
+func (f *fleet) command(to string) *message.Message {
+	return &message.Message{ToNode: to, Method: "REQCliCommand", MethodArgs: []string{"bash", "-c", "echo hi"},
+		Directory: "bench", FileName: "cli.log", DeliveryDeadline: &message.Deadline{After: f.deadline}}
+}
+
+// load sends total messages made by mk, spread round robin over the first
+// nodes running nodes, window in flight, and measures from send to the
+// reply handled on central. Every reply must say the method succeeded.
+// Meanwhile a message goes to offlineNode every offlineEvery.
+func (f *fleet) load(ctx context.Context, mk func(to string) *message.Message, nodes, total, window int, progress func(int)) (loadResult, error) {
+	return f.loadUntil(ctx, mk, nodes, total, time.Time{}, window, progress)
+}
+
+// loadUntil is load that stops sending at until (unless it is zero).
+func (f *fleet) loadUntil(ctx context.Context, mk func(to string) *message.Message, nodes, total int, until time.Time, window int, progress func(int)) (loadResult, error) {
 	t := newTracker()
-	cb := func(m *message.Message) { t.complete(m.ID) }
+	var failed atomic.Pointer[string]
+	cb := func(m *message.Message) {
+		if st := m.Reply.Status; st != string(status.Succeeded) {
+			why := fmt.Sprintf("message %s to %s: %s", m.ID, m.FromNode, st)
+			failed.CompareAndSwap(nil, &why)
+		}
+		t.complete(m.ID)
+	}
 	f.onReply.Store(&cb)
 	defer f.onReply.Store(nil)
-	return drive(ctx, total, window, t, func(ctx context.Context, i int) (string, error) {
-		r := f.sender.Send(ctx, request(nodeName(i%nodes)))
+	stop := f.sendOffline(ctx)
+	res, err := driveUntil(ctx, total, until, window, t, func(ctx context.Context, i int) (string, error) {
+		r := f.sender.Send(ctx, mk(nodeName(i%nodes)))
 		if !r.OK() {
 			return "", errors.New(r.Error)
 		}
 		return r.ID, nil
 	}, progress)
+	if serr := stop(); err == nil {
+		err = serr
+	}
+	if why := failed.Load(); err == nil && why != nil {
+		err = fmt.Errorf("a reply did not succeed: %s", *why)
+	}
+	return res, err
+}
+
+// sendOffline sends a message to offlineNode every offlineEvery until the
+// returned function is called, which returns the first error.
+func (f *fleet) sendOffline(ctx context.Context) (stop func() error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(offlineEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				done <- nil
+				return
+			case <-t.C:
+			}
+			r := f.sender.Send(ctx, f.ping(offlineNode))
+			if !r.OK() {
+				if ctx.Err() != nil {
+					done <- nil
+				} else {
+					done <- fmt.Errorf("send to the offline node: %s", r.Error)
+				}
+				return
+			}
+			f.offMu.Lock()
+			f.offline = append(f.offline, r.ID)
+			f.offMu.Unlock()
+		}
+	}()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
+
+// judged waits until central has judged every message sent to
+// offlineNode delivery_timed_out, and returns how many there were. Their
+// deadlines passed during the run; the wait covers the last few.
+func (f *fleet) judged(ctx context.Context, progress func(int)) (int, error) {
+	f.offMu.Lock()
+	ids := f.offline
+	f.offMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, f.deadline+time.Minute)
+	defer cancel()
+	for i, id := range ids {
+		key := message.DeliveryID(id, offlineNode)
+		for {
+			r, _, err := f.status.Get(ctx, key)
+			if err == nil && r.Status == status.DeliveryTimedOut {
+				break
+			}
+			if err == nil && r.Status.Terminal() {
+				return i, fmt.Errorf("delivery %s ended %s, not %s", key, r.Status, status.DeliveryTimedOut)
+			}
+			select {
+			case <-ctx.Done():
+				return i, fmt.Errorf("delivery %s not judged timed out (%d of %d were): %w", key, i, len(ids), ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		progress(i + 1)
+	}
+	return len(ids), nil
 }
 
 // fanout sends one ping to the first n nodes and waits for every reply.
@@ -230,7 +353,7 @@ func (f *fleet) fanout(ctx context.Context, n int, progress func(int)) (time.Dur
 	}
 	f.onReply.Store(&cb)
 	defer f.onReply.Store(nil)
-	m := request("")
+	m := f.ping("")
 	for i := range n {
 		m.ToNodes = append(m.ToNodes, nodeName(i))
 	}
@@ -251,8 +374,4 @@ func (f *fleet) fanout(ctx context.Context, n int, progress func(int)) (time.Dur
 			return 0, fmt.Errorf("%d of %d replies: %w", got.Load(), n, ctx.Err())
 		}
 	}
-}
-
-func (f *fleet) statusStore() *status.Store {
-	return status.NewStore(f.central.JS, f.central.Assets.Status)
 }

@@ -68,12 +68,22 @@ func (r loadResult) pct(p float64) time.Duration {
 	return r.Lat[i]
 }
 
+// completionWait bounds the wait for one completion: a message lost (or
+// one that timed out) fails the run instead of hanging it.
+const completionWait = 2 * time.Minute
+
 // drive runs window loops in parallel, each sending one message and waiting
 // for its completion before sending the next, until total messages have
 // completed: window messages are in flight at any time. send sends message
 // i and returns its completion key; completions arrive through the
 // tracker's complete. progress is called now and then with the count done.
 func drive(ctx context.Context, total, window int, t *tracker, send func(ctx context.Context, i int) (string, error), progress func(done int)) (loadResult, error) {
+	return driveUntil(ctx, total, time.Time{}, window, t, send, progress)
+}
+
+// driveUntil is drive that also stops sending at until (unless it is
+// zero): it returns the messages sent before, all completed.
+func driveUntil(ctx context.Context, total int, until time.Time, window int, t *tracker, send func(ctx context.Context, i int) (string, error), progress func(done int)) (loadResult, error) {
 	var next, done atomic.Int64
 	lat := make([]time.Duration, total)
 	errc := make(chan error, window)
@@ -84,6 +94,9 @@ func drive(ctx context.Context, total, window int, t *tracker, send func(ctx con
 		go func() {
 			defer wg.Done()
 			for {
+				if !until.IsZero() && time.Now().After(until) {
+					return
+				}
 				i := int(next.Add(1) - 1)
 				if i >= total {
 					return
@@ -94,11 +107,17 @@ func drive(ctx context.Context, total, window int, t *tracker, send func(ctx con
 					errc <- fmt.Errorf("send %d: %w", i, err)
 					return
 				}
+				bound := time.NewTimer(completionWait)
 				select {
 				case end := <-t.await(key):
+					bound.Stop()
 					lat[i] = end.Sub(at)
 					done.Add(1)
+				case <-bound.C:
+					errc <- fmt.Errorf("%s (%d) not completed within %s", key, i, completionWait)
+					return
 				case <-ctx.Done():
+					bound.Stop()
 					errc <- fmt.Errorf("%d of %d completed: %w", done.Load(), total, ctx.Err())
 					return
 				}
@@ -117,9 +136,11 @@ func drive(ctx context.Context, total, window int, t *tracker, send func(ctx con
 				return loadResult{}, err
 			default:
 			}
-			progress(total)
+			sent := int(min(next.Load(), int64(total)))
+			progress(sent)
+			lat = lat[:sent]
 			slices.Sort(lat)
-			return loadResult{Messages: total, Elapsed: time.Since(begin), Lat: lat}, nil
+			return loadResult{Messages: sent, Elapsed: time.Since(begin), Lat: lat}, nil
 		case <-tick.C:
 			progress(int(done.Load()))
 		}

@@ -102,20 +102,27 @@ type Consumer struct {
 	healthy atomic.Bool
 }
 
+// Pull settings for zero Options fields (see Options).
+const (
+	DefaultPullBatch  = 256
+	DefaultPullExpiry = 5 * time.Minute
+	DefaultHeartbeat  = 30 * time.Second
+)
+
 // New returns a consumer that hands its messages to h.
 func New(h Handler, o Options) *Consumer {
 	if o.PullBatch <= 0 {
-		o.PullBatch = 256
+		o.PullBatch = DefaultPullBatch
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = 30 * time.Second
 	}
 	if o.PullExpiry <= 0 {
-		o.PullExpiry = 5 * time.Minute
+		o.PullExpiry = DefaultPullExpiry
 	}
 	if o.Heartbeat <= 0 || o.Heartbeat > o.PullExpiry/2 {
 		// The server takes idle heartbeats of 500 ms to 30 s.
-		o.Heartbeat = max(500*time.Millisecond, min(30*time.Second, o.PullExpiry/2))
+		o.Heartbeat = max(500*time.Millisecond, min(DefaultHeartbeat, o.PullExpiry/2))
 	}
 	log := o.Logger
 	if log == nil {

@@ -67,6 +67,23 @@ type Options struct {
 	// OnDone, if not nil, is called after each delivery this node took to
 	// its end (acknowledged or terminated). It must not block.
 	OnDone func(Done)
+
+	// Resources a caller may share between several nodes in one process.
+	// The node uses each one given instead of opening its own from cfg,
+	// and leaves it open when it stops; it opens and closes what it is not
+	// given. It does the same work either way.
+
+	// Link is the connection to the broker (no embedded broker is started).
+	Link *Link
+	// Ledger records the node's deliveries (its keys carry the node's
+	// name, so nodes can share one).
+	Ledger *ledger.Ledger
+	// Files is the data folder the node's methods work in. The node's own
+	// state (instance, queue floor, outbox, run records, reply chunks)
+	// stays in cfg's state folder.
+	Files *datafolder.Folder
+	// Audit is the audit log; the node's lines carry its name (Audit.For).
+	Audit *audit.Log
 }
 
 // Done describes a delivery a node finished.
@@ -76,19 +93,6 @@ type Done struct {
 	Key    string
 	Msg    *message.Message
 	Status string
-}
-
-// Shared holds what several in-process nodes can share. Run opens its own;
-// RunShared runs a node on these, without an embedded broker, socket or
-// audit log, and leaves them open when it stops. Benchmarks and
-// simulations use it to run many nodes in one process on the real code
-// path.
-type Shared struct {
-	NC     *nats.Conn
-	JS     jetstream.JetStream
-	Assets *stream.Assets
-	Files  *datafolder.Folder
-	Ledger *ledger.Ledger
 }
 
 // Node is a running node.
@@ -102,6 +106,7 @@ type Node struct {
 
 	srv    *server.Server     // embedded broker, if any
 	sup    *broker.Supervisor // restarts its JetStream after a full disk
+	link   *Link
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	assets *stream.Assets
@@ -111,9 +116,9 @@ type Node struct {
 	env      *methods.Env
 	ledger   *ledger.Ledger
 	audit    *audit.Log
-	outbox   *outbox.Outbox // nil when running on shared resources
-	runs     string         // absolute folder of run records
-	forward  chan struct{}  // wakes the forwarder
+	outbox   *outbox.Outbox
+	runs     string        // absolute folder of run records
+	forward  chan struct{} // wakes the forwarder
 	sender   *sender.Sender
 	files    *datafolder.Folder
 	chunks   *chunkStore
@@ -122,10 +127,17 @@ type Node struct {
 	queue    atomic.Pointer[queue]
 	dues     atomic.Pointer[consumer.Consumer] // central only
 	onDone   func(Done)
-	shared   bool // resources belong to the caller (RunShared)
+	owns     owned // what the node opened, and closes
 }
 
-// Run runs a node until ctx ends, then shuts it down in order.
+// owned says which of its resources the node opened itself (the others
+// are its caller's, see Options).
+type owned struct {
+	link, ledger, files, audit bool
+}
+
+// Run runs a node until ctx ends, then shuts it down in order. It opens
+// what opts does not give it (see Options) and closes that when it stops.
 func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -135,18 +147,6 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	if err := n.open(ctx, opts); err != nil {
 		return err
 	}
-	return n.run(ctx, opts)
-}
-
-// RunShared runs a node on shared resources until ctx ends.
-func RunShared(ctx context.Context, cfg config.Config, sh *Shared, opts Options) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	n := newNode(cfg, opts)
-	n.shared = true
-	n.nc, n.js, n.assets, n.files, n.ledger = sh.NC, sh.JS, sh.Assets, sh.Files, sh.Ledger
-	n.setup(opts)
 	return n.run(ctx, opts)
 }
 
@@ -163,34 +163,54 @@ func newNode(cfg config.Config, opts Options) *Node {
 	return n
 }
 
-// open sets up local state, the broker connection and the JetStream assets.
+// open sets up local state, the broker connection and the JetStream
+// assets, from opts where it gives them and from cfg otherwise.
 func (n *Node) open(ctx context.Context, opts Options) error {
 	var err error
-	if n.files, err = datafolder.Open(n.cfg.DataFolder); err != nil {
-		return err
+	if n.files = opts.Files; n.files == nil {
+		if n.files, err = datafolder.Open(n.cfg.DataFolder); err != nil {
+			return err
+		}
+		n.owns.files = true
 	}
 	state := n.cfg.StateFolder()
 	if n.instance, err = loadInstance(state); err != nil {
 		return err
 	}
-	if n.ledger, err = ledger.Open(filepath.Join(state, "ledger"), ledger.Options{}); err != nil {
-		return err
+	if n.ledger = opts.Ledger; n.ledger == nil {
+		if n.ledger, err = ledger.Open(filepath.Join(state, "ledger"), ledger.Options{}); err != nil {
+			return err
+		}
+		n.owns.ledger = true
 	}
-	if n.audit, err = audit.OpenWith(n.cfg.AuditPath(), n.cfg.NodeName, auditOptions(n.cfg)); err != nil {
-		return err
+	if n.audit = opts.Audit.For(n.cfg.NodeName); n.audit == nil {
+		if n.audit, err = audit.OpenWith(n.cfg.AuditPath(), n.cfg.NodeName, auditOptions(n.cfg)); err != nil {
+			return err
+		}
+		n.owns.audit = true
 	}
 	if n.outbox, err = outbox.Open(n.cfg.OutboxFolder()); err != nil {
 		return err
 	}
 
-	if err := n.connect(); err != nil {
-		return err
+	if n.link = opts.Link; n.link == nil {
+		if err := n.connect(); err != nil {
+			return err
+		}
+		n.owns.link = true
 	}
-	if err := retry(ctx, n.log, "open the broker's steward layout", func() (err error) {
-		n.assets, err = n.layout(ctx)
-		return err
-	}); err != nil {
-		return err
+	n.nc, n.js = n.link.NC, n.link.JS
+	n.link.attach(n)
+	if !n.nc.IsConnected() {
+		n.log.Warn("broker not reachable yet; retrying in the background", "url", n.nc.Opts.Url)
+	}
+	if n.assets = n.link.Assets; n.assets == nil {
+		if err := retry(ctx, n.log, "open the broker's steward layout", func() (err error) {
+			n.assets, err = n.layout(ctx)
+			return err
+		}); err != nil {
+			return err
+		}
 	}
 	n.setup(opts)
 	return n.checkInstance(ctx)
@@ -251,31 +271,9 @@ func (n *Node) setup(opts Options) {
 func (n *Node) isCentral() bool { return n.cfg.NodeName == n.cfg.CentralNodeName }
 
 // connect starts the embedded broker when no broker address is set, and
-// connects to the broker, reconnecting forever. Publishes made while the
-// link is down fail at once instead of waiting in a buffer to be sent
-// later, long after their caller gave up on them: every delivery step is
-// retried from the ledger instead.
+// dials the node's own link to the broker (see Dial).
 func (n *Node) connect() error {
-	opts := []nats.Option{
-		nats.Name("steward " + n.cfg.NodeName),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
-		nats.RetryOnFailedConnect(true),
-		nats.ReconnectBufSize(-1),
-		// A link that goes silent (a black hole) is noticed in under a
-		// minute, not the client library's four.
-		nats.PingInterval(15 * time.Second),
-		nats.MaxPingsOutstanding(3),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				n.log.Warn("disconnected from broker", "error", err)
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) {
-			n.log.Info("reconnected to broker", "url", c.ConnectedUrlRedacted())
-			n.reconnected()
-		}),
-	}
+	var opts []nats.Option
 	url := n.cfg.BrokerAddress
 	if url == "" {
 		srv, err := broker.Start(broker.Options{
@@ -295,17 +293,11 @@ func (n *Node) connect() error {
 		opts = append(opts, nats.InProcessServer(srv))
 		url = srv.ClientURL()
 	}
-	nc, err := nats.Connect(url, opts...)
+	link, err := Dial(url, "steward "+n.cfg.NodeName, n.log, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to broker %s: %w", url, err)
-	}
-	n.nc = nc
-	if n.js, err = stream.NewJetStream(nc, stream.PubAckTimeout); err != nil {
 		return err
 	}
-	if !nc.IsConnected() {
-		n.log.Warn("broker not reachable yet; retrying in the background", "url", url)
-	}
+	n.link = link
 	return nil
 }
 
@@ -353,12 +345,9 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	if n.isCentral() {
 		dues = n.newDueConsumer()
 	}
-	var sock *socket.Server
-	var err error
-	if !n.shared {
-		if sock, err = socket.Listen(n.cfg.SocketPath(), n.socketInput, n.log.With("component", "socket")); err != nil {
-			return err
-		}
+	sock, err := socket.Listen(n.cfg.SocketPath(), n.socketInput, n.log.With("component", "socket"))
+	if err != nil {
+		return err
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -381,13 +370,9 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	if dues != nil {
 		goRun("deadlines", dues.Run)
 	}
-	if sock != nil {
-		goRun("socket", sock.Serve)
-	}
+	goRun("socket", sock.Serve)
 	goRun("hello", n.helloLoop)
-	if n.outbox != nil {
-		goRun("outbox", n.forwardLoop)
-	}
+	goRun("outbox", n.forwardLoop)
 	n.log.Info("node running", "central", n.cfg.CentralNodeName, "data", n.files.Dir(),
 		"socket", n.cfg.SocketPath(), "methods", len(n.methods.Names()), "instance", n.instance)
 	if opts.Ready != nil {
@@ -408,41 +393,30 @@ func collect(errs <-chan error) []error {
 	return out
 }
 
-// close shuts down what open started, in order: flush publishes, drain
-// the connection, stop the embedded broker, close local files.
+// close shuts down what open started, in order: keep the queue's ack
+// floor, flush publishes and drain the connection, stop the embedded
+// broker, close local files. It closes only what the node opened.
 func (n *Node) close() {
-	if n.shared {
-		return
-	}
-	if n.js != nil {
-		select {
-		case <-n.js.PublishAsyncComplete():
-		case <-time.After(5 * time.Second):
-			n.log.Warn("stopping with publishes not yet confirmed by the broker")
-		}
-	}
 	if q := n.queue.Load(); q != nil {
 		q.saveFloor()
 	}
-	if n.nc != nil {
-		if err := n.nc.Drain(); err != nil {
-			n.nc.Close()
-		}
-		for i := 0; i < 100 && !n.nc.IsClosed(); i++ {
-			time.Sleep(20 * time.Millisecond)
+	if n.link != nil {
+		n.link.detach(n)
+		if n.owns.link {
+			n.link.Close()
 		}
 	}
 	if n.srv != nil {
 		n.srv.Shutdown()
 		n.srv.WaitForShutdown()
 	}
-	if n.ledger != nil {
+	if n.ledger != nil && n.owns.ledger {
 		n.ledger.Close()
 	}
-	if n.audit != nil {
+	if n.audit != nil && n.owns.audit {
 		n.audit.Close()
 	}
-	if n.files != nil {
+	if n.files != nil && n.owns.files {
 		n.files.Close()
 	}
 	n.log.Info("node stopped")
