@@ -324,8 +324,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if added := o.ScaleNodes - f.started; added > 0 {
 		rep.BrokerKiBPerNode = float64(int64(heapInUse())-int64(heapBefore)) / 1024 / float64(added)
 	}
-	p.step(fmt.Sprintf("starting %d nodes", o.ScaleNodes))
+	p.step(fmt.Sprintf("starting %d nodes (until central has had their first hellos)", o.ScaleNodes))
 	if err := f.grow(ctx, o.ScaleNodes, p.count(o.ScaleNodes)); err != nil {
+		return nil, err
+	}
+	if err := f.settle(ctx, p.count(o.ScaleNodes)); err != nil {
 		return nil, err
 	}
 	p.step(fmt.Sprintf("steward end to end, %d in flight, %d nodes", o.Window, o.ScaleNodes))

@@ -60,8 +60,11 @@ type fleet struct {
 
 	// onReply is called for every reply the central node finished.
 	onReply atomic.Pointer[func(*message.Message)]
-	// hellos counts the hellos central handled.
-	hellos atomic.Int64
+	// hellos counts the hellos central handled; greeted is the nodes it
+	// had one from.
+	hellos  atomic.Int64
+	greetMu sync.Mutex
+	greeted map[string]bool
 
 	// offline holds the IDs of the messages sent to offlineNode, whose
 	// delivery deadlines central is to judge during the run.
@@ -81,7 +84,7 @@ const offlineNode = "offline"
 const offlineEvery = 100 * time.Millisecond
 
 func newFleet(url, dir string, deadline time.Duration, log *slog.Logger) *fleet {
-	return &fleet{url: url, dir: dir, deadline: deadline, log: log}
+	return &fleet{url: url, dir: dir, deadline: deadline, log: log, greeted: map[string]bool{}}
 }
 
 func nodeName(i int) string { return fmt.Sprintf("n%05d", i) }
@@ -111,6 +114,9 @@ func (f *fleet) start(ctx context.Context) error {
 			}
 		case d.Msg.Method == "REQHello":
 			f.hellos.Add(1)
+			f.greetMu.Lock()
+			f.greeted[d.Msg.FromNode] = true
+			f.greetMu.Unlock()
 		}
 	}})
 	if err != nil {
@@ -340,6 +346,34 @@ func (f *fleet) judged(ctx context.Context, progress func(int)) (int, error) {
 		progress(i + 1)
 	}
 	return len(ids), nil
+}
+
+// settle waits until central has handled a hello from every simulated
+// node running: each says one when it starts, and a load sent while
+// central still works through those of 10,000 nodes just started would
+// measure their start, not their running.
+func (f *fleet) settle(ctx context.Context, progress func(int)) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for {
+		n := 0
+		f.greetMu.Lock()
+		for i := range f.started {
+			if f.greeted[nodeName(i)] {
+				n++
+			}
+		}
+		f.greetMu.Unlock()
+		progress(n)
+		if n == f.started {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("central had hellos from %d of %d nodes: %w", n, f.started, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // fanout sends one ping to the first n nodes and waits for every reply.

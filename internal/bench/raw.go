@@ -211,6 +211,13 @@ func rawSpread(ctx context.Context, url string, nodes, total, window int, reqBod
 	if err := g.Wait(); err != nil {
 		return loadResult{}, err
 	}
+	// The broker has taken every consumer's first pull request once it
+	// answered a ping sent after them on the same connection.
+	for _, nc := range conns {
+		if err := nc.FlushTimeout(30 * time.Second); err != nil {
+			return loadResult{}, err
+		}
+	}
 	js := jss[nodeLinks]
 	return drive(ctx, total, window, t, func(ctx context.Context, i int) (string, error) {
 		key := "spread-" + strconv.Itoa(i)
