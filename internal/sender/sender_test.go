@@ -639,3 +639,62 @@ func TestRelativeDeadlineIsOnTheBrokersClock(t *testing.T) {
 		})
 	}
 }
+
+// A batch larger than a window, with bad messages among good ones: every
+// message gets its receipt at its position, and one node's deliveries are
+// stored in input order, each with the schedule it can claim.
+func TestBatchKeepsItsOrder(t *testing.T) {
+	e := newEnv(t, nil)
+	const n = 2*sender.Window + 7
+	var items []string
+	for i := range n {
+		switch {
+		case i%50 == 13:
+			items = append(items, `{"toNode":"ship1","method":"REQNope"}`)
+		case i%2 == 0:
+			items = append(items, fmt.Sprintf(`{"toNode":"ship1","method":"REQCliCommand","methodArgs":["echo","%d"]}`, i))
+		default:
+			items = append(items, fmt.Sprintf(`{"toNodes":["ship1","ship2"],"method":"REQCliCommand","methodArgs":["echo","%d"]}`, i))
+		}
+	}
+	rs := e.send(t, "["+strings.Join(items, ",")+"]")
+	if len(rs) != n {
+		t.Fatalf("%d receipts for %d messages", len(rs), n)
+	}
+	var want []string // IDs for ship1, in input order
+	for i, r := range rs {
+		if r.Index != i {
+			t.Fatalf("receipt %d has index %d", i, r.Index)
+		}
+		if i%50 == 13 {
+			if r.OK() {
+				t.Errorf("message %d (unknown method) was sent", i)
+			}
+			continue
+		}
+		if !r.OK() {
+			t.Fatalf("message %d: %s", i, r.Error)
+		}
+		want = append(want, r.ID)
+	}
+	c, err := e.assets.Messages.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{FilterSubjects: []string{stream.MessageSubject("ship1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range want {
+		msg, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("after %d messages: %v", len(got), err)
+		}
+		m := decodeMsg(t, msg.Data())
+		sched := e.lastMsg(t, "steward.deadline.at."+message.DeliveryID(m.ID, "ship1"))
+		if sched == nil || sched.Sequence != m.DeadlineSeq {
+			t.Errorf("delivery %s carries schedule %d, which is not its schedule's (%v)", m.ID, m.DeadlineSeq, sched)
+		}
+		got = append(got, m.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ship1's deliveries are stored out of input order:\n got %v\nwant %v", got, want)
+	}
+}
