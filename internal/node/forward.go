@@ -22,7 +22,7 @@ func (n *Node) forwardLoop(ctx context.Context) error {
 		case <-t.C:
 		case <-n.forward:
 		}
-		if !n.nc.IsConnected() || n.outbox.Len() == 0 {
+		if !n.nc.IsConnected() || n.outbox.Empty() {
 			continue
 		}
 		sent, err := n.sender.Forward(ctx)

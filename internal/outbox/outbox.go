@@ -38,6 +38,9 @@ type Outbox struct {
 	mu  sync.Mutex
 	// now names the files; tests may fix it.
 	now func() time.Time
+
+	emptyMu sync.Mutex
+	emptyAt time.Time // the folder's modification time when it was last found empty
 }
 
 // Open opens (or creates) the outbox in dir.
@@ -137,6 +140,33 @@ func (o *Outbox) List() (entries []Entry, bad []string, err error) {
 func (o *Outbox) Len() int {
 	names, _ := o.names()
 	return len(names)
+}
+
+// Empty reports whether the outbox holds no message. It reads the folder
+// only when the folder changed since it was last found empty: one stat
+// instead of a listing for the node's regular look (another process, such
+// as `steward send`, may put messages in). The modification time is
+// trusted only once it is more than a second old when the listing found
+// the folder empty, so that a message put in within the file system's
+// timestamp granularity of that listing still changes it.
+func (o *Outbox) Empty() bool {
+	st, err := os.Stat(o.dir)
+	if err != nil {
+		return o.Len() == 0
+	}
+	mt := st.ModTime()
+	o.emptyMu.Lock()
+	defer o.emptyMu.Unlock()
+	if !o.emptyAt.IsZero() && mt.Equal(o.emptyAt) {
+		return true
+	}
+	names, err := o.names()
+	empty := err == nil && len(names) == 0
+	o.emptyAt = time.Time{}
+	if empty && time.Since(mt) > time.Second {
+		o.emptyAt = mt
+	}
+	return empty
 }
 
 func (o *Outbox) names() ([]string, error) {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/outbox"
@@ -98,5 +99,45 @@ func TestConcurrentPuts(t *testing.T) {
 	entries, bad, err := a.List()
 	if err != nil || len(bad) != 0 || len(entries) != 100 {
 		t.Fatalf("%d entries, bad %v, %v", len(entries), bad, err)
+	}
+}
+
+// Empty sees messages put in by another process (another Outbox on the
+// same folder), also when it had found the folder empty and cached that.
+func TestEmptySeesAnotherWriter(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "outbox")
+	mine, err := outbox.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := outbox.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		if round > 0 {
+			// An old folder: the empty result is kept by its mtime.
+			old := time.Now().Add(-time.Hour)
+			if err := os.Chtimes(dir, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !mine.Empty() || !mine.Empty() {
+			t.Fatalf("round %d: a new outbox is not empty", round)
+		}
+		m := &message.Message{ID: fmt.Sprintf("m%d", round), ToNode: "ship1", Method: "REQPing"}
+		if err := other.Put(m); err != nil {
+			t.Fatal(err)
+		}
+		if mine.Empty() {
+			t.Fatalf("round %d: a message put in by another writer is not seen", round)
+		}
+		entries, _, err := mine.List()
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("round %d: list %v %v", round, entries, err)
+		}
+		if err := mine.Remove(entries[0].Name); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
