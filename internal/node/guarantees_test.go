@@ -6,6 +6,7 @@ package node_test
 // the first design found (see docs/reliability.md).
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -647,14 +648,12 @@ func TestCommandThatEndedBeforeTheCrashIsNotRunAgain(t *testing.T) {
 	runs := filepath.Join(cfg.DataFolder, "runs.log")
 	record := filepath.Join(cfg.StateFolder(), "runs", ids[0]+".ship1")
 	natstest.Eventually(t, 15*time.Second, "the command's output kept", func() bool {
-		b, _ := os.ReadFile(record + ".out")
-		return string(b) == "early output\n"
+		b, _ := os.ReadFile(record + ".run")
+		return bytes.Contains(b, []byte("early output\n"))
 	})
 	f.stop("ship1")
 	// As if the command had ended with code 0 just before the node died.
-	if err := os.WriteFile(record+".exit", []byte("0\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	endRecord(t, record, 0)
 	f.start(cfg)
 	recs := wait(t, c, ids, 30*time.Second)
 	if recs[0].Status != status.Succeeded || recs[0].Output != "early output\n" || !strings.Contains(recs[0].Stderr, "ran once") {
@@ -667,10 +666,22 @@ func TestCommandThatEndedBeforeTheCrashIsNotRunAgain(t *testing.T) {
 		t.Errorf("runs.log %v: the command ran again", got)
 	}
 	oneTerminal(t, f, ids[0]+".ship1", status.Succeeded)
-	for _, suffix := range []string{".exit", ".out", ".err"} {
-		if _, err := os.Stat(record + suffix); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("the run record %s was not removed once the delivery finished: %v", suffix, err)
-		}
+	if _, err := os.Stat(record + ".run"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the run record was not removed once the delivery finished: %v", err)
+	}
+}
+
+// endRecord appends the exit frame to a run record, as the process guard
+// does when its command ends by itself (the format is procguard's).
+func endRecord(t *testing.T, base string, code byte) {
+	t.Helper()
+	f, err := os.OpenFile(base+".run", os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte{'x', 0, 0, 0, 4, 0, 0, 0, code}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -755,13 +766,11 @@ func TestEndedRunNeedsNoRetry(t *testing.T) {
 	  "methodArgs":["sh","-c","echo start >> runs.log; echo out; sleep 3"]}`)
 	record := filepath.Join(cfg.StateFolder(), "runs", ids[0]+".ship1")
 	natstest.Eventually(t, 15*time.Second, "the command's output recorded", func() bool {
-		b, _ := os.ReadFile(record + ".out")
-		return string(b) == "out\n"
+		b, _ := os.ReadFile(record + ".run")
+		return bytes.Contains(b, []byte("out\n"))
 	})
 	f.stop("ship1")
-	if err := os.WriteFile(record+".exit", []byte("0\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	endRecord(t, record, 0)
 	f.start(cfg)
 	if recs := wait(t, c, ids, 30*time.Second); recs[0].Status != status.Succeeded || recs[0].Output != "out\n" {
 		t.Fatalf("after the restart: %s", describe(recs))

@@ -225,3 +225,54 @@ func BenchmarkExec(b *testing.B) {
 		})
 	}
 }
+
+// A record holds interleaved output in frames; one cut short, or without
+// its exit frame, says the command did not end; a record in the earlier
+// format (three files) is still read.
+func TestRecordFormat(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "run")
+	cmd, err := Command(t.Context(), []string{"sh", "-c", `for i in 1 2 3; do echo "out $i"; echo "err $i" >&2; done; head -c 200000 /dev/zero; exit 5`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Record = base
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	_ = cmd.Run()
+	r, ok := ReadRecord(base)
+	if !ok || r.ExitCode != 5 || !bytes.Equal(r.Stdout, out.Bytes()) || !bytes.Equal(r.Stderr, errOut.Bytes()) || len(r.Stdout) != 200000+18 {
+		t.Fatalf("record ok=%v code=%v, %d bytes of output (node got %d), stderr %q", ok, r.ExitCode, len(r.Stdout), out.Len(), r.Stderr)
+	}
+
+	whole, err := os.ReadFile(base + ".run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cut := range []int{len(whole) - 1, len(whole) - 9, 3} {
+		if err := os.WriteFile(base+".run", whole[:cut], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := ReadRecord(base); ok {
+			t.Errorf("a record cut to %d of %d bytes says the command ended", cut, len(whole))
+		}
+	}
+	RemoveRecord(base)
+	if _, err := os.Stat(base + ".run"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("record still there after RemoveRecord: %v", err)
+	}
+
+	old := filepath.Join(dir, "old")
+	for suffix, content := range map[string]string{".out": "hello\n", ".err": "", ".exit": "3\n"} {
+		if err := os.WriteFile(old+suffix, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, ok := ReadRecord(old); !ok || r.ExitCode != 3 || string(r.Stdout) != "hello\n" {
+		t.Errorf("old record: %+v %v", r, ok)
+	}
+	RemoveRecord(old)
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("left after RemoveRecord: %v", entries)
+	}
+}
