@@ -118,7 +118,8 @@ func (c *Client) Send(ctx context.Context, input []byte) ([]Receipt, error) {
 
 // Wait blocks until every delivery of the given message IDs is done —
 // terminal, and if it sent its output back, that reply handled on the
-// sending node — or ctx ends, calling progress (if not nil) on each
+// sending node — or ctx ends. A message with no delivery recorded yet (one
+// that waits in a node's outbox) is not done. It calls progress (if not nil) on each
 // change. It returns the latest record of every delivery and reply, in
 // the order of ids, then by node, each delivery before its reply. When
 // ctx ends first it returns the records so far and ctx's error.
@@ -126,14 +127,22 @@ func (c *Client) Wait(ctx context.Context, ids []string, progress func(*status.R
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	updates, err := c.status.Watch(ctx, ids)
+	unseen := map[string]bool{} // IDs with no record yet: one in an outbox is not done
+	var unique []string
+	for _, id := range ids {
+		if !unseen[id] {
+			unseen[id] = true
+			unique = append(unique, id)
+		}
+	}
+	updates, err := c.status.Watch(ctx, unique)
 	if err != nil {
 		return nil, err
 	}
 	latest := map[string]*status.Record{}
 	caughtUp := false
 	done := func() bool {
-		if !caughtUp || len(latest) == 0 {
+		if !caughtUp || len(unseen) > 0 {
 			return false
 		}
 		for _, r := range latest {
@@ -157,6 +166,7 @@ func (c *Client) Wait(ctx context.Context, ids []string, progress func(*status.R
 			continue
 		}
 		latest[r.Key()] = r
+		delete(unseen, r.ID)
 		if progress != nil {
 			progress(r)
 		}
@@ -167,7 +177,9 @@ func (c *Client) Wait(ctx context.Context, ids []string, progress func(*status.R
 func order(latest map[string]*status.Record, ids []string) []*status.Record {
 	pos := make(map[string]int, len(ids))
 	for i, id := range ids {
-		pos[id] = i
+		if _, ok := pos[id]; !ok {
+			pos[id] = i
+		}
 	}
 	out := make([]*status.Record, 0, len(latest))
 	for _, r := range latest {

@@ -464,3 +464,30 @@ func TestWaitWaitsForTheReply(t *testing.T) {
 		t.Fatal("Wait did not return after the reply was handled")
 	}
 }
+
+// A message with no delivery recorded yet (it waits in a node's outbox) is
+// not done: Wait returns only once it was sent and ended too.
+func TestWaitWaitsForAMessageNotSentYet(t *testing.T) {
+	f := newFleet(t)
+	f.set(t, "sent", "ship1", status.Succeeded)
+	done := make(chan waitResult, 1)
+	go func() {
+		recs, err := f.client.Wait(t.Context(), []string{"sent", "queued", "sent"}, nil)
+		done <- waitResult{recs, err}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("Wait returned before the queued message had a record: %s, %v", summary(r.recs), r.err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	f.set(t, "queued", "ship2", status.Pending)
+	f.set(t, "queued", "ship2", status.Succeeded)
+	select {
+	case r := <-done:
+		if r.err != nil || summary(r.recs) != "ship1:succeeded,ship2:succeeded" {
+			t.Errorf("Wait: %s, %v", summary(r.recs), r.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Wait did not return once both messages ended")
+	}
+}
