@@ -21,6 +21,8 @@
 package broker
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -28,6 +30,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/stewardfleet/steward/internal/credentials"
 )
 
 // Options configure the embedded broker.
@@ -42,6 +46,23 @@ type Options struct {
 	Logger *slog.Logger
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	ReadyTimeout time.Duration
+	// TLS, if not nil, makes clients connect with TLS; with ClientCAs set
+	// it also checks their certificates (mutual TLS).
+	TLS *tls.Config
+	// Users are the nkey users the broker lets in (none: anyone).
+	Users []*server.NkeyUser
+	// Insecure lets the broker listen beyond loopback with no
+	// authentication; it then logs a warning.
+	Insecure bool
+}
+
+// ErrUnauthenticated: an embedded broker asked to listen beyond loopback
+// with no way to tell its clients apart.
+var ErrUnauthenticated = errors.New("the embedded broker would accept anyone on the network: give it broker-authorization (nkey users) or broker-tls-client-ca (mutual TLS), listen on loopback, or pass --insecure")
+
+// authenticated reports whether the broker tells its clients apart.
+func (o Options) authenticated() bool {
+	return len(o.Users) > 0 || (o.TLS != nil && o.TLS.ClientCAs != nil)
 }
 
 // Start starts an embedded NATS server with JetStream and waits until it
@@ -54,6 +75,14 @@ func Start(o Options) (*server.Server, error) {
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
 		return nil, fmt.Errorf("broker listen port %q: %w", portStr, err)
+	}
+	if !o.authenticated() && !credentials.IsLoopback(host) {
+		if !o.Insecure {
+			return nil, fmt.Errorf("listen on %s: %w", o.Listen, ErrUnauthenticated)
+		}
+		if o.Logger != nil {
+			o.Logger.Warn("INSECURE: the embedded broker listens beyond loopback with no authentication; anyone who can reach it can make every node run anything", "listen", o.Listen)
+		}
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
@@ -76,6 +105,12 @@ func Start(o Options) (*server.Server, error) {
 		// Nodes on weak links reconnect often; keep their subscriptions'
 		// pending data bounded but generous.
 		MaxPayload: 1 << 20,
+		Nkeys:      o.Users,
+	}
+	if o.TLS != nil {
+		opts.TLSConfig, opts.TLS = o.TLS, true
+		opts.TLSVerify = o.TLS.ClientCAs != nil
+		opts.TLSTimeout = 5
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

@@ -31,6 +31,10 @@ func legacyFlag(name string) (string, bool) {
 		return "hello-interval", true
 	case "configFolder":
 		return "config-folder", true
+	case "nkeySeedFile":
+		return "nkey-seed-file", true
+	case "rootCAPath":
+		return "root-ca-path", true
 	}
 	return "", false
 }

@@ -19,6 +19,7 @@ import (
 
 func newNodeRunCmd(a *app) *cobra.Command {
 	var clockOffset time.Duration
+	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run a node until SIGINT or SIGTERM",
@@ -66,6 +67,7 @@ are read as the flags below; the -startSubREQ… flags are ignored.`,
 			case l.written:
 				log.Info("wrote flags to config file", "node", l.cfg.NodeName, "path", l.path)
 			}
+			l.cfg.Insecure = insecure
 			opts := node.Options{Logger: log, Stdout: a.stdout, Version: a.versionString()}
 			if clockOffset != 0 {
 				// A fault drill: the node reads a clock that is off by
@@ -82,6 +84,7 @@ are read as the flags below; the -startSubREQ… flags are ignored.`,
 		},
 	}
 	addConfigFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "let the embedded broker listen beyond loopback with no authentication (a warning at every start); never written to config.toml")
 	cmd.Flags().DurationVar(&clockOffset, "clock-offset", 0, "fault drill: run the node on a clock this far off (e.g. -10m); not written to config.toml")
 	cmd.Flags().MarkHidden("clock-offset")
 	return cmd

@@ -56,6 +56,15 @@ func settings() []setting {
 		{"audit-max-size", kindInt, "MiB after which the audit log is rotated"},
 		{"audit-max-age", kindDuration, "age after which the audit log is rotated (seconds or a Go duration)"},
 		{"audit-keep", kindInt, "how many rotated audit logs are kept"},
+		{"nkey-seed-file", kindString, "nkey seed file this node authenticates to the broker with (mode 0600)"},
+		{"creds-file", kindString, "NATS creds file this node authenticates to the broker with, instead of an nkey seed (mode 0600)"},
+		{"root-ca-path", kindString, "PEM file of the CA that signed the broker's TLS certificate"},
+		{"tls-cert", kindString, "this node's TLS client certificate (PEM), for brokers that require one"},
+		{"tls-key", kindString, "the key of tls-cert (PEM, mode 0600)"},
+		{"broker-tls-cert", kindString, "the embedded broker's TLS certificate (PEM); clients must then use TLS"},
+		{"broker-tls-key", kindString, "the key of broker-tls-cert (PEM, mode 0600)"},
+		{"broker-tls-client-ca", kindString, "PEM file of the CA that must have signed every client's certificate (mutual TLS)"},
+		{"broker-authorization", kindString, "JSON file of the nkey users the embedded broker lets in (see docs/security.md)"},
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/stewardfleet/steward/internal/audit"
 	"github.com/stewardfleet/steward/internal/config"
+	"github.com/stewardfleet/steward/internal/credentials"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/outbox"
@@ -58,7 +59,12 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	nc, err := nats.Connect(url, nats.Name("steward client "+cfg.NodeName), nats.Timeout(timeout))
+	opts, err := credentials.ClientOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nats.Name("steward client "+cfg.NodeName), nats.Timeout(timeout))
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, url, err)
 	}

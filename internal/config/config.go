@@ -55,6 +55,26 @@ type Config struct {
 	AuditMaxSize int           `mapstructure:"audit-max-size"`
 	AuditMaxAge  time.Duration `mapstructure:"audit-max-age"`
 	AuditKeep    int           `mapstructure:"audit-keep"`
+
+	// Security of the broker connection (package credentials; see
+	// docs/security.md). NkeySeedFile or CredsFile is what the node proves
+	// itself with; RootCAPath is the CA it trusts for the broker's TLS
+	// certificate; TLSCert and TLSKey are its client certificate.
+	NkeySeedFile string `mapstructure:"nkey-seed-file"`
+	CredsFile    string `mapstructure:"creds-file"`
+	RootCAPath   string `mapstructure:"root-ca-path"`
+	TLSCert      string `mapstructure:"tls-cert"`
+	TLSKey       string `mapstructure:"tls-key"`
+	// The embedded broker's TLS certificate and key, the CA its clients'
+	// certificates must be signed by (mutual TLS), and the file of nkey
+	// users it lets in.
+	BrokerTLSCert       string `mapstructure:"broker-tls-cert"`
+	BrokerTLSKey        string `mapstructure:"broker-tls-key"`
+	BrokerTLSClientCA   string `mapstructure:"broker-tls-client-ca"`
+	BrokerAuthorization string `mapstructure:"broker-authorization"`
+	// Insecure lets the embedded broker listen beyond loopback with no
+	// authentication (a warning at every start). Only a flag of node run.
+	Insecure bool `mapstructure:"-"`
 }
 
 // Default returns the configuration used when nothing else is given: a

@@ -27,6 +27,9 @@ type Link struct {
 	log   *slog.Logger
 	mu    sync.Mutex
 	nodes map[*Node]struct{} // told of reconnects
+
+	lastErr   string // the last connection failure logged, and when
+	lastErrAt time.Time
 }
 
 // Dial connects to the broker at url, reconnecting forever. Publishes made
@@ -52,6 +55,11 @@ func Dial(url, name string, log *slog.Logger, opts ...nats.Option) (*Link, error
 			if err != nil {
 				l.log.Warn("disconnected from broker", "error", err)
 			}
+		}),
+		// A refused connection (wrong key, bad certificate) is retried
+		// every second; say why at once, then once a minute.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			l.connectFailed(err)
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			l.log.Info("reconnected to broker", "url", c.ConnectedUrlRedacted())
@@ -111,5 +119,22 @@ func (l *Link) reconnected() {
 	l.mu.Unlock()
 	for _, n := range nodes {
 		n.reconnected()
+	}
+}
+
+// connectFailed logs why a connection attempt failed: a new reason at
+// once, the same one again after a minute.
+func (l *Link) connectFailed(err error) {
+	if err == nil {
+		return
+	}
+	l.mu.Lock()
+	same := err.Error() == l.lastErr && time.Since(l.lastErrAt) < time.Minute
+	if !same {
+		l.lastErr, l.lastErrAt = err.Error(), time.Now()
+	}
+	l.mu.Unlock()
+	if !same {
+		l.log.Warn("cannot connect to the broker; retrying", "error", err)
 	}
 }

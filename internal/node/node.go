@@ -42,6 +42,7 @@ import (
 	"github.com/stewardfleet/steward/internal/broker"
 	"github.com/stewardfleet/steward/internal/config"
 	"github.com/stewardfleet/steward/internal/consumer"
+	"github.com/stewardfleet/steward/internal/credentials"
 	"github.com/stewardfleet/steward/internal/datafolder"
 	"github.com/stewardfleet/steward/internal/ledger"
 	"github.com/stewardfleet/steward/internal/message"
@@ -273,13 +274,25 @@ func (n *Node) isCentral() bool { return n.cfg.NodeName == n.cfg.CentralNodeName
 // connect starts the embedded broker when no broker address is set, and
 // dials the node's own link to the broker (see Dial).
 func (n *Node) connect() error {
-	var opts []nats.Option
+	opts, err := credentials.ClientOptions(n.cfg)
+	if err != nil {
+		return err
+	}
 	url := n.cfg.BrokerAddress
 	if url == "" {
-		srv, err := broker.Start(broker.Options{
+		bo := broker.Options{
 			Listen: n.cfg.BrokerListen, StoreDir: filepath.Join(n.cfg.StateFolder(), "jetstream"),
-			Name: n.cfg.NodeName, Logger: n.log,
-		})
+			Name: n.cfg.NodeName, Logger: n.log, Insecure: n.cfg.Insecure,
+		}
+		if bo.TLS, err = credentials.ServerTLS(n.cfg.BrokerTLSCert, n.cfg.BrokerTLSKey, n.cfg.BrokerTLSClientCA); err != nil {
+			return err
+		}
+		if n.cfg.BrokerAuthorization != "" {
+			if bo.Users, err = credentials.LoadAuthorization(n.cfg.BrokerAuthorization); err != nil {
+				return err
+			}
+		}
+		srv, err := broker.Start(bo)
 		if err != nil {
 			return err
 		}
