@@ -144,7 +144,7 @@ func ListenWith(path string, h Handler, log *slog.Logger, opts Options) (*Server
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("socket folder: %w", err)
 	}
 	if c, err := net.Dial("unix", path); err == nil {
@@ -154,13 +154,9 @@ func ListenWith(path string, h Handler, log *slog.Logger, opts Options) (*Server
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("remove stale socket: %w", err)
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := listenPrivate(path)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("chmod socket: %w", err)
+		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -170,6 +166,36 @@ func ListenWith(path string, h Handler, log *slog.Logger, opts Options) (*Server
 		conns:  make(chan struct{}, opts.MaxConns),
 		budget: make(chan struct{}, max(1, opts.MaxBuffered/opts.MaxValue)),
 	}, nil
+}
+
+// listenPrivate listens on a unix socket at path that is mode 0600 from
+// its first instant, whatever the umask: it is made in a new folder that
+// only this user can enter (mode 0700), made 0600 there, and then renamed
+// into place.
+func listenPrivate(path string) (*net.UnixListener, error) {
+	tmp, err := os.MkdirTemp(filepath.Dir(path), ".steward-sock-")
+	if err != nil {
+		return nil, fmt.Errorf("socket folder: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("socket folder: %w", err)
+	}
+	bound := filepath.Join(tmp, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: bound, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	// The file moves: Serve removes it at its final path.
+	ln.SetUnlinkOnClose(false)
+	if err := os.Chmod(bound, 0o600); err == nil {
+		err = os.Rename(bound, path)
+	}
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("socket %s: %w", path, err)
+	}
+	return ln, nil
 }
 
 // Serve accepts connections until ctx ends, then closes the socket and

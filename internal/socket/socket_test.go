@@ -361,3 +361,43 @@ func TestServeDoesNotWaitForSilentClients(t *testing.T) {
 		t.Fatal("Serve did not return while a silent client stayed connected")
 	}
 }
+
+// Under umask 000 the socket is still 0600, in a 0700 folder, and no
+// temporary folder is left behind.
+func TestSocketIsPrivateWhateverTheUmask(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "tmp")
+	path := filepath.Join(dir, "steward.sock")
+	srv, err := socket.Listen(path, func(context.Context, []byte) []byte { return nil }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	for file, want := range map[string]os.FileMode{path: 0o600, dir: 0o700} {
+		st, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != want {
+			t.Errorf("%s has mode %04o, want %04o", file, st.Mode().Perm(), want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("socket folder holds %v, want the socket alone", entries)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("dial the renamed socket: %v", err)
+	}
+	c.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket still there after Serve ended: %v", err)
+	}
+}
