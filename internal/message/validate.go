@@ -81,6 +81,9 @@ func ValidateInput(m *Message, cat Catalogue) error {
 // the sender, and again on the node that receives it. On success it
 // replaces method names by their canonical names.
 func Validate(m *Message, cat Catalogue) error {
+	if err := validReply(m.Reply); err != nil {
+		return err
+	}
 	targets := m.Targets()
 	if len(targets) == 0 {
 		return fmt.Errorf("the message names no node (set toNode or toNodes): %w", ErrNoTarget)
@@ -188,6 +191,27 @@ func ValidFileName(name string) error {
 		return fmt.Errorf("fileName %q is not a file name: %w", name, ErrBadPath)
 	case strings.ContainsAny(name, "/\\\x00"):
 		return fmt.Errorf("fileName %q must be a plain name without '/' (put folders in directory): %w", name, ErrBadPath)
+	}
+	return nil
+}
+
+// MaxReplyChunks bounds how many chunks one reply may come in (a node
+// sends at most 64 MiB of output, in chunks of 128 KiB: 512).
+const MaxReplyChunks = 1024
+
+// validReply checks what a reply says about the delivery it answers: its
+// deliveryId names a folder and status records on the receiving node, so
+// it must be exactly "<id>.<node>".
+func validReply(r *ReplyInfo) error {
+	if r == nil {
+		return nil
+	}
+	id, node, ok := SplitDeliveryID(r.DeliveryID)
+	if !ok || ValidID(id) != nil || ValidNodeName(node) != nil {
+		return fmt.Errorf("reply.deliveryId %.80q is not <id>.<node>: %w", r.DeliveryID, ErrFieldValue)
+	}
+	if r.Chunks < 0 || r.Chunks > MaxReplyChunks || r.Chunk < 0 || (r.Chunks > 0 && r.Chunk >= r.Chunks) {
+		return fmt.Errorf("reply chunk %d of %d is out of range (at most %d chunks): %w", r.Chunk, r.Chunks, MaxReplyChunks, ErrFieldValue)
 	}
 	return nil
 }

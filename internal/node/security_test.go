@@ -3,6 +3,7 @@ package node_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/stewardfleet/steward/internal/credentials"
 	"github.com/stewardfleet/steward/internal/natstest"
 	"github.com/stewardfleet/steward/internal/status"
+	"github.com/stewardfleet/steward/internal/stream"
 )
 
 // A central node whose embedded broker requires TLS and an nkey from its
@@ -108,5 +110,43 @@ func TestOpenBrokerNeedsInsecure(t *testing.T) {
 	r := f.start(cfg)
 	if !strings.Contains(r.logs.String(), "INSECURE") {
 		t.Errorf("no warning in the log:\n%s", r.logs.String())
+	}
+}
+
+// Forged reply chunks whose deliveryId would name a folder outside the
+// chunk store (a review removed central's whole state folder with "..")
+// are refused; the state stays, and the node goes on serving.
+func TestForgedReplyCannotTouchTheStateFolder(t *testing.T) {
+	f := newFleet(t)
+	cfg := f.config("central")
+	central := f.start(cfg)
+	_, js := natstest.Connect(t, f.srv)
+	for i, id := range []string{"..", "../../../../x/escaped", "abc/../../.."} {
+		forged := map[string]any{
+			"id": fmt.Sprintf("forged%d", i), "toNode": "central", "fromNode": "ship1", "method": "REQToFileAppend",
+			"sentAt": time.Now().UTC(), "deadline": time.Now().Add(time.Hour).UTC(),
+			"directory": "x", "fileName": "y",
+			"reply": map[string]any{"deliveryId": id, "method": "REQCliCommand", "status": "succeeded", "chunk": 0, "chunks": 2},
+		}
+		b, _ := json.Marshal(forged)
+		if _, err := js.Publish(t.Context(), stream.MessageSubject("central"), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	natstest.Eventually(t, 20*time.Second, "the forged replies refused", func() bool {
+		return strings.Count(central.logs.String(), "deliveryId") >= 3
+	})
+	for _, dir := range []string{cfg.StateFolder(), filepath.Join(cfg.StateFolder(), "ledger")} {
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("%s: %v", dir, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StateFolder(), "0")); err == nil {
+		t.Error(`a forged reply chunk with deliveryId ".." was stored in the state folder`)
+	}
+	c := f.client(cfg)
+	ids := send(t, c, `{"toNode":"central","method":"REQCliCommand","methodArgs":["echo","still here"]}`)
+	if recs := wait(t, c, ids, 30*time.Second); recs[0].Status != status.Succeeded {
+		t.Fatalf("after the forged replies: %s", describe(recs))
 	}
 }

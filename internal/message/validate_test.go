@@ -1,0 +1,41 @@
+package message_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stewardfleet/steward/internal/message"
+	"github.com/stewardfleet/steward/internal/methods"
+)
+
+// A reply's deliveryId names a folder on the node that receives it: only
+// "<id>.<node>" passes.
+func TestReplyDeliveryIDIsConfined(t *testing.T) {
+	for _, tc := range []struct {
+		id            string
+		chunk, chunks int
+		ok            bool
+	}{
+		{"abc123.ship1", 0, 1, true},
+		{"abc123.ship1", 3, 4, true},
+		{"..", 0, 1, false},
+		{"../../../../x/escaped", 0, 1, false},
+		{"abc/../..", 0, 1, false},
+		{"abc123.ship1/..", 0, 1, false},
+		{"abc123.", 0, 1, false},
+		{".ship1", 0, 1, false},
+		{"abc123.ship1", 4, 4, false},
+		{"abc123.ship1", -1, 4, false},
+		{"abc123.ship1", 0, message.MaxReplyChunks + 1, false},
+	} {
+		m := &message.Message{ID: "r1", ToNode: "central", FromNode: "ship1", Method: "REQToFileAppend",
+			Reply: &message.ReplyInfo{DeliveryID: tc.id, Chunk: tc.chunk, Chunks: tc.chunks}}
+		err := message.Validate(m, methods.Default())
+		if (err == nil) != tc.ok {
+			t.Errorf("deliveryId %q chunk %d/%d: %v", tc.id, tc.chunk, tc.chunks, err)
+		}
+		if err != nil && !errors.Is(err, message.ErrFieldValue) {
+			t.Errorf("deliveryId %q: %v is no field error", tc.id, err)
+		}
+	}
+}
