@@ -2,7 +2,9 @@
 //
 // Every path that comes from a message goes through ReplyPath, which
 // rejects ".." that would leave the folder, and every write goes through an
-// os.Root, which also refuses symbolic links that point outside it. The
+// os.Root, which also refuses symbolic links that point outside it; a write
+// through a symbolic link inside the folder is refused too (steward's
+// state folder is inside it). The
 // layout of reply files is
 //
 //	<data folder>/<directory>/<source node>/<fileName>
@@ -17,6 +19,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/stewardfleet/steward/internal/message"
@@ -96,6 +99,9 @@ func (f *Folder) Write(rel string, data []byte, appendMode bool) (string, error)
 	if err != nil {
 		return "", err
 	}
+	if st, err := d.Lstat(name); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		return "", fmt.Errorf("%s is a symbolic link: %w", rel, message.ErrBadPath)
+	}
 	file, err := d.OpenFile(name, flags, 0o644)
 	if errors.Is(err, fs.ErrNotExist) && dir != "." {
 		// The folder was removed since it was opened: make it again.
@@ -133,6 +139,9 @@ func (f *Folder) openDir(dir string) (*os.Root, error) {
 	if d, ok := f.dirs[dir]; ok {
 		return d, nil
 	}
+	if err := f.noLinks(dir); err != nil {
+		return nil, err
+	}
 	if err := f.root.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, confined(err))
 	}
@@ -145,6 +154,28 @@ func (f *Folder) openDir(dir string) (*os.Root, error) {
 	}
 	f.dirs[dir] = d
 	return d, nil
+}
+
+// noLinks refuses a folder path with a symbolic link in it. The root keeps
+// every write inside the data folder, but steward's state folder is inside
+// it too: a link planted in the data folder must not lead a reply into the
+// ledger. (Messages cannot make links; a local user or a command can.)
+func (f *Folder) noLinks(dir string) error {
+	p := ""
+	for part := range strings.SplitSeq(dir, "/") {
+		p = path.Join(p, part)
+		st, err := f.root.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // the rest is made by MkdirAll
+		}
+		if err != nil {
+			return fmt.Errorf("check %s: %w", p, confined(err))
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symbolic link: %w", p, message.ErrBadPath)
+		}
+	}
+	return nil
 }
 
 func (f *Folder) forgetDir(dir string) {

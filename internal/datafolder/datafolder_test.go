@@ -124,3 +124,43 @@ func TestFolderSwappedForASymlinkStaysConfined(t *testing.T) {
 		t.Fatalf("written outside the data folder: %v", entries)
 	}
 }
+
+// A link planted inside the data folder must not lead a write into
+// steward's state folder (inside the data folder, so the root alone would
+// allow it): not as a folder on the way, not as the file itself.
+func TestSymlinkIntoTheStateFolderIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	f, err := datafolder.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	state := filepath.Join(dir, message.ReservedDataPath)
+	ledger := filepath.Join(state, "ledger.jsonl")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ledger, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(message.ReservedDataPath, filepath.Join(dir, "planted")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "out", "ship1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..", "..", message.ReservedDataPath, "ledger.jsonl"), filepath.Join(dir, "out", "ship1", "result")); err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"planted/ledger.jsonl", "planted/x/y", "out/ship1/result"} {
+		if _, err := f.Write(rel, []byte("overwritten\n"), false); !errors.Is(err, message.ErrBadPath) {
+			t.Errorf("write %s: %v, want ErrBadPath", rel, err)
+		}
+	}
+	if b, _ := os.ReadFile(ledger); string(b) != "precious\n" {
+		t.Errorf("the ledger now holds %q", b)
+	}
+	if _, err := f.Write("out/ship1/fine", []byte("ok\n"), false); err != nil {
+		t.Errorf("an ordinary write: %v", err)
+	}
+}

@@ -26,6 +26,9 @@ const (
 	MaxArgs          = 1024
 	MaxTargets       = 100_000
 	ReservedDataPath = ".steward"
+	// ErrorLogPath is the folder of central's error log, which only error
+	// reports write to.
+	ErrorLogPath = "errorLog"
 )
 
 // nodeNameChars reports whether name holds only [A-Za-z0-9_-].
@@ -157,8 +160,9 @@ func Validate(m *Message, cat Catalogue) error {
 
 // CleanDirectory turns a message's directory into a clean relative path
 // under a data folder. An absolute directory is placed under the data
-// folder; ".." parts that would leave it, NUL bytes and the reserved
-// ".steward" folder are rejected. The empty string means the data folder.
+// folder; ".." parts that would leave it, NUL bytes, the reserved
+// ".steward" folder and the error log's folder are rejected. The empty
+// string means the data folder.
 func CleanDirectory(dir string) (string, error) {
 	if len(dir) > MaxPathLen {
 		return "", fmt.Errorf("directory is longer than %d bytes: %w", MaxPathLen, ErrBadPath)
@@ -173,8 +177,11 @@ func CleanDirectory(dir string) (string, error) {
 	if rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", fmt.Errorf("directory %q leaves the data folder: %w", dir, ErrBadPath)
 	}
-	if first, _, _ := strings.Cut(rel, "/"); first == ReservedDataPath {
+	switch first, _, _ := strings.Cut(rel, "/"); first {
+	case ReservedDataPath:
 		return "", fmt.Errorf("directory %q is inside steward's own state folder %s: %w", dir, ReservedDataPath, ErrBadPath)
+	case ErrorLogPath:
+		return "", fmt.Errorf("directory %q is inside the error log's folder %s, which only error reports write to: %w", dir, ErrorLogPath, ErrBadPath)
 	}
 	return rel, nil
 }

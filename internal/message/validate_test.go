@@ -39,3 +39,16 @@ func TestReplyDeliveryIDIsConfined(t *testing.T) {
 		}
 	}
 }
+
+// Only error reports write to the error log's folder; no message may name
+// it (an ordinary REQToFile overwrote errorLog/<node>/errors.log).
+func TestErrorLogFolderIsReserved(t *testing.T) {
+	for _, dir := range []string{"errorLog", "/errorLog/", "errorLog/ship1", "./errorLog/x/.."} {
+		if _, err := message.CleanDirectory(dir); !errors.Is(err, message.ErrBadPath) {
+			t.Errorf("CleanDirectory(%q) = %v, want ErrBadPath", dir, err)
+		}
+	}
+	if rel, err := message.CleanDirectory("logs/errorLog"); err != nil || rel != "logs/errorLog" {
+		t.Errorf("a folder of that name deeper down: %q %v", rel, err)
+	}
+}

@@ -4,15 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path"
 	"time"
 
-	"github.com/stewardfleet/steward/internal/datafolder"
+	"github.com/stewardfleet/steward/internal/message"
 )
 
 // ErrorLogDir and ErrorLogFile name the central error log:
 // <data folder>/errorLog/<reporting node>/errors.log.
 const (
-	ErrorLogDir  = "errorLog"
+	ErrorLogDir  = message.ErrorLogPath
 	ErrorLogFile = "errors.log"
 )
 
@@ -26,10 +27,11 @@ var errorLog = Spec{
 
 func runErrorLog(_ context.Context, req *Request) (*Result, error) {
 	m := req.Msg
-	rel, err := datafolder.ReplyPath(ErrorLogDir, m.FromNode, ErrorLogFile)
-	if err != nil {
-		return nil, err
+	// Not ReplyPath: no message may name this folder, only this method.
+	if err := message.ValidNodeName(m.FromNode); err != nil {
+		return nil, fmt.Errorf("source node: %w", err)
 	}
+	rel := path.Join(ErrorLogDir, m.FromNode, ErrorLogFile)
 	when := m.SentAt
 	if when.IsZero() {
 		when = req.Env.now()
