@@ -134,6 +134,8 @@ into it. The original's flags (-nodeName=ship1, -brokerAddress=…) still work.`
 		newNodesCmd(a),
 		newMethodsCmd(a),
 		newSetupCmd(a),
+		newKeysCmd(a),
+		newBrokerCmd(a),
 		newConfigCmd(a),
 		newVersionCmd(a),
 		newCompletionCmd(a),

@@ -71,7 +71,8 @@ func settings() []setting {
 // clientKeys are the settings the client commands (send, status, nodes)
 // take as flags: enough to find the broker and name themselves.
 func clientKeys() []string {
-	return []string{"node-name", "central-node-name", "broker-address", "broker-listen"}
+	return []string{"node-name", "central-node-name", "broker-address", "broker-listen",
+		"nkey-seed-file", "creds-file", "root-ca-path", "tls-cert", "tls-key"}
 }
 
 // envName is the environment variable of a key.

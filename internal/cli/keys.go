@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nkeys"
+	"github.com/spf13/cobra"
+
+	"github.com/stewardfleet/steward/internal/credentials"
+	"github.com/stewardfleet/steward/internal/message"
+)
+
+func newKeysCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Make and read the nkeys nodes authenticate to the broker with",
+		Example: `  steward keys new central ship1 ship2 --dir etc/keys
+  steward keys public etc/keys/ship1.nk`,
+	}
+	cmd.AddCommand(newKeysNewCmd(a), newKeysPublicCmd(a))
+	return cmd
+}
+
+func newKeysNewCmd(a *app) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "new NODE...",
+		Short: "Make an nkey seed file for each node",
+		Long: `Make a new nkey (an ed25519 key pair) for each node named, write its seed to
+<dir>/<node>.nk with mode 0600, and print "<node> <public key>". An existing
+file is never overwritten. Give the node its file (--nkey-seed-file); give the
+broker the public keys (steward broker authorization).`,
+		Example: `  steward keys new central ship1 ship2 --dir etc/keys`,
+		Args:    usageArgs(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, names []string) error {
+			for _, name := range names {
+				if err := message.ValidNodeName(name); err != nil {
+					return exitError(ExitUsage, err)
+				}
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			for _, name := range names {
+				pub, err := newSeedFile(filepath.Join(dir, name+".nk"))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "%s %s\n", name, pub)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "keys", "folder the seed files are written to")
+	return cmd
+}
+
+// newSeedFile writes a new user nkey seed to file (mode 0600, never over
+// an existing file) and returns its public key.
+func newSeedFile(file string) (string, error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return "", err
+	}
+	defer kp.Wipe()
+	seed, err := kp.Seed()
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("seed file: %w", err)
+	}
+	_, err = f.Write(append(seed, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(file)
+		return "", fmt.Errorf("seed file %s: %w", file, err)
+	}
+	return kp.PublicKey()
+}
+
+func newKeysPublicCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "public SEEDFILE...",
+		Short:   "Print the public key of each seed file",
+		Example: `  steward keys public etc/keys/ship1.nk`,
+		Args:    usageArgs(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			for _, file := range files {
+				pub, err := credentials.PublicKey(file)
+				if err != nil {
+					return exitError(ExitUsage, err)
+				}
+				fmt.Fprintf(a.stdout, "%s %s\n", file, pub)
+			}
+			return nil
+		},
+	}
+}
+
+func newBrokerCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "broker",
+		Short:   "Make what a broker needs to let a fleet in",
+		Example: `  steward broker authorization --dir etc/keys -o etc/authorization.json`,
+	}
+	cmd.AddCommand(newBrokerAuthorizationCmd(a))
+	return cmd
+}
+
+func newBrokerAuthorizationCmd(a *app) *cobra.Command {
+	var dir, out string
+	cmd := &cobra.Command{
+		Use:   "authorization",
+		Short: "Write the embedded broker's authorization file for the keys in a folder",
+		Long: `Write the authorization file (JSON) that lets in every node whose seed file
+<node>.nk is in --dir, each as a user named after its node. Give it to the
+central node as --broker-authorization. Every user may publish and subscribe
+to anything yet: per-node permissions are not generated yet (see
+docs/security.md).`,
+		Example: `  steward keys new central ship1 ship2 --dir etc/keys
+  steward broker authorization --dir etc/keys -o etc/authorization.json
+  steward node run --broker-authorization etc/authorization.json --nkey-seed-file etc/keys/central.nk`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			auth, err := authorizationOf(dir)
+			if err != nil {
+				return exitError(ExitUsage, err)
+			}
+			b, err := json.MarshalIndent(auth, "", "  ")
+			if err != nil {
+				return err
+			}
+			b = append(b, '\n')
+			if out == "" || out == "-" {
+				_, err = a.stdout.Write(b)
+				return err
+			}
+			tmp := out + ".tmp"
+			if err := os.WriteFile(tmp, b, 0o644); err != nil {
+				return err
+			}
+			return os.Rename(tmp, out)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "keys", "folder of the nodes' seed files (<node>.nk)")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write (default: standard output)")
+	return cmd
+}
+
+// authorizationOf lists the users of every <node>.nk seed file in dir.
+func authorizationOf(dir string) (*credentials.Authorization, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.nk"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no seed files (*.nk) in %s: make them with steward keys new", dir)
+	}
+	auth := &credentials.Authorization{}
+	var errs []error
+	for _, file := range files {
+		pub, err := credentials.PublicKey(file)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		auth.Users = append(auth.Users, credentials.User{Name: strings.TrimSuffix(filepath.Base(file), ".nk"), Nkey: pub})
+	}
+	return auth, errors.Join(errs...)
+}
