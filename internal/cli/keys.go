@@ -119,20 +119,26 @@ func newBrokerCmd(a *app) *cobra.Command {
 
 func newBrokerAuthorizationCmd(a *app) *cobra.Command {
 	var dir, out string
+	var senders []string
 	cmd := &cobra.Command{
 		Use:   "authorization",
 		Short: "Write the embedded broker's authorization file for the keys in a folder",
 		Long: `Write the authorization file (JSON) that lets in every node whose seed file
 <node>.nk is in --dir, each as a user named after its node. Give it to the
-central node as --broker-authorization. Every user may publish and subscribe
-to anything yet: per-node permissions are not generated yet (see
-docs/security.md).`,
+central node as --broker-authorization.
+
+The nodes named by --senders (the central node, and the names operators send
+as) may do anything. Every other node gets permissions of its own: it takes
+messages from its own queue only, writes its own statuses and claims only,
+publishes only to the senders' queues (replies, error reports, hellos), and
+cannot create, change or delete streams, buckets or other nodes' consumers
+(see docs/security.md).`,
 		Example: `  steward keys new central ship1 ship2 --dir etc/keys
   steward broker authorization --dir etc/keys -o etc/authorization.json
   steward node run --broker-authorization etc/authorization.json --nkey-seed-file etc/keys/central.nk`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			auth, err := authorizationOf(dir)
+			auth, err := authorizationOf(dir, senders)
 			if err != nil {
 				return exitError(ExitUsage, err)
 			}
@@ -154,11 +160,13 @@ docs/security.md).`,
 	}
 	cmd.Flags().StringVar(&dir, "dir", "keys", "folder of the nodes' seed files (<node>.nk)")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write (default: standard output)")
+	cmd.Flags().StringSliceVar(&senders, "senders", []string{"central"}, "nodes that may do anything: the central node and the names operators send as")
 	return cmd
 }
 
-// authorizationOf lists the users of every <node>.nk seed file in dir.
-func authorizationOf(dir string) (*credentials.Authorization, error) {
+// authorizationOf lists the users of every <node>.nk seed file in dir:
+// senders unrestricted, every other node with its own permissions.
+func authorizationOf(dir string, senders []string) (*credentials.Authorization, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.nk"))
 	if err != nil {
 		return nil, err
@@ -175,7 +183,16 @@ func authorizationOf(dir string) (*credentials.Authorization, error) {
 			errs = append(errs, err)
 			continue
 		}
-		auth.Users = append(auth.Users, credentials.User{Name: strings.TrimSuffix(filepath.Base(file), ".nk"), Nkey: pub})
+		name := strings.TrimSuffix(filepath.Base(file), ".nk")
+		u := credentials.User{Name: name, Nkey: pub}
+		if !slices.Contains(senders, name) {
+			if err := message.ValidNodeName(name); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", file, err))
+				continue
+			}
+			u.Permissions = credentials.NodePermissions(name, senders)
+		}
+		auth.Users = append(auth.Users, u)
 	}
 	return auth, errors.Join(errs...)
 }

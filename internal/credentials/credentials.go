@@ -34,7 +34,9 @@ var ErrInsecureFile = errors.New("readable or writable by others than its owner 
 // an nkey seed file or a creds file (not both), a CA to trust, and a client
 // certificate for mutual TLS.
 func ClientOptions(cfg config.Config) ([]nats.Option, error) {
-	var opts []nats.Option
+	// Replies come to an inbox of the node's own, which per-node
+	// permissions let it alone subscribe to.
+	opts := []nats.Option{nats.CustomInboxPrefix(InboxPrefix(cfg.NodeName))}
 	if cfg.NkeySeedFile != "" && cfg.CredsFile != "" {
 		return nil, errors.New("nkey-seed-file and creds-file are both set: give one")
 	}

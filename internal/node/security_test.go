@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stewardfleet/steward/internal/broker"
 	"github.com/stewardfleet/steward/internal/client"
@@ -149,4 +153,108 @@ func TestForgedReplyCannotTouchTheStateFolder(t *testing.T) {
 	if recs := wait(t, c, ids, 30*time.Second); recs[0].Status != status.Succeeded {
 		t.Fatalf("after the forged replies: %s", describe(recs))
 	}
+}
+
+// A fleet with generated per-node permissions: commands run and come back
+// as usual, and the broker refuses a node that consumes another's queue,
+// writes another's status, publishes into another's queue, or deletes a
+// stream.
+func TestPerNodePermissions(t *testing.T) {
+	f := newFleet(t)
+	keys := t.TempDir()
+	centralSeed, centralPub := natstest.NkeySeed(t, keys, "central")
+	ship1Seed, ship1Pub := natstest.NkeySeed(t, keys, "ship1")
+	ship2Seed, ship2Pub := natstest.NkeySeed(t, keys, "ship2")
+	senders := []string{"central"}
+	auth := credentials.Authorization{Users: []credentials.User{
+		{Name: "central", Nkey: centralPub},
+		{Name: "ship1", Nkey: ship1Pub, Permissions: credentials.NodePermissions("ship1", senders)},
+		{Name: "ship2", Nkey: ship2Pub, Permissions: credentials.NodePermissions("ship2", senders)},
+	}}
+	authFile := filepath.Join(keys, "authorization.json")
+	b, _ := json.Marshal(auth)
+	if err := os.WriteFile(authFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen := natstest.FreePort(t)
+	centralCfg := f.config("central")
+	centralCfg.BrokerAddress, centralCfg.BrokerListen = "", listen
+	centralCfg.BrokerAuthorization, centralCfg.NkeySeedFile = authFile, centralSeed
+	f.start(centralCfg)
+	for name, seed := range map[string]string{"ship1": ship1Seed, "ship2": ship2Seed} {
+		cfg := f.config(name)
+		cfg.BrokerAddress, cfg.NkeySeedFile = "nats://"+listen, seed
+		f.start(cfg)
+	}
+	c := f.client(centralCfg)
+	ids := send(t, c, `[{"toNode":"ship1","method":"REQCliCommand","methodArgs":["echo","one"]},
+	  {"toNode":"ship2","method":"REQCliCommand","methodArgs":["sh","-c","echo two; exit 3"]}]`)
+	recs := wait(t, c, ids, 30*time.Second)
+	if recs[0].Status != status.Succeeded || recs[0].Output != "one\n" || recs[1].Status != status.Failed || recs[1].Output != "two\n" {
+		t.Fatalf("commands under per-node permissions: %s", describe(recs))
+	}
+
+	// ship2's key, used by hand.
+	nkeyOpt, err := nats.NkeyOptionFromSeed(ship2Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	violations := make(chan string, 16)
+	nc, err := nats.Connect("nats://"+listen, nkeyOpt, nats.CustomInboxPrefix(credentials.InboxPrefix("ship2")),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err.Error() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := func() context.Context { return natstest.Context(t, 2*time.Second) }
+	expectViolation := func(what string) {
+		t.Helper()
+		select {
+		case v := <-violations:
+			if !strings.Contains(strings.ToLower(v), "permissions violation") {
+				t.Errorf("%s: %s", what, v)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: the broker did not refuse it", what)
+		}
+	}
+	if _, err := js.Publish(short(), "$KV."+stream.StatusBucket+"."+ids[0]+".ship1", []byte(`{"status":"failed"}`)); err == nil {
+		t.Error("ship2 wrote ship1's status")
+	}
+	expectViolation("writing ship1's status")
+	if _, err := js.Publish(short(), stream.MessageSubject("ship1"), []byte(`{}`)); err == nil {
+		t.Error("ship2 published into ship1's queue")
+	}
+	expectViolation("publishing into ship1's queue")
+	if err := nc.Publish("$JS.API.CONSUMER.MSG.NEXT."+stream.MessagesStream+".ship1", []byte(`{"batch":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	expectViolation("pulling from ship1's queue")
+	if err := js.DeleteStream(short(), stream.MessagesStream); err == nil {
+		t.Error("ship2 deleted the message stream")
+	}
+	expectViolation("deleting a stream")
+
+	// Still all there, and still working.
+	recs = wait(t, c, send(t, c, `{"toNode":"ship1","method":"REQCliCommand","methodArgs":["echo","after"]}`), 30*time.Second)
+	if recs[0].Status != status.Succeeded || recs[0].Output != "after\n" {
+		t.Fatalf("after the refused attempts: %s", describe(recs))
+	}
+	if got := readStatus(t, c, ids[0]); got != status.Succeeded {
+		t.Errorf("ship1's status is now %s", got)
+	}
+}
+
+func readStatus(t *testing.T, c *client.Client, id string) status.Status {
+	t.Helper()
+	recs, err := c.Status(t.Context(), id)
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("status %s: %v", id, err)
+	}
+	return recs[0].Status
 }

@@ -84,6 +84,12 @@ func DeadlineSubject(deliveryID string) string { return deadlineAtPrefix + deliv
 // deadline (see package deadline).
 func ClaimSubject(deliveryID string) string { return claimPrefix + deliveryID }
 
+// ClaimSubjectPrefix starts every claim subject ("<prefix><id>.<node>").
+const ClaimSubjectPrefix = claimPrefix
+
+// ClockSubject is where node publishes to read the broker's clock.
+func ClockSubject(node string) string { return deadlinePrefix + "clock." + node }
+
 // DeadlineDueSubject is where deadline schedules fire: central's queue of
 // due deadlines.
 func DeadlineDueSubject(central string) string { return deadlineDuePrefix + central }
@@ -418,7 +424,7 @@ func NewJetStream(nc *nats.Conn, ackTimeout time.Duration) (jetstream.JetStream,
 // broker stored it. Decisions that compare times across machines use it,
 // so a machine whose clock is off still decides right.
 func BrokerNow(ctx context.Context, js jetstream.JetStream, deadlines jetstream.Stream, node string) (time.Time, error) {
-	ack, err := js.Publish(ctx, deadlinePrefix+"clock."+node, nil, jetstream.WithMsgTTL(time.Minute))
+	ack, err := js.Publish(ctx, ClockSubject(node), nil, jetstream.WithMsgTTL(time.Minute))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("broker clock: %w", err)
 	}
