@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Decode parses operator input: a JSON array of messages, or one message
@@ -48,6 +49,9 @@ func Decode(input []byte) (msgs []*Message, indexes []int, itemErrs []*ItemError
 
 // DecodeOne strictly decodes one message object.
 func DecodeOne(raw []byte) (*Message, error) {
+	if err := validUTF8(raw); err != nil {
+		return nil, err
+	}
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, fmt.Errorf("each message must be a JSON object: %w", ErrMalformed)
@@ -68,6 +72,9 @@ func DecodeOne(raw []byte) (*Message, error) {
 // DecodeOne it ignores fields it does not know, so a node keeps working
 // with messages from a newer steward; wrong types are still errors.
 func DecodeWire(raw []byte) (*Message, error) {
+	if err := validUTF8(raw); err != nil {
+		return nil, err
+	}
 	var m Message
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, classifyJSONError(err, raw)
@@ -129,4 +136,21 @@ func describeJSONError(err error, input []byte) string {
 	line := 1 + bytes.Count(input[:off], []byte("\n"))
 	col := off - bytes.LastIndexByte(input[:off], '\n')
 	return fmt.Sprintf("invalid JSON at line %d, column %d: %s", line, col, syntaxErr.Error())
+}
+
+// validUTF8 refuses input that is not UTF-8: encoding/json would replace
+// the bad bytes and run a command or write a file other than the one sent.
+func validUTF8(raw []byte) error {
+	if utf8.Valid(raw) {
+		return nil
+	}
+	at := 0
+	for at < len(raw) {
+		r, n := utf8.DecodeRune(raw[at:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		at += n
+	}
+	return fmt.Errorf("input is not valid UTF-8 (byte %d): %w", at, ErrMalformed)
 }

@@ -52,3 +52,17 @@ func TestErrorLogFolderIsReserved(t *testing.T) {
 		t.Errorf("a folder of that name deeper down: %q %v", rel, err)
 	}
 }
+
+// Input that is not UTF-8 is refused, not silently changed; in a batch,
+// only the item that holds it.
+func TestInvalidUTF8IsRefused(t *testing.T) {
+	bad := []byte("{\"toNode\":\"ship1\",\"method\":\"REQCliCommand\",\"methodArgs\":[\"rm\",\"/tmp/\xff\"]}")
+	if _, err := message.DecodeWire(bad); !errors.Is(err, message.ErrMalformed) {
+		t.Errorf("DecodeWire: %v", err)
+	}
+	batch := append(append([]byte(`[{"toNode":"ship1","method":"REQPing"},`), bad...), ']')
+	msgs, _, itemErrs, err := message.Decode(batch)
+	if err != nil || len(msgs) != 1 || len(itemErrs) != 1 || itemErrs[0].Index != 1 || !errors.Is(itemErrs[0].Err, message.ErrMalformed) {
+		t.Errorf("Decode: %d messages, item errors %v, %v", len(msgs), itemErrs, err)
+	}
+}
