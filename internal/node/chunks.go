@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
+	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
 )
 
@@ -82,4 +84,45 @@ func (c *chunkStore) remove(deliveryID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	os.RemoveAll(filepath.Join(c.dir, deliveryID))
+}
+
+// sweep removes the chunk folders of replies that were never completed
+// (their sender gave up, or the rest never came) once no chunk came for
+// olderThan. It returns how many it removed.
+func (c *chunkStore) sweep(olderThan time.Duration) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return 0
+	}
+	removed := 0
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !e.IsDir() || time.Since(info.ModTime()) < olderThan {
+			continue
+		}
+		if os.RemoveAll(filepath.Join(c.dir, e.Name())) == nil {
+			removed++
+		}
+	}
+	return removed
+}
+
+// sweepChunks clears abandoned chunk folders at start and then daily. A
+// reply cannot come after its deadline, which is at most
+// message.MaxTimeout away.
+func (n *Node) sweepChunks(ctx context.Context) error {
+	t := time.NewTicker(24 * time.Hour)
+	defer t.Stop()
+	for {
+		if k := n.chunks.sweep(message.MaxTimeout); k > 0 {
+			n.log.Info("removed chunk folders of replies that never completed", "count", k)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

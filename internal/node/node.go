@@ -385,6 +385,7 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	}
 	goRun("socket", sock.Serve)
 	goRun("hello", n.helloLoop)
+	goRun("chunks", n.sweepChunks)
 	goRun("outbox", n.forwardLoop)
 	n.log.Info("node running", "central", n.cfg.CentralNodeName, "data", n.files.Dir(),
 		"socket", n.cfg.SocketPath(), "methods", len(n.methods.Names()), "instance", n.instance)
