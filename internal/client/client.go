@@ -24,6 +24,7 @@ import (
 	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/outbox"
 	"github.com/stewardfleet/steward/internal/registry"
+	"github.com/stewardfleet/steward/internal/signature"
 	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
@@ -83,6 +84,16 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 		nc.Close()
 		return nil, fmt.Errorf("%w: %s has no usable JetStream: %w", ErrUnreachable, url, err)
 	}
+	// Messages are signed with the node's key, as the node signs them.
+	var sign func(*message.Message) error
+	if cfg.NkeySeedFile != "" {
+		signer, err := signature.LoadSigner(cfg.NkeySeedFile)
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("nkey-seed-file: %w", err)
+		}
+		sign = signer.Sign
+	}
 	c := &Client{cfg: cfg, nc: nc, js: js, assets: assets,
 		status: status.NewStore(js, assets.Status), nodes: registry.New(assets.Nodes)}
 	// Messages sent from a machine where the node runs go to its audit log.
@@ -97,7 +108,7 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 			ACKTimeout: cfg.DefaultMessageTimeout, Retries: cfg.DefaultMessageRetries,
 			DeliveryDeadline: cfg.DefaultDeliveryDeadline,
 		},
-		MaxPayload: nc.MaxPayload(), Audit: c.audit, BrokerNow: c.Now,
+		MaxPayload: nc.MaxPayload(), Audit: c.audit, BrokerNow: c.Now, Sign: sign,
 	})
 	return c, nil
 }

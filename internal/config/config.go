@@ -65,6 +65,9 @@ type Config struct {
 	RootCAPath   string `mapstructure:"root-ca-path"`
 	TLSCert      string `mapstructure:"tls-cert"`
 	TLSKey       string `mapstructure:"tls-key"`
+	// TrustedKeys is a file of "<node> <public key>" lines: when set, the
+	// node runs only messages signed by the key listed for their sender.
+	TrustedKeys string `mapstructure:"trusted-keys"`
 	// The embedded broker's TLS certificate and key, the CA its clients'
 	// certificates must be signed by (mutual TLS), and the file of nkey
 	// users it lets in.

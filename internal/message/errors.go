@@ -8,6 +8,10 @@ import (
 // Sentinel errors. Each validation error wraps exactly one of them, so a
 // caller can tell the kind with errors.Is and send its Code to other nodes.
 var (
+	// ErrBadSignature: a node that checks signatures got a message that is
+	// unsigned, signed by a key it does not trust for the sender, or
+	// changed since it was signed.
+	ErrBadSignature = errors.New("bad signature")
 	// ErrMalformed: the input is not JSON, or not a message or array of them.
 	ErrMalformed = errors.New("malformed message")
 	// ErrUnknownField: the input has a field steward does not know.
@@ -40,6 +44,7 @@ type Code string
 // Codes for the sentinels above; CodeInternal covers everything else.
 const (
 	CodeMalformed     Code = "malformed"
+	CodeBadSignature  Code = "bad_signature"
 	CodeUnknownField  Code = "unknown_field"
 	CodeFieldType     Code = "field_type"
 	CodeFieldValue    Code = "field_value"
@@ -58,6 +63,7 @@ var codes = []struct {
 	code Code
 }{
 	{ErrMalformed, CodeMalformed},
+	{ErrBadSignature, CodeBadSignature},
 	{ErrUnknownField, CodeUnknownField},
 	{ErrFieldType, CodeFieldType},
 	{ErrFieldValue, CodeFieldValue},

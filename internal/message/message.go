@@ -85,6 +85,11 @@ type Message struct {
 	Event bool `json:"event,omitempty"`
 	// Reply describes the request this message answers, when it is a reply.
 	Reply *ReplyInfo `json:"reply,omitempty"`
+	// Signer is the public nkey of the node that signed the message and
+	// Signature its ed25519 signature over every other field (package
+	// signature). Set by steward.
+	Signer    string `json:"signer,omitempty"`
+	Signature []byte `json:"signature,omitempty"`
 }
 
 // ReplyInfo is carried by reply messages.
@@ -206,6 +211,7 @@ func (m *Message) Clone() *Message {
 		r := *m.Reply
 		c.Reply = &r
 	}
+	c.Signature = append([]byte(nil), m.Signature...)
 	return &c
 }
 

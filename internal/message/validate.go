@@ -76,6 +76,8 @@ func ValidateInput(m *Message, cat Catalogue) error {
 		return fmt.Errorf("field \"event\" is internal to steward: %w", ErrReserved)
 	case m.Reply != nil:
 		return fmt.Errorf("field \"reply\" is internal to steward: %w", ErrReserved)
+	case m.Signer != "" || len(m.Signature) > 0:
+		return fmt.Errorf("fields \"signer\" and \"signature\" are set by steward, which signs with the node's key: %w", ErrReserved)
 	}
 	return Validate(m, cat)
 }

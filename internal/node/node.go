@@ -50,6 +50,7 @@ import (
 	"github.com/stewardfleet/steward/internal/outbox"
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/sender"
+	"github.com/stewardfleet/steward/internal/signature"
 	"github.com/stewardfleet/steward/internal/socket"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
@@ -104,6 +105,8 @@ type Node struct {
 	now      func() time.Time
 	started  time.Time
 	instance string
+	signer   *signature.Signer // nil: the node signs nothing
+	trust    signature.Trust   // nil: the node checks no signatures
 
 	srv    *server.Server     // embedded broker, if any
 	sup    *broker.Supervisor // restarts its JetStream after a full disk
@@ -168,6 +171,18 @@ func newNode(cfg config.Config, opts Options) *Node {
 // assets, from opts where it gives them and from cfg otherwise.
 func (n *Node) open(ctx context.Context, opts Options) error {
 	var err error
+	// The node signs what it sends with its nkey, and runs only what keys
+	// it trusts signed (package signature).
+	if n.cfg.NkeySeedFile != "" {
+		if n.signer, err = signature.LoadSigner(n.cfg.NkeySeedFile); err != nil {
+			return fmt.Errorf("nkey-seed-file: %w", err)
+		}
+	}
+	if n.cfg.TrustedKeys != "" {
+		if n.trust, err = signature.LoadTrust(n.cfg.TrustedKeys); err != nil {
+			return err
+		}
+	}
 	if n.files = opts.Files; n.files == nil {
 		if n.files, err = datafolder.Open(n.cfg.DataFolder); err != nil {
 			return err
@@ -251,7 +266,7 @@ func (n *Node) setup(opts Options) {
 			DeliveryDeadline: n.cfg.DefaultDeliveryDeadline,
 		},
 		MaxPayload: n.nc.MaxPayload(), Audit: n.audit, Now: n.now,
-		Outbox: n.outbox, Connected: n.nc.IsConnected,
+		Outbox: n.outbox, Connected: n.nc.IsConnected, Sign: n.sign(),
 		BrokerNow: func(ctx context.Context) (time.Time, error) {
 			return stream.BrokerNow(ctx, n.js, n.assets.Deadlines, n.cfg.NodeName)
 		},
@@ -267,6 +282,14 @@ func (n *Node) setup(opts Options) {
 	if n.isCentral() {
 		n.env.Nodes = registry.New(n.assets.Nodes)
 	}
+}
+
+// sign is how the node signs what it sends (nil: it does not).
+func (n *Node) sign() func(*message.Message) error {
+	if n.signer == nil {
+		return nil
+	}
+	return n.signer.Sign
 }
 
 func (n *Node) isCentral() bool { return n.cfg.NodeName == n.cfg.CentralNodeName }

@@ -309,6 +309,11 @@ func (n *Node) check(m *message.Message) error {
 	if m.ToNode != n.cfg.NodeName {
 		return fmt.Errorf("the message is for %q, not this node: %w", m.ToNode, message.ErrFieldValue)
 	}
+	if n.trust != nil {
+		if err := n.trust.Verify(m); err != nil {
+			return fmt.Errorf("%w: %w", message.ErrBadSignature, err)
+		}
+	}
 	return nil
 }
 

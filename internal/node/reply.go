@@ -50,7 +50,7 @@ func (n *Node) publishReply(ctx context.Context, d *delivery, o *ledger.Outcome)
 			},
 		}
 		r.Deadline = r.SentAt.Add(n.cfg.DefaultDeliveryDeadline)
-		f, err := sender.PublishPrepared(ctx, n.js, r, deliveryKey(r, m.FromNode), r.StorageTTL(r.SentAt))
+		f, err := n.publish(ctx, r, deliveryKey(r, m.FromNode), r.StorageTTL(r.SentAt))
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +87,7 @@ func (n *Node) reportError(ctx context.Context, key, text string) jetstream.PubA
 		ToNode: n.cfg.CentralNodeName, Method: "REQErrorLog", Data: message.Data(text),
 		ID: nuid.Next(), FromNode: n.cfg.NodeName, SentAt: now, Deadline: now.Add(n.cfg.DefaultDeliveryDeadline), Event: true,
 	}
-	f, err := sender.PublishPrepared(ctx, n.js, ev, "error."+n.cfg.NodeName+"."+key, ev.StorageTTL(now))
+	f, err := n.publish(ctx, ev, "error."+n.cfg.NodeName+"."+key, ev.StorageTTL(now))
 	if err != nil {
 		n.log.Error("cannot report error to central", "error", err, "report", text)
 		return nil
@@ -154,7 +154,7 @@ func (n *Node) hello(ctx context.Context, goodbye bool) (jetstream.PubAckFuture,
 		ToNode: n.cfg.CentralNodeName, Method: "REQHello", Data: data,
 		ID: nuid.Next(), FromNode: n.cfg.NodeName, SentAt: now, Deadline: now.Add(ttl), Event: true,
 	}
-	return sender.PublishPrepared(ctx, n.js, ev, "hello."+ev.ID, ttl)
+	return n.publish(ctx, ev, "hello."+ev.ID, ttl)
 }
 
 // socketInput sends what an operator wrote to the socket and answers with
@@ -182,4 +182,13 @@ func (n *Node) socketInput(ctx context.Context, input []byte) []byte {
 		n.log.Warn("socket message refused", "index", r.Index+1, "error", r.Error)
 	}
 	return out
+}
+
+// publish signs (if the node has a key) and publishes a message the node
+// built itself: a reply, an error report, a hello.
+func (n *Node) publish(ctx context.Context, m *message.Message, deliveryID string, ttl time.Duration) (jetstream.PubAckFuture, error) {
+	if err := n.signer.Sign(m); err != nil {
+		return nil, err
+	}
+	return sender.PublishPrepared(ctx, n.js, m, deliveryID, ttl)
 }

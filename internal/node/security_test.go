@@ -18,7 +18,9 @@ import (
 	"github.com/stewardfleet/steward/internal/client"
 	"github.com/stewardfleet/steward/internal/config"
 	"github.com/stewardfleet/steward/internal/credentials"
+	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/natstest"
+	"github.com/stewardfleet/steward/internal/signature"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
 )
@@ -257,4 +259,102 @@ func readStatus(t *testing.T, c *client.Client, id string) status.Status {
 		t.Fatalf("status %s: %v", id, err)
 	}
 	return recs[0].Status
+}
+
+// Nodes that trust keys run only messages signed by the key they trust for
+// the sender: the operator's signed command runs and its signed reply is
+// taken; unsigned, forged-sender and tampered messages are rejected, and
+// the node goes on serving.
+func TestSignedMessages(t *testing.T) {
+	f := newFleet(t)
+	keys := t.TempDir()
+	centralSeed, centralPub := natstest.NkeySeed(t, keys, "central")
+	ship1Seed, ship1Pub := natstest.NkeySeed(t, keys, "ship1")
+	ship2Seed, _ := natstest.NkeySeed(t, keys, "ship2")
+	trusted := filepath.Join(keys, "trusted")
+	if err := os.WriteFile(trusted, []byte("central "+centralPub+"\nship1 "+ship1Pub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The seed a node signs with is the one it authenticates with: the
+	// broker is central's, letting both in.
+	authFile := filepath.Join(keys, "authorization.json")
+	b, _ := json.Marshal(credentials.Authorization{Users: []credentials.User{{Nkey: centralPub}, {Nkey: ship1Pub}}})
+	if err := os.WriteFile(authFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen := natstest.FreePort(t)
+	centralCfg := f.config("central")
+	centralCfg.BrokerAddress, centralCfg.BrokerListen, centralCfg.BrokerAuthorization = "", listen, authFile
+	centralCfg.NkeySeedFile, centralCfg.TrustedKeys = centralSeed, trusted
+	f.start(centralCfg)
+	ship1Cfg := f.config("ship1")
+	ship1Cfg.BrokerAddress = "nats://" + listen
+	ship1Cfg.NkeySeedFile, ship1Cfg.TrustedKeys = ship1Seed, trusted
+	ship1 := f.start(ship1Cfg)
+
+	c := f.client(centralCfg)
+	ids := send(t, c, `{"toNode":"ship1","method":"REQCliCommand","methodArgs":["echo","signed"]}`)
+	if recs := wait(t, c, ids, 30*time.Second); recs[0].Status != status.Succeeded || recs[0].Output != "signed\n" {
+		t.Fatalf("a signed command: %s", describe(recs))
+	}
+
+	ship2Signer, err := signature.LoadSigner(ship2Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	centralSigner, err := signature.LoadSigner(centralSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nkeyOpt, err := nats.NkeyOptionFromSeed(centralSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect("nats://"+listen, nkeyOpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]func(*message.Message){
+		"unsigned":          func(*message.Message) {},
+		"signed by ship2":   func(m *message.Message) { _ = ship2Signer.Sign(m) },
+		"tampered after":    func(m *message.Message) { _ = centralSigner.Sign(m); m.MethodArgs = []string{"touch", "pwned"} },
+		"signer swapped in": func(m *message.Message) { _ = ship2Signer.Sign(m); m.Signer = centralPub },
+	}
+	var badIDs []string
+	i := 0
+	for name, mutate := range bad {
+		i++
+		id := fmt.Sprintf("bad%d", i)
+		badIDs = append(badIDs, id)
+		m := &message.Message{ID: id, ToNode: "ship1", FromNode: "central", Method: "REQCliCommand",
+			MethodArgs: []string{"touch", "ran-" + id}, SentAt: time.Now().UTC(), Deadline: time.Now().Add(time.Hour).UTC()}
+		mutate(m)
+		b, _ := json.Marshal(m)
+		if _, err := js.Publish(t.Context(), stream.MessageSubject("ship1"), b, jetstream.WithMsgID(message.DeliveryID(id, "ship1"))); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	recs := wait(t, c, badIDs, 30*time.Second)
+	for _, r := range recs {
+		if r.Status != status.Rejected || !strings.Contains(r.Error, "signature") && !strings.Contains(r.Error, "signed") {
+			t.Errorf("%s: %s %s", r.ID, r.Status, r.Error)
+		}
+	}
+	for _, id := range badIDs {
+		if _, err := os.Stat(filepath.Join(ship1Cfg.DataFolder, "ran-"+id)); err == nil {
+			t.Errorf("%s ran", id)
+		}
+	}
+	if !strings.Contains(ship1.logs.String(), "refused") {
+		t.Error("ship1's log does not say it refused them")
+	}
+	ids = send(t, c, `{"toNode":"ship1","method":"REQCliCommand","methodArgs":["echo","still"]}`)
+	if recs := wait(t, c, ids, 30*time.Second); recs[0].Status != status.Succeeded {
+		t.Fatalf("after the bad ones: %s", describe(recs))
+	}
 }

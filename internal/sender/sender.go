@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +65,8 @@ type Options struct {
 	// measures its offset at most every ClockRefresh), so a sender whose
 	// clock is off still gives a message the deadline that was asked for.
 	BrokerNow func(ctx context.Context) (time.Time, error)
+	// Sign, if not nil, signs each delivery before it is published.
+	Sign func(*message.Message) error
 }
 
 // ClockRefresh is how long a measured offset to the broker's clock is used.
@@ -534,6 +537,12 @@ func (p *publication) publish(ctx context.Context) {
 		}
 		d := m.Clone()
 		d.ToNode, d.ToNodes, d.DeadlineSeq = node, nil, seq
+		if p.s.o.Sign != nil {
+			if err := p.s.o.Sign(d); err != nil {
+				p.err = err
+				return
+			}
+		}
 		data, err := json.Marshal(d)
 		if err != nil {
 			p.err = fmt.Errorf("encode message: %w", err)
@@ -565,6 +574,9 @@ func (s *Sender) checkSize(m *message.Message, targets []string) error {
 	for _, node := range targets {
 		d := m.Clone()
 		d.ToNode, d.ToNodes, d.DeadlineSeq = node, nil, math.MaxUint64
+		if s.o.Sign != nil { // room for a signature
+			d.Signer, d.Signature = strings.Repeat("U", 56), make([]byte, 64)
+		}
 		data, err := json.Marshal(d)
 		if err != nil {
 			return fmt.Errorf("encode message: %w", err)
