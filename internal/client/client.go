@@ -24,8 +24,8 @@ import (
 	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/outbox"
 	"github.com/stewardfleet/steward/internal/registry"
-	"github.com/stewardfleet/steward/internal/signature"
 	"github.com/stewardfleet/steward/internal/sender"
+	"github.com/stewardfleet/steward/internal/signature"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
 )
