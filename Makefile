@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/stewardfleet/steward/internal/cli.Version=$(VER
 # Tool versions, pinned in one place.
 STATICCHECK_VERSION ?= 2025.1.1
 
-.PHONY: help build test test-short faults faults-quick bench bench-quick steward-bench lint demo clean
+.PHONY: help build test test-short faults faults-quick fuzz fuzz-quick bench bench-quick steward-bench lint demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,16 @@ faults: ## run the fault suite at full size (kills, link flaps, lost queue, empt
 
 faults-quick: ## run the fault suite scaled down (a few minutes; what CI runs)
 	STEWARD_FAULTS=quick $(GO) test -count=1 -timeout 20m -v -run . ./test/faults/
+
+# The fuzz targets: decoders, paths, signatures. Go fuzzes one target per run.
+FUZZ_TARGETS := FuzzDecode:./internal/message FuzzDecodeWire:./internal/message FuzzCleanDirectory:./internal/message FuzzVerify:./internal/signature
+FUZZTIME ?= 2m
+
+fuzz: ## fuzz every target for FUZZTIME each (2m)
+	@set -e; for t in $(FUZZ_TARGETS); do echo "fuzz $${t%%:*}"; $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; done
+
+fuzz-quick: ## fuzz every target briefly (what CI runs)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 bench: ## run the Go benchmarks of the hot paths
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -264,9 +264,10 @@ func TestRecreatedQueueStartsAtItsAckFloor(t *testing.T) {
 	if info.Config.OptStartSeq != before.AckFloor.Stream+1 {
 		t.Errorf("recreated consumer starts at %d, want %d (after the ack floor)", info.Config.OptStartSeq, before.AckFloor.Stream+1)
 	}
-	if !strings.Contains(ship1.logs.String(), "created it again") {
-		t.Error("the node did not say it created its queue again")
-	}
+	// The node says so right after it created the queue.
+	natstest.Eventually(t, 10*time.Second, "the node to say it created its queue again", func() bool {
+		return strings.Contains(ship1.logs.String(), "created it again")
+	})
 	if recs := wait(t, c, send(t, c, `{"toNode":"ship1","method":"REQPing"}`), 20*time.Second); recs[0].Status != status.Succeeded {
 		t.Fatalf("after recreation: %s", describe(recs))
 	}

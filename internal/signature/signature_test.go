@@ -13,7 +13,7 @@ import (
 	"github.com/stewardfleet/steward/internal/signature"
 )
 
-func signed(t *testing.T, s *signature.Signer) *message.Message {
+func signed(t testing.TB, s *signature.Signer) *message.Message {
 	t.Helper()
 	retries := 2
 	m := &message.Message{
