@@ -27,7 +27,7 @@ faults-quick: ## run the fault suite scaled down (a few minutes; what CI runs)
 	STEWARD_FAULTS=quick $(GO) test -count=1 -timeout 20m -v -run . ./test/faults/
 
 # The fuzz targets: decoders, paths, signatures. Go fuzzes one target per run.
-FUZZ_TARGETS := FuzzDecode:./internal/message FuzzDecodeWire:./internal/message FuzzCleanDirectory:./internal/message FuzzVerify:./internal/signature
+FUZZ_TARGETS := FuzzDecode:./internal/message FuzzDecodeWire:./internal/message FuzzCleanDirectory:./internal/message FuzzVerify:./internal/signature FuzzDecide:./internal/policy
 FUZZTIME ?= 2m
 
 fuzz: ## fuzz every target for FUZZTIME each (2m)

@@ -136,6 +136,7 @@ into it. The original's flags (-nodeName=ship1, -brokerAddress=…) still work.`
 		newSetupCmd(a),
 		newKeysCmd(a),
 		newBrokerCmd(a),
+		newPolicyCmd(a),
 		newConfigCmd(a),
 		newVersionCmd(a),
 		newCompletionCmd(a),

@@ -68,6 +68,9 @@ type Config struct {
 	// TrustedKeys is a file of "<node> <public key>" lines: when set, the
 	// node runs only messages signed by the key listed for their sender.
 	TrustedKeys string `mapstructure:"trusted-keys"`
+	// PolicyFile, when set, is the node's authorisation policy (package
+	// policy): a request runs only when a rule allows it.
+	PolicyFile string `mapstructure:"policy-file"`
 	// The embedded broker's TLS certificate and key, the CA its clients'
 	// certificates must be signed by (mutual TLS), and the file of nkey
 	// users it lets in.

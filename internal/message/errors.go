@@ -45,6 +45,7 @@ type Code string
 const (
 	CodeMalformed     Code = "malformed"
 	CodeBadSignature  Code = "bad_signature"
+	CodeDenied        Code = "denied" // by the receiving node's policy
 	CodeUnknownField  Code = "unknown_field"
 	CodeFieldType     Code = "field_type"
 	CodeFieldValue    Code = "field_value"

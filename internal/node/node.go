@@ -48,6 +48,7 @@ import (
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/outbox"
+	"github.com/stewardfleet/steward/internal/policy"
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/signature"
@@ -107,6 +108,7 @@ type Node struct {
 	instance string
 	signer   *signature.Signer // nil: the node signs nothing
 	trust    signature.Trust   // nil: the node checks no signatures
+	policy   *policy.Policy    // nil: every request is allowed
 
 	srv    *server.Server     // embedded broker, if any
 	sup    *broker.Supervisor // restarts its JetStream after a full disk
@@ -180,6 +182,11 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 	}
 	if n.cfg.TrustedKeys != "" {
 		if n.trust, err = signature.LoadTrust(n.cfg.TrustedKeys); err != nil {
+			return err
+		}
+	}
+	if n.cfg.PolicyFile != "" {
+		if n.policy, err = policy.Load(n.cfg.PolicyFile); err != nil {
 			return err
 		}
 	}

@@ -191,6 +191,12 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 	if err != nil {
 		return n.refuse(ctx, d, status.Rejected, codeOf(err), err.Error())
 	}
+	if n.policy != nil && d.tracked {
+		if dec := n.policy.Decide(m.FromNode, m.Method, m.MethodArgs); !dec.Allowed {
+			return n.refuse(ctx, d, status.Rejected, string(message.CodeDenied),
+				fmt.Sprintf("denied by this node's policy: %s", dec.Reason))
+		}
+	}
 	d.spec = spec
 	if rerun {
 		if o := n.endedBeforeCrash(d); o != nil {

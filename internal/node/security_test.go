@@ -358,3 +358,39 @@ func TestSignedMessages(t *testing.T) {
 		t.Fatalf("after the bad ones: %s", describe(recs))
 	}
 }
+
+// A node with a policy runs what a rule allows and refuses the rest as
+// denied, without running it; replies and events are not requests.
+func TestNodePolicy(t *testing.T) {
+	f := newFleet(t)
+	central := f.start(f.config("central"))
+	cfg := f.config("ship1")
+	cfg.PolicyFile = filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(cfg.PolicyFile, []byte(`{"rules":[
+	  {"from":["central"],"methods":["REQCliCommand"],"args":["echo allowed **"],"effect":"allow"},
+	  {"from":["central"],"methods":["REQPing"],"effect":"allow"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.start(cfg)
+	c := f.client(central.cfg)
+	ids := send(t, c, `[{"toNode":"ship1","method":"REQCliCommand","methodArgs":["echo","allowed","here"]},
+	  {"toNode":"ship1","method":"REQCliCommand","methodArgs":["touch","denied"]},
+	  {"toNode":"ship1","method":"REQPing"},
+	  {"toNode":"ship1","method":"REQToConsole","data":"aGk="}]`)
+	recs := wait(t, c, ids, 30*time.Second)
+	want := []struct {
+		st   status.Status
+		code string
+	}{{status.Succeeded, ""}, {status.Rejected, "denied"}, {status.Succeeded, ""}, {status.Rejected, "denied"}}
+	for i, r := range recs {
+		if r.Status != want[i].st || r.ErrorCode != want[i].code {
+			t.Errorf("message %d: %s %s (%s), want %s %s", i, r.Status, r.ErrorCode, r.Error, want[i].st, want[i].code)
+		}
+	}
+	if recs[0].Output != "allowed here\n" {
+		t.Errorf("allowed command's output %q", recs[0].Output)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataFolder, "denied")); err == nil {
+		t.Error("the denied command ran")
+	}
+}
