@@ -105,14 +105,10 @@ func (r *rawBaseline) run(ctx context.Context, round string, total, window int, 
 		if err != nil {
 			return "", err
 		}
-		select {
-		case <-f.Ok():
-			return key, nil
-		case err := <-f.Err():
+		if err := stream.Await(ctx, f); err != nil {
 			return "", err
-		case <-ctx.Done():
-			return "", ctx.Err()
 		}
+		return key, nil
 	}, progress)
 }
 
@@ -228,13 +224,9 @@ func rawSpread(ctx context.Context, url string, nodes, total, window int, reqBod
 		if err != nil {
 			return "", err
 		}
-		select {
-		case <-f.Ok():
-			return key, nil
-		case err := <-f.Err():
+		if err := stream.Await(ctx, f); err != nil {
 			return "", err
-		case <-ctx.Done():
-			return "", ctx.Err()
 		}
+		return key, nil
 	}, func(int) {})
 }
