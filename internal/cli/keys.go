@@ -14,6 +14,7 @@ import (
 
 	"github.com/stewardfleet/steward/internal/credentials"
 	"github.com/stewardfleet/steward/internal/message"
+	"github.com/stewardfleet/steward/internal/signature"
 )
 
 func newKeysCmd(a *app) *cobra.Command {
@@ -96,11 +97,11 @@ func newKeysPublicCmd(a *app) *cobra.Command {
 		Args:    usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			for _, file := range files {
-				pub, err := credentials.PublicKey(file)
+				signer, err := signature.LoadSigner(file)
 				if err != nil {
 					return exitError(ExitUsage, err)
 				}
-				fmt.Fprintf(a.stdout, "%s %s\n", file, pub)
+				fmt.Fprintf(a.stdout, "%s %s\n", file, signer.PublicKey())
 			}
 			return nil
 		},
@@ -178,13 +179,13 @@ func authorizationOf(dir string, senders []string) (*credentials.Authorization, 
 	auth := &credentials.Authorization{}
 	var errs []error
 	for _, file := range files {
-		pub, err := credentials.PublicKey(file)
+		signer, err := signature.LoadSigner(file)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		name := strings.TrimSuffix(filepath.Base(file), ".nk")
-		u := credentials.User{Name: name, Nkey: pub}
+		u := credentials.User{Name: name, Nkey: signer.PublicKey()}
 		if !slices.Contains(senders, name) {
 			if err := message.ValidNodeName(name); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", file, err))

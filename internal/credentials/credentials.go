@@ -77,23 +77,6 @@ func ClientOptions(cfg config.Config) ([]nats.Option, error) {
 	return opts, nil
 }
 
-// PublicKey is the public key of the nkey seed in file.
-func PublicKey(file string) (string, error) {
-	if err := CheckSecretFile(file); err != nil {
-		return "", err
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", err
-	}
-	kp, err := nkeys.ParseDecoratedNKey(b)
-	if err != nil {
-		return "", fmt.Errorf("%s: not an nkey seed: %w", file, err)
-	}
-	defer kp.Wipe()
-	return kp.PublicKey()
-}
-
 // CheckSecretFile reports whether file exists, is a regular file and is
 // readable and writable by its owner only.
 func CheckSecretFile(file string) error {

@@ -1,7 +1,6 @@
 package credentials_test
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,7 @@ import (
 
 func TestClientOptions(t *testing.T) {
 	dir := t.TempDir()
-	seed, pub := natstest.NkeySeed(t, dir, "ship1")
+	seed, _ := natstest.NkeySeed(t, dir, "ship1")
 	tlsFiles := natstest.NewTLSFiles(t, dir)
 	open := filepath.Join(dir, "open.nk")
 	b, _ := os.ReadFile(seed)
@@ -55,12 +54,6 @@ func TestClientOptions(t *testing.T) {
 				t.Fatalf("the error shows the seed: %v", err)
 			}
 		})
-	}
-	if got, err := credentials.PublicKey(seed); err != nil || got != pub {
-		t.Errorf("PublicKey = %q, %v; want %q", got, err, pub)
-	}
-	if _, err := credentials.PublicKey(open); !errors.Is(err, credentials.ErrInsecureFile) {
-		t.Errorf("PublicKey of a world-readable seed: %v", err)
 	}
 }
 

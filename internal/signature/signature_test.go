@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stewardfleet/steward/internal/credentials"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/natstest"
 	"github.com/stewardfleet/steward/internal/signature"
@@ -78,6 +79,23 @@ func TestSignAndVerify(t *testing.T) {
 	var nilSigner *signature.Signer
 	if err := nilSigner.Sign(&message.Message{}); err != nil {
 		t.Errorf("a nil signer: %v", err)
+	}
+}
+
+// LoadSigner gives the seed's public key, and refuses a seed others can
+// read.
+func TestLoadSigner(t *testing.T) {
+	dir := t.TempDir()
+	seed, pub := natstest.NkeySeed(t, dir, "ship1")
+	s, err := signature.LoadSigner(seed)
+	if err != nil || s.PublicKey() != pub {
+		t.Fatalf("LoadSigner: %v, key %v; want %q", err, s, pub)
+	}
+	if err := os.Chmod(seed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signature.LoadSigner(seed); !errors.Is(err, credentials.ErrInsecureFile) {
+		t.Errorf("LoadSigner of a world-readable seed: %v", err)
 	}
 }
 
