@@ -67,15 +67,18 @@ const (
 
 // Record is one audit line.
 type Record struct {
-	Time       time.Time        `json:"time"`
-	Node       string           `json:"node"`
-	Event      Event            `json:"event"`
-	DeliveryID string           `json:"deliveryId,omitempty"`
-	Status     string           `json:"status,omitempty"`
-	Attempt    uint64           `json:"attempt,omitempty"`
-	ExitCode   *int             `json:"exitCode,omitempty"`
-	Error      string           `json:"error,omitempty"`
-	Message    *message.Message `json:"message,omitempty"`
+	Time       time.Time `json:"time"`
+	Node       string    `json:"node"`
+	Event      Event     `json:"event"`
+	DeliveryID string    `json:"deliveryId,omitempty"`
+	Status     string    `json:"status,omitempty"`
+	Attempt    uint64    `json:"attempt,omitempty"`
+	ExitCode   *int      `json:"exitCode,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	// Policy is the node policy's decision on a request: the rule that
+	// allowed or denied it.
+	Policy  string           `json:"policy,omitempty"`
+	Message *message.Message `json:"message,omitempty"`
 
 	// Input is the start of refused input, at most MaxInput bytes (Write
 	// cuts a longer one), or of the JSON of a message Write had to drop to

@@ -81,7 +81,11 @@ type Entry struct {
 	ID    string `json:"id"`
 	State State  `json:"state"`
 	// Runs is how many times the method was started.
-	Runs    int       `json:"runs,omitempty"`
+	Runs int `json:"runs,omitempty"`
+	// Seq is the stream sequence of the message the delivery came in: a
+	// message with the same delivery but another sequence is a copy
+	// (published again, or replayed).
+	Seq     uint64    `json:"seq,omitempty"`
 	Expires time.Time `json:"expires,omitzero"`
 	At      time.Time `json:"at"`
 	// Outcome is kept while the delivery is completed or refused but not
@@ -245,6 +249,9 @@ func (l *Ledger) apply(rec *Entry, seg string) {
 	if !rec.Expires.IsZero() {
 		cur.Expires = rec.Expires
 	}
+	if rec.Seq != 0 {
+		cur.Seq = rec.Seq
+	}
 	if rec.Outcome != nil {
 		cur.Outcome = rec.Outcome
 		cur.FinalStatus = rec.Outcome.Status
@@ -269,10 +276,10 @@ func (l *Ledger) Get(id string) (Entry, bool) {
 }
 
 // Start records that run number Runs+1 of a delivery begins and returns
-// that number. expires is kept from the first record of the delivery. It
-// returns once the record is written; on error nothing is recorded and
-// the method must not run.
-func (l *Ledger) Start(id string, expires time.Time) (int, error) {
+// that number. seq (the message's stream sequence) and expires are kept
+// from the first record of the delivery. It returns once the record is
+// written; on error nothing is recorded and the method must not run.
+func (l *Ledger) Start(id string, seq uint64, expires time.Time) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	run := 1
@@ -280,30 +287,31 @@ func (l *Ledger) Start(id string, expires time.Time) (int, error) {
 		if e.State.Final() {
 			return 0, fmt.Errorf("start %s: it is %s already", id, e.State)
 		}
-		run, expires = e.Runs+1, e.Expires
+		run, seq, expires = e.Runs+1, e.Seq, e.Expires
 	}
-	return run, l.writeDurable(&Entry{ID: id, State: Started, Runs: run, Expires: expires})
+	return run, l.writeDurable(&Entry{ID: id, State: Started, Runs: run, Seq: seq, Expires: expires})
 }
 
 // Complete records the outcome of a delivery's run. It returns once the
 // record is written; on error the outcome is not recorded.
 func (l *Ledger) Complete(id string, expires time.Time, o *Outcome) error {
-	return l.final(id, Completed, expires, o)
+	return l.final(id, Completed, 0, expires, o)
 }
 
-// Refuse records that a delivery ended without running (o says how). It
-// returns once the record is written.
-func (l *Ledger) Refuse(id string, expires time.Time, o *Outcome) error {
-	return l.final(id, Refused, expires, o)
+// Refuse records that a delivery, which came in the message at stream
+// sequence seq, ended without running (o says how). It returns once the
+// record is written.
+func (l *Ledger) Refuse(id string, seq uint64, expires time.Time, o *Outcome) error {
+	return l.final(id, Refused, seq, expires, o)
 }
 
-func (l *Ledger) final(id string, st State, expires time.Time, o *Outcome) error {
+func (l *Ledger) final(id string, st State, seq uint64, expires time.Time, o *Outcome) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e, ok := l.entries[id]; ok {
-		expires = e.Expires
+		seq, expires = e.Seq, e.Expires
 	}
-	return l.writeDurable(&Entry{ID: id, State: st, Expires: expires, Outcome: o})
+	return l.writeDurable(&Entry{ID: id, State: st, Seq: seq, Expires: expires, Outcome: o})
 }
 
 // Finish records that a delivery's outcome is stored by the broker and
@@ -320,7 +328,7 @@ func (l *Ledger) Finish(id string) error {
 	if !ok {
 		return fmt.Errorf("finish %s: %w", id, ErrUnknown)
 	}
-	rec := &Entry{ID: id, State: Finished, At: l.opts.Now().UTC(), FinalStatus: e.FinalStatus}
+	rec := &Entry{ID: id, State: Finished, Seq: e.Seq, At: l.opts.Now().UTC(), FinalStatus: e.FinalStatus}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("ledger record %s: %w", id, err)

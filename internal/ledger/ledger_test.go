@@ -60,14 +60,14 @@ func TestStatesSurviveReopen(t *testing.T) {
 	exp := time.Now().Add(time.Hour)
 	code := 3
 	for _, id := range []string{"m1.ship1", "m2.ship1", "m3.ship1", "m4.ship1"} {
-		if _, err := l.Start(id, exp); err != nil {
+		if _, err := l.Start(id, 0, exp); err != nil {
 			t.Fatal(err)
 		}
 	}
 	must(t, l.Complete("m2.ship1", exp, &ledger.Outcome{Status: "failed", ExitCode: &code, Output: []byte("out")}))
 	must(t, l.Complete("m3.ship1", exp, &ledger.Outcome{Status: "succeeded", Output: []byte("big")}))
 	must(t, l.Finish("m3.ship1"))
-	must(t, l.Refuse("m4.ship1", exp, &ledger.Outcome{Status: "undeliverable", Error: "retries spent"}))
+	must(t, l.Refuse("m4.ship1", 0, exp, &ledger.Outcome{Status: "undeliverable", Error: "retries spent"}))
 	must(t, l.Close())
 
 	l = open(t, dir, nil)
@@ -93,7 +93,7 @@ func TestRunsAreCountedAcrossRestarts(t *testing.T) {
 	exp := time.Now().Add(time.Hour)
 	for want := 1; want <= 3; want++ {
 		l := open(t, dir, nil)
-		run, err := l.Start("crashy.ship1", exp)
+		run, err := l.Start("crashy.ship1", 0, exp)
 		if err != nil || run != want {
 			t.Fatalf("run %d, %v; want %d", run, err, want)
 		}
@@ -102,18 +102,42 @@ func TestRunsAreCountedAcrossRestarts(t *testing.T) {
 	}
 }
 
+func TestTheMessagesSequenceIsKeptToTheEnd(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ledger")
+	l := open(t, dir, nil)
+	exp := time.Now().Add(time.Hour)
+	if _, err := l.Start("ran.ship1", 41, exp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Start("ran.ship1", 99, exp); err != nil { // a rerun keeps the first sequence
+		t.Fatal(err)
+	}
+	must(t, l.Complete("ran.ship1", exp, &ledger.Outcome{Status: "succeeded"}))
+	must(t, l.Finish("ran.ship1"))
+	must(t, l.Refuse("refused.ship1", 42, exp, &ledger.Outcome{Status: "rejected"}))
+	must(t, l.Finish("refused.ship1"))
+	must(t, l.Close())
+
+	l = open(t, dir, nil)
+	for id, want := range map[string]uint64{"ran.ship1": 41, "refused.ship1": 42} {
+		if e, ok := l.Get(id); !ok || e.State != ledger.Finished || e.Seq != want {
+			t.Errorf("%s: %+v %v; want finished with sequence %d", id, e, ok, want)
+		}
+	}
+}
+
 func TestFinalDeliveriesCannotStartAgain(t *testing.T) {
 	l := open(t, filepath.Join(t.TempDir(), "ledger"), nil)
 	exp := time.Now().Add(time.Hour)
-	must(t, l.Refuse("r.ship1", exp, &ledger.Outcome{Status: "rejected"}))
-	if _, err := l.Start("r.ship1", exp); err == nil {
+	must(t, l.Refuse("r.ship1", 0, exp, &ledger.Outcome{Status: "rejected"}))
+	if _, err := l.Start("r.ship1", 0, exp); err == nil {
 		t.Error("a refused delivery started")
 	}
-	if _, err := l.Start("c.ship1", exp); err != nil {
+	if _, err := l.Start("c.ship1", 0, exp); err != nil {
 		t.Fatal(err)
 	}
 	must(t, l.Complete("c.ship1", exp, &ledger.Outcome{Status: "succeeded"}))
-	if _, err := l.Start("c.ship1", exp); err == nil {
+	if _, err := l.Start("c.ship1", 0, exp); err == nil {
 		t.Error("a completed delivery started")
 	}
 }
@@ -136,7 +160,7 @@ func TestDurableRecordsAreOnDiskWhenTheyReturn(t *testing.T) {
 		return all.String()
 	}
 	// No Close: a process killed now must still find each record.
-	if _, err := l.Start("a", exp); err != nil {
+	if _, err := l.Start("a", 0, exp); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(read(), `"id":"a","state":"started","runs":1`) {
@@ -146,7 +170,7 @@ func TestDurableRecordsAreOnDiskWhenTheyReturn(t *testing.T) {
 	if !strings.Contains(read(), `"id":"a","state":"completed"`) {
 		t.Fatalf("completed record not on disk: %q", read())
 	}
-	must(t, l.Refuse("b", exp, &ledger.Outcome{Status: "rejected"}))
+	must(t, l.Refuse("b", 0, exp, &ledger.Outcome{Status: "rejected"}))
 	if !strings.Contains(read(), `"id":"b","state":"refused"`) {
 		t.Fatalf("refused record not on disk: %q", read())
 	}
@@ -279,7 +303,7 @@ func TestFailedWriteRecordsNothing(t *testing.T) {
 	l := open(t, dir, nil)
 	exp := time.Now().Add(time.Hour)
 	must(t, os.Symlink("/dev/full", filepath.Join(dir, exp.UTC().Format("20060102T15")+".jsonl")))
-	if _, err := l.Start("x", exp); err == nil {
+	if _, err := l.Start("x", 0, exp); err == nil {
 		t.Fatal("start succeeded on a full disk")
 	}
 	if _, ok := l.Get("x"); ok {
@@ -296,7 +320,7 @@ func TestFailedWriteRecordsNothing(t *testing.T) {
 func TestClosedLedgerRefusesWrites(t *testing.T) {
 	l := open(t, filepath.Join(t.TempDir(), "ledger"), nil)
 	must(t, l.Close())
-	if _, err := l.Start("a", time.Now().Add(time.Hour)); !errors.Is(err, ledger.ErrClosed) {
+	if _, err := l.Start("a", 0, time.Now().Add(time.Hour)); !errors.Is(err, ledger.ErrClosed) {
 		t.Errorf("got %v", err)
 	}
 }
@@ -314,7 +338,7 @@ func BenchmarkCompleteFinish(b *testing.B) {
 	for b.Loop() {
 		id := fmt.Sprintf("m%d.ship1", i)
 		i++
-		if _, err := l.Start(id, exp); err != nil {
+		if _, err := l.Start(id, 0, exp); err != nil {
 			b.Fatal(err)
 		}
 		if err := l.Complete(id, exp, o); err != nil {

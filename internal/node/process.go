@@ -57,6 +57,9 @@ type delivery struct {
 	record status.Record
 	// outcome is the final status, once there is one.
 	outcome string
+	// policy is the node policy's decision on the delivery, for the audit
+	// line ("" without a policy).
+	policy string
 	// replyRan is set on a reply whose reply method ran on the whole
 	// output (the last chunk to arrive, or the only one).
 	replyRan bool
@@ -163,10 +166,21 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 	if d.ledgered {
 		entry, _ = n.ledger.Get(d.key)
 	}
-	switch entry.State {
-	case ledger.Finished:
+	seq := d.lease.Meta().Sequence.Stream
+	switch {
+	case entry.State == ledger.Finished && d.tracked && entry.Seq != 0 && entry.Seq != seq:
+		return n.refuseCopy(ctx, d, fmt.Sprintf(
+			"message %s came again as stream message %d after its delivery (stream message %d) ended here as %s; a replay, or a sender publishing it again: not run, its status is left as it is",
+			m.ID, seq, entry.Seq, entry.FinalStatus))
+	case entry.State == ledger.Finished:
 		d.outcome = entry.FinalStatus
 		return consumer.Ack()
+	case entry.State == "" && d.tracked && n.now().After(m.LedgerExpiry(n.now())):
+		return n.refuseCopy(ctx, d, fmt.Sprintf(
+			"message %s arrived after %s, when this node's ledger may have forgotten it (its deadline was %s): it can only be a replay; not run",
+			m.ID, m.LedgerExpiry(n.now()).UTC().Format(time.RFC3339), m.Deadline.UTC().Format(time.RFC3339)))
+	}
+	switch entry.State {
 	case ledger.Completed, ledger.Refused:
 		d.log.Info("the delivery already ended on this node; finishing it without running it", "state", entry.State)
 		d.replyRan = entry.Outcome != nil && entry.Outcome.ReplyRan
@@ -192,10 +206,13 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 		return n.refuse(ctx, d, status.Rejected, codeOf(err), err.Error())
 	}
 	if n.policy != nil && d.tracked {
-		if dec := n.policy.Decide(m.FromNode, m.Method, m.MethodArgs); !dec.Allowed {
+		dec := n.policy.Decide(m.FromNode, m.Method, m.MethodArgs)
+		if !dec.Allowed {
+			d.policy = "denied by " + dec.Reason
 			return n.refuse(ctx, d, status.Rejected, string(message.CodeDenied),
 				fmt.Sprintf("denied by this node's policy: %s", dec.Reason))
 		}
+		d.policy = "allowed by " + dec.Reason
 	}
 	d.spec = spec
 	if rerun {
@@ -215,7 +232,7 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 			fmt.Sprintf("the method was started %d times and never finished (the node stopped or died while it ran); the message allows %d retries", entry.Runs, retries))
 	}
 	if d.ledgered {
-		run, err := n.ledger.Start(d.key, m.LedgerExpiry(n.now()))
+		run, err := n.ledger.Start(d.key, seq, m.LedgerExpiry(n.now()))
 		if err != nil {
 			d.log.Error("cannot record that the method starts, so it does not run; it comes again", "error", err)
 			return consumer.Nak(m.ACKTimeoutDuration())
@@ -533,12 +550,27 @@ func (n *Node) replyStored(ctx context.Context, d *delivery) bool {
 func (n *Node) refuse(ctx context.Context, d *delivery, st status.Status, code, text string) consumer.Disposition {
 	o := &ledger.Outcome{Status: string(st), Error: text, ErrorCode: code, FinishedAt: n.now().UTC()}
 	if d.ledgered {
-		if err := n.ledger.Refuse(d.key, d.msg.LedgerExpiry(n.now()), o); err != nil {
+		if err := n.ledger.Refuse(d.key, d.lease.Meta().Sequence.Stream, d.msg.LedgerExpiry(n.now()), o); err != nil {
 			d.log.Error("cannot record the refusal; the message comes again", "error", err)
 			return consumer.Nak(d.msg.ACKTimeoutDuration())
 		}
 	}
 	return n.finish(ctx, d, o, false)
+}
+
+// refuseCopy refuses a copy of a delivery that must leave no trace on
+// the delivery itself (its ledger entry and status record are the
+// original's): the copy is reported to central, audited and dropped.
+func (n *Node) refuseCopy(ctx context.Context, d *delivery, text string) consumer.Disposition {
+	d.log.Warn("message refused", "code", message.CodeReplayed, "error", text)
+	if f := n.reportError(ctx, "copy."+strconv.FormatUint(d.lease.Meta().Sequence.Stream, 10), string(message.CodeReplayed)+": "+text); f != nil {
+		if err := stream.Await(ctx, f); err != nil && ctx.Err() == nil {
+			return consumer.Nak(n.cfg.DefaultMessageTimeout)
+		}
+	}
+	_ = n.audit.Write(audit.Record{Event: audit.Refused, DeliveryID: d.key, Status: string(status.Rejected),
+		Attempt: d.lease.Meta().NumDelivered, Error: text, Message: d.msg})
+	return consumer.Term(string(message.CodeReplayed))
 }
 
 // refuseRaw refuses a message that did not decode or validate. Where its
@@ -623,7 +655,7 @@ func (n *Node) auditProcessed(d *delivery, o *ledger.Outcome) {
 	}
 	if err := n.audit.Write(audit.Record{
 		Event: audit.Processed, DeliveryID: d.key, Status: o.Status, Attempt: uint64(d.run),
-		ExitCode: o.ExitCode, Error: o.Error, Message: m,
+		ExitCode: o.ExitCode, Error: o.Error, Policy: d.policy, Message: m,
 	}); err != nil {
 		d.log.Warn("audit log", "error", err)
 	}

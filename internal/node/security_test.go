@@ -265,7 +265,17 @@ func readStatus(t *testing.T, c *client.Client, id string) status.Status {
 // the sender: the operator's signed command runs and its signed reply is
 // taken; unsigned, forged-sender and tampered messages are rejected, and
 // the node goes on serving.
-func TestSignedMessages(t *testing.T) {
+// signedFleet is central (with its broker) and ship1, signing with their
+// nkeys and trusting each other's keys (not ship2's).
+type signedFleet struct {
+	*fleet
+	central, ship1         *running
+	centralSeed, ship2Seed string
+	centralPub             string
+	listen                 string
+}
+
+func newSignedFleet(t *testing.T) *signedFleet {
 	f := newFleet(t)
 	keys := t.TempDir()
 	centralSeed, centralPub := natstest.NkeySeed(t, keys, "central")
@@ -286,13 +296,39 @@ func TestSignedMessages(t *testing.T) {
 	centralCfg := f.config("central")
 	centralCfg.BrokerAddress, centralCfg.BrokerListen, centralCfg.BrokerAuthorization = "", listen, authFile
 	centralCfg.NkeySeedFile, centralCfg.TrustedKeys = centralSeed, trusted
-	f.start(centralCfg)
+	central := f.start(centralCfg)
 	ship1Cfg := f.config("ship1")
 	ship1Cfg.BrokerAddress = "nats://" + listen
 	ship1Cfg.NkeySeedFile, ship1Cfg.TrustedKeys = ship1Seed, trusted
 	ship1 := f.start(ship1Cfg)
+	return &signedFleet{fleet: f, central: central, ship1: ship1, centralSeed: centralSeed, ship2Seed: ship2Seed, centralPub: centralPub, listen: listen}
+}
 
-	c := f.client(centralCfg)
+// connectAsCentral is a raw connection with central's key: a sender's
+// rights on the broker.
+func (sf *signedFleet) connectAsCentral(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	nkeyOpt, err := nats.NkeyOptionFromSeed(sf.centralSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect("nats://"+sf.listen, nkeyOpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+func TestSignedMessages(t *testing.T) {
+	sf := newSignedFleet(t)
+	centralCfg, ship1Cfg, ship1 := sf.central.cfg, sf.ship1.cfg, sf.ship1
+	centralSeed, ship2Seed, centralPub := sf.centralSeed, sf.ship2Seed, sf.centralPub
+
+	c := sf.client(centralCfg)
 	ids := send(t, c, `{"toNode":"ship1","method":"REQCliCommand","methodArgs":["echo","signed"]}`)
 	if recs := wait(t, c, ids, 30*time.Second); recs[0].Status != status.Succeeded || recs[0].Output != "signed\n" {
 		t.Fatalf("a signed command: %s", describe(recs))
@@ -306,19 +342,7 @@ func TestSignedMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nkeyOpt, err := nats.NkeyOptionFromSeed(centralSeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect("nats://"+listen, nkeyOpt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := sf.connectAsCentral(t)
 	bad := map[string]func(*message.Message){
 		"unsigned":          func(*message.Message) {},
 		"signed by ship2":   func(m *message.Message) { _ = ship2Signer.Sign(m) },
@@ -359,6 +383,73 @@ func TestSignedMessages(t *testing.T) {
 	}
 }
 
+// A captured message published again is refused without running, however
+// it comes: as a copy of a delivery that ended (the ledger knows its ID
+// from another stream message), or so late that the ledger may have
+// forgotten it. Central hears of each; the original's status stays.
+func TestReplayedMessagesAreRefused(t *testing.T) {
+	sf := newSignedFleet(t)
+	nc, js := sf.connectAsCentral(t)
+	capture, err := nc.SubscribeSync(stream.MessageSubject("ship1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sf.client(sf.central.cfg)
+	ids := send(t, c, `{"toNode":"ship1","method":"REQCliCommand","methodArgs":["sh","-c","echo ran >> runs"]}`)
+	if recs := wait(t, c, ids, 30*time.Second); recs[0].Status != status.Succeeded {
+		t.Fatalf("the original: %s", describe(recs))
+	}
+	captured, err := capture.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The copy gets another Nats-Msg-Id: the same one would be dropped by
+	// the broker's duplicate window, which is no defence after it.
+	if _, err := js.Publish(t.Context(), captured.Subject, captured.Data, jetstream.WithMsgID("replay-"+ids[0])); err != nil {
+		t.Fatal(err)
+	}
+
+	// One far too old, signed by central: its ledger entry would be gone.
+	signer, err := signature.LoadSigner(sf.centralSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &message.Message{ID: "ancient", ToNode: "ship1", FromNode: "central", Method: "REQCliCommand",
+		MethodArgs: []string{"touch", "ancient-ran"}, MethodTimeout: 10, ACKTimeout: 10, SentAt: time.Now().Add(-72 * time.Hour).UTC(),
+		Deadline: time.Now().Add(-71 * time.Hour).UTC()}
+	if err := signer.Sign(old); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(old)
+	if _, err := js.Publish(t.Context(), stream.MessageSubject("ship1"), b, jetstream.WithMsgID(message.DeliveryID("ancient", "ship1"))); err != nil {
+		t.Fatal(err)
+	}
+
+	errorLog := filepath.Join(sf.central.cfg.DataFolder, "errorLog", "ship1", "errors.log")
+	natstest.Eventually(t, 30*time.Second, "both refusals in central's error log", func() bool {
+		b, _ := os.ReadFile(errorLog)
+		return strings.Contains(string(b), "replayed: message "+ids[0]+" came again") &&
+			strings.Contains(string(b), "replayed: message ancient arrived after")
+	})
+	if b, _ := os.ReadFile(filepath.Join(sf.ship1.cfg.DataFolder, "runs")); string(b) != "ran\n" {
+		t.Errorf("the command ran %d times", strings.Count(string(b), "ran"))
+	}
+	if _, err := os.Stat(filepath.Join(sf.ship1.cfg.DataFolder, "ancient-ran")); err == nil {
+		t.Error("the old message ran")
+	}
+	recs, err := c.Status(t.Context(), ids[0])
+	if err != nil || len(recs) != 2 || recs[0].Status != status.Succeeded || recs[1].Status != status.Succeeded {
+		t.Errorf("the original's delivery and reply after the replay: %v %s", err, describe(recs))
+	}
+	if recs, err := c.Status(t.Context(), "ancient"); err == nil && len(recs) > 0 {
+		t.Errorf("the old message got a status: %s", describe(recs))
+	}
+	audit, _ := os.ReadFile(filepath.Join(sf.ship1.cfg.StateFolder(), "audit.jsonl"))
+	if n := strings.Count(string(audit), `"event":"refused"`); n != 2 {
+		t.Errorf("%d refusals audited on ship1, want 2", n)
+	}
+}
+
 // A node with a policy runs what a rule allows and refuses the rest as
 // denied, without running it; replies and events are not requests.
 func TestNodePolicy(t *testing.T) {
@@ -392,5 +483,24 @@ func TestNodePolicy(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataFolder, "denied")); err == nil {
 		t.Error("the denied command ran")
+	}
+	// Every decision is in ship1's audit log, with the rule that made it.
+	decisions := map[string]string{}
+	natstest.Eventually(t, 5*time.Second, "audited decisions", func() bool {
+		b, _ := os.ReadFile(filepath.Join(cfg.StateFolder(), "audit.jsonl"))
+		for _, line := range strings.Split(string(b), "\n") {
+			var rec struct {
+				Event, DeliveryID, Policy string
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Event == "processed" {
+				decisions[rec.DeliveryID] = rec.Policy
+			}
+		}
+		return len(decisions) >= len(ids)
+	})
+	for i, want := range []string{"allowed by rule 1 ", "denied by no rule matches", "allowed by rule 2 ", "denied by no rule matches"} {
+		if got := decisions[ids[i]+".ship1"]; !strings.HasPrefix(got, want) {
+			t.Errorf("message %d audited with policy %q, want %q…", i, got, want)
+		}
 	}
 }

@@ -146,7 +146,7 @@ func TestSharedResources(t *testing.T) {
 	if _, err := files.Write("after.txt", []byte("x"), false); err != nil {
 		t.Errorf("the shared data folder: %v", err)
 	}
-	if _, err := led.Start("after.ship1", time.Now().Add(time.Hour)); err != nil {
+	if _, err := led.Start("after.ship1", 1, time.Now().Add(time.Hour)); err != nil {
 		t.Errorf("the shared ledger: %v", err)
 	}
 }
