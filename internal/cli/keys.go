@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nkeys"
 	"github.com/spf13/cobra"
@@ -22,10 +24,170 @@ func newKeysCmd(a *app) *cobra.Command {
 		Use:   "keys",
 		Short: "Make and read the nkeys nodes authenticate to the broker with",
 		Example: `  steward keys new central ship1 ship2 --dir etc/keys
-  steward keys public etc/keys/ship1.nk`,
+  steward keys public etc/keys/ship1.nk
+  steward keys trust ops2 UABC… --nkey-seed-file etc/keys/central.nk
+  steward keys revoke ops1 --nkey-seed-file etc/keys/central.nk
+  steward keys show`,
 	}
-	cmd.AddCommand(newKeysNewCmd(a), newKeysPublicCmd(a))
+	cmd.AddCommand(newKeysNewCmd(a), newKeysPublicCmd(a), newKeysTrustCmd(a), newKeysRevokeCmd(a), newKeysShowCmd(a))
 	return cmd
+}
+
+// keyFleet is the part of a fleet connection the key set commands use.
+type keyFleet interface {
+	KeySet(ctx context.Context) (*signature.KeySet, error)
+	ChangeKeySet(ctx context.Context, change func(*signature.KeySet) error) (*signature.KeySet, error)
+}
+
+func newKeysTrustCmd(a *app) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "trust NODE PUBLICKEY",
+		Short: "Trust a node's key fleet-wide (in the key set central signs)",
+		Long: `Add NODE's public key to the fleet's key set (or replace the key it had),
+sign the new version with the central node's key, publish it on the broker, and
+send REQKeys to every node in the registry so nodes that check signatures take
+it now; nodes offline take it when they come back. Run it as the central node,
+with its nkey-seed-file. A key once revoked is never trusted again.`,
+		Example: `  steward keys trust ops2 UABC… --nkey-seed-file etc/keys/central.nk`,
+		Args:    usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.changeKeySet(cmd, wait, func(ks *signature.KeySet) error {
+				if err := ks.Trust(args[0], args[1]); err != nil {
+					return exitError(ExitUsage, err)
+				}
+				fmt.Fprintf(a.stdout, "trusted %s %s\n", args[0], args[1])
+				return nil
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "timeout", 30*time.Second, "how long to wait for the nodes to confirm (0: do not wait)")
+	addConfigFlags(cmd.Flags(), clientKeys()...)
+	return cmd
+}
+
+func newKeysRevokeCmd(a *app) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "revoke NODE|PUBLICKEY...",
+		Short: "Revoke keys fleet-wide: nodes refuse everything signed with them",
+		Long: `Revoke each key (or the key the key set has for each node named) in the fleet's
+key set, sign the new version with the central node's key, publish it, and send
+REQKeys to every node in the registry. A node refuses every message signed with
+a revoked key (bad_signature), even where its trusted-keys file lists the key;
+central's own key cannot be revoked this way (it is the root each node's
+trusted-keys file names). Also take the key out of the broker's authorization
+(steward broker authorization) so it cannot connect.`,
+		Example: `  steward keys revoke ops1 --nkey-seed-file etc/keys/central.nk`,
+		Args:    usageArgs(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.changeKeySet(cmd, wait, func(ks *signature.KeySet) error {
+				for _, arg := range args {
+					key, err := ks.Revoke(arg)
+					if err != nil {
+						return exitError(ExitUsage, err)
+					}
+					fmt.Fprintf(a.stdout, "revoked %s\n", key)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "timeout", 30*time.Second, "how long to wait for the nodes to confirm (0: do not wait)")
+	addConfigFlags(cmd.Flags(), clientKeys()...)
+	return cmd
+}
+
+func newKeysShowCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "show",
+		Short:   "Print the fleet's key set as it is on the broker",
+		Example: `  steward keys show | jq .revoked`,
+		Args:    usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fl, err := a.connectClient(cmd)
+			if err != nil {
+				return err
+			}
+			defer fl.Close()
+			kf, ok := fl.(keyFleet)
+			if !ok {
+				return errors.New("this connection cannot read the key set")
+			}
+			ks, err := kf.KeySet(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return writeJSON(a.stdout, ks)
+		},
+	}
+	addConfigFlags(cmd.Flags(), clientKeys()...)
+	return cmd
+}
+
+// changeKeySet publishes the next key set, then has every registered node
+// take it, waiting up to wait for them to say so.
+func (a *app) changeKeySet(cmd *cobra.Command, wait time.Duration, change func(*signature.KeySet) error) error {
+	ctx := cmd.Context()
+	fl, err := a.connectClient(cmd)
+	if err != nil {
+		return err
+	}
+	defer fl.Close()
+	kf, ok := fl.(keyFleet)
+	if !ok {
+		return errors.New("this connection cannot change the key set")
+	}
+	ks, err := kf.ChangeKeySet(ctx, change)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "key set version %d published\n", ks.Version)
+	nodes, err := fl.Nodes(ctx)
+	if err != nil {
+		return fmt.Errorf("key set published, but the node registry cannot be read to tell the nodes (they take it at their next start or reconnect): %w", err)
+	}
+	var names []string
+	for _, n := range nodes {
+		names = append(names, n.Name)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	input, _ := json.Marshal(map[string]any{"toNodes": names, "method": "REQKeys"})
+	receipts, err := fl.Send(ctx, input)
+	if err != nil {
+		return err
+	}
+	if len(receipts) != 1 || !receipts[0].OK() {
+		return fmt.Errorf("key set published, but REQKeys not sent (nodes take it at their next start or reconnect): %+v", receipts)
+	}
+	fmt.Fprintf(a.stdout, "REQKeys sent to %d nodes as message %s\n", len(names), receipts[0].ID)
+	if wait <= 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	recs, _ := fl.Wait(wctx, []string{receipts[0].ID}, nil)
+	seen := map[string]bool{}
+	t := newTable(a.stdout, "NODE", "STATUS", "KEYS")
+	for _, r := range recs {
+		if r.Reply {
+			continue
+		}
+		seen[r.Node] = true
+		detail := strings.TrimSpace(r.Output)
+		if r.Error != "" {
+			detail = r.Error
+		}
+		t.row(r.Node, string(r.Status), detail)
+	}
+	for _, name := range names {
+		if !seen[name] {
+			t.row(name, "waiting", "takes it when it is back (its queue holds REQKeys)")
+		}
+	}
+	return t.flush()
 }
 
 func newKeysNewCmd(a *app) *cobra.Command {

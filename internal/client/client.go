@@ -6,6 +6,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,6 +47,7 @@ type Client struct {
 	nodes  *registry.Registry
 	sender *sender.Sender
 	audit  *audit.Log
+	signer *signature.Signer // nil without an nkey
 }
 
 // Connect connects to cfg.ClientBrokerURL() as node cfg.NodeName. It only
@@ -85,16 +87,16 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 		return nil, fmt.Errorf("%w: %s has no usable JetStream: %w", ErrUnreachable, url, err)
 	}
 	// Messages are signed with the node's key, as the node signs them.
+	var signer *signature.Signer
 	var sign func(*message.Message) error
 	if cfg.NkeySeedFile != "" {
-		signer, err := signature.LoadSigner(cfg.NkeySeedFile)
-		if err != nil {
+		if signer, err = signature.LoadSigner(cfg.NkeySeedFile); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("nkey-seed-file: %w", err)
 		}
 		sign = signer.Sign
 	}
-	c := &Client{cfg: cfg, nc: nc, js: js, assets: assets,
+	c := &Client{cfg: cfg, nc: nc, js: js, assets: assets, signer: signer,
 		status: status.NewStore(js, assets.Status), nodes: registry.New(assets.Nodes)}
 	// Messages sent from a machine where the node runs go to its audit log.
 	if _, err := os.Stat(cfg.StateFolder()); err == nil {
@@ -322,4 +324,73 @@ func validID(id string) bool {
 // auditOptions are the audit log's rotation settings from cfg.
 func auditOptions(cfg config.Config) audit.Options {
 	return audit.Options{MaxSize: int64(cfg.AuditMaxSize) << 20, MaxAge: cfg.AuditMaxAge, Keep: cfg.AuditKeep}
+}
+
+// KeySet returns the fleet's key set as it is on the broker (an empty one,
+// version 0, when central has not published any).
+func (c *Client) KeySet(ctx context.Context) (*signature.KeySet, error) {
+	ks, _, err := c.keySet(ctx)
+	return ks, err
+}
+
+func (c *Client) keySet(ctx context.Context) (*signature.KeySet, uint64, error) {
+	if c.assets.Keys == nil {
+		return nil, 0, fmt.Errorf("the broker has no %s bucket: its layout is older than this steward (upgrade the central node)", stream.KeysBucket)
+	}
+	e, err := c.assets.Keys.Get(ctx, stream.KeySetKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return &signature.KeySet{}, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the key set: %w", err)
+	}
+	var ks signature.KeySet
+	if err := json.Unmarshal(e.Value(), &ks); err != nil {
+		return nil, 0, fmt.Errorf("the key set on the broker does not decode: %w", err)
+	}
+	return &ks, e.Revision(), nil
+}
+
+// ChangeKeySet applies change to the fleet's key set and publishes it as
+// the next version, signed with this client's key, which must be the
+// central node's: nodes take only key sets central signed. Concurrent
+// changes do not overwrite each other (compare-and-set, then again).
+func (c *Client) ChangeKeySet(ctx context.Context, change func(*signature.KeySet) error) (*signature.KeySet, error) {
+	if c.cfg.NodeName != c.cfg.CentralNodeName || c.signer == nil {
+		return nil, fmt.Errorf("key sets are signed with the central node's key: run this as node %s with its nkey-seed-file", c.cfg.CentralNodeName)
+	}
+	for {
+		ks, rev, err := c.keySet(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := change(ks); err != nil {
+			return nil, err
+		}
+		if err := c.signer.SignKeySet(ks, time.Now()); err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(ks)
+		if err != nil {
+			return nil, err
+		}
+		if rev == 0 {
+			_, err = c.assets.Keys.Create(ctx, stream.KeySetKey, b)
+		} else {
+			_, err = c.assets.Keys.Update(ctx, stream.KeySetKey, b, rev)
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSequence(err) {
+			continue // changed meanwhile: change the newer one
+		}
+		if err != nil {
+			return nil, fmt.Errorf("publish the key set: %w", err)
+		}
+		return ks, nil
+	}
+}
+
+// isWrongLastSequence reports a compare-and-set that lost.
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }

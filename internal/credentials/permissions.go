@@ -26,13 +26,14 @@ func InboxPrefix(node string) string { return "_INBOX_" + node }
 // stream infos it opens the layout with.
 func NodePermissions(node string, senders []string) *server.Permissions {
 	messages, deadlines := stream.MessagesStream, stream.DeadlinesStream
-	status, nodes := "KV_"+stream.StatusBucket, "KV_"+stream.NodesBucket
+	status, nodes, keys := "KV_"+stream.StatusBucket, "KV_"+stream.NodesBucket, "KV_"+stream.KeysBucket
 	pub := []string{
 		"$JS.API.INFO",
 		"$JS.API.STREAM.INFO." + messages,
 		"$JS.API.STREAM.INFO." + deadlines,
 		"$JS.API.STREAM.INFO." + status,
 		"$JS.API.STREAM.INFO." + nodes,
+		"$JS.API.STREAM.INFO." + keys,
 		"$JS.API.CONSUMER.INFO." + messages + "." + node,
 		"$JS.API.CONSUMER.CREATE." + messages + "." + node,
 		"$JS.API.CONSUMER.CREATE." + messages + "." + node + ".>",
@@ -43,6 +44,7 @@ func NodePermissions(node string, senders []string) *server.Permissions {
 		"$KV." + stream.StatusBucket + ".*." + node,
 		"$JS.API.DIRECT.GET." + status + ".$KV." + stream.StatusBucket + ".*." + node,
 		"$JS.API.DIRECT.GET." + nodes + ".$KV." + stream.NodesBucket + "." + node,
+		"$JS.API.DIRECT.GET." + keys + ".$KV." + stream.KeysBucket + "." + stream.KeySetKey,
 		stream.ClaimSubjectPrefix + "*." + node,
 		stream.ClockSubject(node),
 		"$JS.API.STREAM.MSG.GET." + deadlines,

@@ -54,6 +54,10 @@ type Spec struct {
 	// Idempotent methods may run twice with no harm: their deliveries are
 	// not recorded in the ledger (nor audited).
 	Idempotent bool
+	// PolicyExempt methods are not decided by a node's policy: they only
+	// make the node act on something it checks itself (REQKeys takes a key
+	// set only when central's key signed it).
+	PolicyExempt bool
 	// RunsProcess methods start a process under the process guard, which
 	// keeps a run record of it (Request.RunRecord).
 	RunsProcess bool
@@ -102,6 +106,7 @@ func List() []Spec {
 		toConsole,
 		ping,
 		pong,
+		keys,
 	}
 }
 

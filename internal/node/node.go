@@ -106,9 +106,9 @@ type Node struct {
 	now      func() time.Time
 	started  time.Time
 	instance string
-	signer   *signature.Signer // nil: the node signs nothing
-	trust    signature.Trust   // nil: the node checks no signatures
-	policy   *policy.Policy    // nil: every request is allowed
+	signer   *signature.Signer  // nil: the node signs nothing
+	keys     *signature.Keyring // nil: the node checks no signatures
+	policy   *policy.Policy     // nil: every request is allowed
 
 	srv    *server.Server     // embedded broker, if any
 	sup    *broker.Supervisor // restarts its JetStream after a full disk
@@ -181,7 +181,7 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 		}
 	}
 	if n.cfg.TrustedKeys != "" {
-		if n.trust, err = signature.LoadTrust(n.cfg.TrustedKeys); err != nil {
+		if err := n.loadKeys(); err != nil {
 			return err
 		}
 	}
@@ -236,6 +236,7 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 		}
 	}
 	n.setup(opts)
+	n.refreshKeysInBackground(ctx)
 	return n.checkInstance(ctx)
 }
 
@@ -284,7 +285,7 @@ func (n *Node) setup(opts Options) {
 	}
 	n.env = &methods.Env{
 		NodeName: n.cfg.NodeName, CentralNodeName: n.cfg.CentralNodeName, Version: n.version,
-		Files: n.files, Stdout: &lockedWriter{w: stdout}, Now: n.now,
+		Files: n.files, Stdout: &lockedWriter{w: stdout}, Now: n.now, RefreshKeys: n.refreshKeys,
 	}
 	if n.isCentral() {
 		n.env.Nodes = registry.New(n.assets.Nodes)
@@ -366,6 +367,12 @@ func (n *Node) brokerChanged(st broker.Status) {
 func (n *Node) reconnected() {
 	if q := n.queue.Load(); q != nil {
 		q.check()
+		// Keys may have been revoked while the link was down.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			n.refreshKeysInBackground(ctx)
+		}()
 		// A hello is a fact about now: say it as soon as the link is back.
 		go func() {
 			if n.cfg.HelloInterval <= 0 {

@@ -450,6 +450,99 @@ func TestReplayedMessagesAreRefused(t *testing.T) {
 	}
 }
 
+// A key set central signs makes nodes trust a key their trusted-keys file
+// does not list, and revoke it again: REQKeys has them take it at once,
+// and they keep it across restarts.
+func TestKeySetTrustsAndRevokes(t *testing.T) {
+	sf := newSignedFleet(t)
+	_, js := sf.connectAsCentral(t)
+	ship2, err := signature.LoadSigner(sf.ship2Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sf.client(sf.central.cfg)
+	n := 0
+	fromShip2 := func() string { // a command signed by ship2, straight into ship1's queue
+		n++
+		id := fmt.Sprintf("fromship2n%d", n)
+		m := &message.Message{ID: id, ToNode: "ship1", FromNode: "ship2", Method: "REQCliCommand",
+			MethodArgs: []string{"touch", id}, SentAt: time.Now().UTC(), Deadline: time.Now().Add(time.Hour).UTC()}
+		if err := ship2.Sign(m); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(m)
+		if _, err := js.Publish(t.Context(), stream.MessageSubject("ship1"), b, jetstream.WithMsgID(message.DeliveryID(id, "ship1"))); err != nil {
+			t.Fatal(err)
+		}
+		// Its reply goes to ship2, which is not running: wait for the
+		// delivery only.
+		var got string
+		natstest.Eventually(t, 30*time.Second, "the delivery of "+id+" ends", func() bool {
+			recs, err := c.Status(t.Context(), id)
+			for _, r := range recs {
+				if err == nil && !r.Reply && r.Status.Terminal() {
+					got = string(r.Status) + " " + r.Error
+					return true
+				}
+			}
+			return false
+		})
+		return got
+	}
+	takeKeys := func(wantVersion string) {
+		ids := send(t, c, `{"toNodes":["ship1","central"],"method":"REQKeys"}`)
+		for _, r := range wait(t, c, ids, 30*time.Second) {
+			if !r.Reply && (r.Status != status.Succeeded || !strings.Contains(r.Output, wantVersion)) {
+				t.Fatalf("REQKeys on %s: %s %q %s", r.Node, r.Status, r.Output, r.Error)
+			}
+		}
+	}
+
+	if got := fromShip2(); !strings.HasPrefix(got, "rejected") || !strings.Contains(got, "not signed by a key this node trusts") {
+		t.Fatalf("ship2 before the key set trusts it: %s", got)
+	}
+	if _, err := c.ChangeKeySet(t.Context(), func(ks *signature.KeySet) error { return ks.Trust("ship2", ship2.PublicKey()) }); err != nil {
+		t.Fatal(err)
+	}
+	takeKeys("key set version 1")
+	if got := fromShip2(); !strings.HasPrefix(got, "succeeded") {
+		t.Fatalf("ship2 once the key set trusts it: %s", got)
+	}
+	if _, err := c.ChangeKeySet(t.Context(), func(ks *signature.KeySet) error { _, err := ks.Revoke("ship2"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	takeKeys("key set version 2")
+	if got := fromShip2(); !strings.HasPrefix(got, "rejected") || !strings.Contains(got, "revoked") {
+		t.Fatalf("ship2 after its key was revoked: %s", got)
+	}
+	if _, err := os.Stat(filepath.Join(sf.ship1.cfg.DataFolder, "fromship2n3")); err == nil {
+		t.Error("the command signed with the revoked key ran")
+	}
+	// A key set not signed by central is refused, whoever sends REQKeys.
+	forged := &signature.KeySet{Version: 99}
+	_ = forged.Trust("ship2", ship2.PublicKey())
+	_ = ship2.SignKeySet(forged, time.Now())
+	b, _ := json.Marshal(forged)
+	kv, err := js.KeyValue(t.Context(), stream.KeysBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), stream.KeySetKey, b); err != nil {
+		t.Fatal(err)
+	}
+	ids := send(t, c, `{"toNode":"ship1","method":"REQKeys"}`)
+	if r := wait(t, c, ids, 30*time.Second)[0]; r.Status != status.Failed || !strings.Contains(r.Error, "not by the central node's trusted key") {
+		t.Errorf("a forged key set: %s %s", r.Status, r.Error)
+	}
+	if got := fromShip2(); !strings.HasPrefix(got, "rejected") || !strings.Contains(got, "revoked") {
+		t.Fatalf("ship2 after a forged key set: %s", got)
+	}
+	kept, err := os.ReadFile(filepath.Join(sf.ship1.cfg.StateFolder(), "keyset.json"))
+	if err != nil || !strings.Contains(string(kept), `"version":2`) {
+		t.Errorf("ship1 keeps key set %s (%v), want version 2", kept, err)
+	}
+}
+
 // A node with a policy runs what a rule allows and refuses the rest as
 // denied, without running it; replies and events are not requests.
 func TestNodePolicy(t *testing.T) {

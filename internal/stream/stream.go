@@ -21,7 +21,8 @@
 //     steward.deadline.due.<central>, and the node's claim on
 //     steward.deadline.claim.<id>.<node> (see package deadline).
 //   - KV bucket steward_status holds one record per delivery, each with its
-//     own TTL; steward_nodes holds the node registry.
+//     own TTL; steward_nodes holds the node registry; steward_keys the
+//     fleet's key set (signature.KeySet), which the central node signs.
 //
 // Every stream carries the layout version in its metadata. Apply never
 // downgrades a layout written by a newer steward, so a ship on an older
@@ -50,6 +51,9 @@ const (
 	DeadlinesStream = "STEWARD_DEADLINES"
 	StatusBucket    = "steward_status"
 	NodesBucket     = "steward_nodes"
+	KeysBucket      = "steward_keys"
+	// KeySetKey is the key of the fleet's key set in KeysBucket.
+	KeySetKey = "keyset"
 
 	msgPrefix         = "steward.msg."
 	deadlinePrefix    = "steward.deadline."
@@ -186,12 +190,26 @@ func (l Layout) nodesConfig() jetstream.KeyValueConfig {
 	}
 }
 
+func (l Layout) keysConfig() jetstream.KeyValueConfig {
+	l = l.withDefaults()
+	return jetstream.KeyValueConfig{
+		Bucket:      KeysBucket,
+		Description: "steward: the fleet's key set (trusted and revoked keys), signed by the central node",
+		History:     16,
+		Storage:     jetstream.FileStorage,
+		Replicas:    l.Replicas,
+	}
+}
+
 // Assets are the handles Apply and Open return.
 type Assets struct {
 	Messages  jetstream.Stream
 	Deadlines jetstream.Stream
 	Status    jetstream.KeyValue
 	Nodes     jetstream.KeyValue
+	// Keys holds the key set; nil where a central node older than the
+	// key set made the layout.
+	Keys jetstream.KeyValue
 }
 
 // Apply creates the streams and buckets, or updates them to this build's
@@ -214,6 +232,9 @@ func Apply(ctx context.Context, js jetstream.JetStream, l Layout, log *slog.Logg
 		return nil, err
 	}
 	if a.Nodes, err = applyBucket(ctx, js, l.nodesConfig(), false, log); err != nil {
+		return nil, err
+	}
+	if a.Keys, err = applyBucket(ctx, js, l.keysConfig(), false, log); err != nil {
 		return nil, err
 	}
 	return &a, nil
@@ -334,6 +355,9 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Assets, error) {
 			}
 			return nil, fmt.Errorf("open kv %s: %w", b.name, err)
 		}
+	}
+	if a.Keys, err = js.KeyValue(ctx, KeysBucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("open kv %s: %w", KeysBucket, err)
 	}
 	return &a, nil
 }
