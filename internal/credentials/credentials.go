@@ -46,7 +46,7 @@ func ClientOptions(cfg config.Config) ([]nats.Option, error) {
 		}
 		opt, err := nats.NkeyOptionFromSeed(cfg.NkeySeedFile)
 		if err != nil {
-			return nil, fmt.Errorf("nkey-seed-file %s: not an nkey seed: %w", cfg.NkeySeedFile, errors.Unwrap(err))
+			return nil, fmt.Errorf("nkey-seed-file %s: not an nkey seed: %w", cfg.NkeySeedFile, err) // nkeys errors name no key material
 		}
 		opts = append(opts, opt)
 	}

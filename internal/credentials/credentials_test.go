@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/stewardfleet/steward/internal/config"
 	"github.com/stewardfleet/steward/internal/credentials"
 	"github.com/stewardfleet/steward/internal/natstest"
@@ -106,6 +108,58 @@ func TestIsLoopback(t *testing.T) {
 	for host, want := range map[string]bool{"127.0.0.1": true, "127.9.9.9": true, "::1": true, "localhost": true, "0.0.0.0": false, "": false, "10.0.0.1": false, "example.com": false} {
 		if got := credentials.IsLoopback(host); got != want {
 			t.Errorf("IsLoopback(%q) = %v", host, got)
+		}
+	}
+}
+
+// No error shows a secret: a seed, creds file or TLS key that is damaged
+// (one character changed) or in the wrong place is named by its path only,
+// whether the options refuse it or the connection does.
+func TestErrorsNeverShowSecrets(t *testing.T) {
+	dir := t.TempDir()
+	seedFile, _ := natstest.NkeySeed(t, dir, "ship1")
+	seed, _ := os.ReadFile(seedFile)
+	secret := strings.TrimSpace(string(seed))
+	damaged := secret[:len(secret)-3] + "AAA"
+	write := func(name, content string) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	tlsFiles := natstest.NewTLSFiles(t, dir)
+	srv := natstest.Start(t)
+	for name, set := range map[string]func(*config.Config){
+		"damaged seed": func(c *config.Config) { c.NkeySeedFile = write("damaged.nk", damaged+"\n") },
+		"seed as creds": func(c *config.Config) {
+			c.CredsFile = write("seed.creds", "-----BEGIN NATS USER JWT-----\n"+damaged+"\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n"+damaged+"\n------END USER NKEY SEED------\n")
+		},
+		"seed as TLS key": func(c *config.Config) {
+			c.TLSCert, c.TLSKey = tlsFiles.ClientCert, write("key.pem", "-----BEGIN EC PRIVATE KEY-----\n"+damaged+"\n-----END EC PRIVATE KEY-----\n")
+		},
+	} {
+		cfg := config.Default()
+		cfg.NodeName = "ship1"
+		set(&cfg)
+		opts, err := credentials.ClientOptions(cfg)
+		if err == nil {
+			var nc *nats.Conn
+			nc, err = nats.Connect(srv.URL(), opts...)
+			if err == nil {
+				nc.Close()
+				t.Errorf("%s: connected", name)
+				continue
+			}
+		}
+		t.Logf("%s: %v", name, err)
+		if strings.Contains(err.Error(), "%!") {
+			t.Errorf("%s: a badly formatted error: %v", name, err)
+		}
+		for _, s := range []string{damaged, damaged[4:20], secret[4:20]} {
+			if strings.Contains(err.Error(), s) {
+				t.Errorf("%s: the error shows the secret: %v", name, err)
+			}
 		}
 	}
 }
