@@ -27,7 +27,7 @@ faults-quick: ## run the fault suite scaled down (a few minutes; what CI runs)
 	STEWARD_FAULTS=quick $(GO) test -count=1 -timeout 20m -v -run . ./test/faults/
 
 # The fuzz targets: decoders, paths, signatures. Go fuzzes one target per run.
-FUZZ_TARGETS := FuzzDecode:./internal/message FuzzDecodeWire:./internal/message FuzzCleanDirectory:./internal/message FuzzVerify:./internal/signature FuzzDecide:./internal/policy
+FUZZ_TARGETS := FuzzDecode:./internal/message FuzzDecodeWire:./internal/message FuzzCleanDirectory:./internal/message FuzzVerify:./internal/signature FuzzDecide:./internal/policy FuzzSafe:./internal/display
 # FUZZTIME is a duration or a count (50000x). Go 1.26 can fail a duration run at its
 # deadline with a bare "context deadline exceeded" and no crasher (go.dev/issue/75804);
 # a count has no deadline to race.

@@ -176,11 +176,7 @@ func (a *app) changeKeySet(cmd *cobra.Command, wait time.Duration, change func(*
 			continue
 		}
 		seen[r.Node] = true
-		detail := strings.TrimSpace(r.Output)
-		if r.Error != "" {
-			detail = r.Error
-		}
-		t.row(r.Node, string(r.Status), detail)
+		t.row(r.Node, string(r.Status), oneLine(summary(r), 200))
 	}
 	for _, name := range names {
 		if !seen[name] {

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stewardfleet/steward/internal/display"
 	"github.com/stewardfleet/steward/internal/status"
 )
 
@@ -71,9 +72,10 @@ func exitCell(r *status.Record) string {
 }
 
 // oneLine cuts s to its first non-empty line and at most width
-// characters, with "…" when anything was left out.
+// characters, with "…" when anything was left out. s came from a node:
+// nothing in it may drive the terminal (display.Safe).
 func oneLine(s string, width int) string {
-	s = strings.TrimSpace(s)
+	s = strings.TrimSpace(display.String(s))
 	line, rest, _ := strings.Cut(s, "\n")
 	line = strings.ReplaceAll(strings.TrimRight(line, "\r"), "\t", " ")
 	cut := rest != ""

@@ -7,6 +7,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/stewardfleet/steward/internal/display"
 	"github.com/stewardfleet/steward/internal/message"
 )
 
@@ -36,8 +37,11 @@ func runErrorLog(_ context.Context, req *Request) (*Result, error) {
 	if when.IsZero() {
 		when = req.Env.now()
 	}
+	// One report per entry, each starting with its time: the report's own
+	// lines are indented, and nothing in it can drive a terminal.
 	text := bytes.TrimRight(m.Data, "\n")
-	line := fmt.Appendf(nil, "%s %s: %s\n", when.UTC().Format(time.RFC3339), m.FromNode, text)
+	shown := bytes.ReplaceAll(display.Safe(text), []byte("\n"), []byte("\n    "))
+	line := fmt.Appendf(nil, "%s %s: %s\n", when.UTC().Format(time.RFC3339), m.FromNode, shown)
 	if _, err := req.Env.Files.Write(rel, line, true); err != nil {
 		return nil, err
 	}

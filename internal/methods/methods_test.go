@@ -122,6 +122,22 @@ func TestToConsole(t *testing.T) {
 	}
 }
 
+// Another node's output cannot drive the terminal REQToConsole prints on:
+// escape sequences are shown, not sent.
+func TestToConsoleShowsEscapes(t *testing.T) {
+	env := testEnv(t)
+	var out bytes.Buffer
+	env.Stdout = &out
+	m := &message.Message{Method: "REQToConsole", FromNode: "ship1", ID: "m1", Data: message.Data("ok\x1b]52;c;cm0gLXJmIC8=\x07\x1b[2J\rdone\n"),
+		Reply: &message.ReplyInfo{Method: "REQCliCommand", Status: "succeeded"}}
+	if _, err := run(t, toConsole, env, m); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); strings.ContainsAny(got, "\x1b\x07\r") || !strings.HasSuffix(got, `ok\x1b]52;c;cm0gLXJmIC8=\x07\x1b[2J\x0ddone`+"\n") {
+		t.Errorf("printed %q", got)
+	}
+}
+
 func TestPingAndPong(t *testing.T) {
 	env := testEnv(t)
 	env.NodeName = "ship1"
@@ -151,6 +167,23 @@ func TestErrorLog(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(env.Files.Dir(), ErrorLogDir, "ship2", ErrorLogFile))
 	if string(b) != "2026-11-27T08:00:00Z ship2: failed: REQCliCommand exit 3\n" {
 		t.Errorf("error log %q", b)
+	}
+}
+
+// A report cannot forge entries: its own lines are indented under its
+// time, and escape sequences are shown, not kept.
+func TestErrorLogEntriesCannotBeForged(t *testing.T) {
+	env := testEnv(t)
+	sent := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	m := &message.Message{Method: "REQErrorLog", FromNode: "ship2", SentAt: sent,
+		Data: message.Data("failed\n2026-11-27T09:00:00Z ship1: forged\n\x1b[1A\x1b[2Khidden")}
+	if _, err := run(t, errorLog, env, m); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(env.Files.Dir(), ErrorLogDir, "ship2", ErrorLogFile))
+	want := "2026-11-27T08:00:00Z ship2: failed\n    2026-11-27T09:00:00Z ship1: forged\n    \\x1b[1A\\x1b[2Khidden\n"
+	if string(b) != want {
+		t.Errorf("error log %q, want %q", b, want)
 	}
 }
 

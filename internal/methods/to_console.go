@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/stewardfleet/steward/internal/display"
 )
 
 var toConsole = Spec{
@@ -26,11 +28,13 @@ func runToConsole(_ context.Context, req *Request) (*Result, error) {
 	if m.Reply != nil {
 		what = fmt.Sprintf("%s %s", m.Reply.Method, m.Reply.Status)
 	}
-	data := m.Data
+	// The data is another node's output: it must not drive the terminal.
+	data := display.Safe(m.Data)
 	if len(data) > 0 && data[len(data)-1] != '\n' {
 		data = append(data, '\n')
 	}
-	if _, err := fmt.Fprintf(out, "--- from %s: %s (message %s)\n%s", m.FromNode, what, m.ID, data); err != nil {
+	head := display.String(fmt.Sprintf("--- from %s: %s (message %s)", m.FromNode, what, m.ID))
+	if _, err := fmt.Fprintf(out, "%s\n%s", head, data); err != nil {
 		return nil, fmt.Errorf("print: %w", err)
 	}
 	return &Result{}, nil
