@@ -88,13 +88,11 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 	}
 	// Messages are signed with the node's key, as the node signs them.
 	var signer *signature.Signer
-	var sign func(*message.Message) error
 	if cfg.NkeySeedFile != "" {
 		if signer, err = signature.LoadSigner(cfg.NkeySeedFile); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("nkey-seed-file: %w", err)
 		}
-		sign = signer.Sign
 	}
 	c := &Client{cfg: cfg, nc: nc, js: js, assets: assets, signer: signer,
 		status: status.NewStore(js, assets.Status), nodes: registry.New(assets.Nodes)}
@@ -110,7 +108,7 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 			ACKTimeout: cfg.DefaultMessageTimeout, Retries: cfg.DefaultMessageRetries,
 			DeliveryDeadline: cfg.DefaultDeliveryDeadline,
 		},
-		MaxPayload: nc.MaxPayload(), Audit: c.audit, BrokerNow: c.Now, Sign: sign,
+		MaxPayload: nc.MaxPayload(), Audit: c.audit, BrokerNow: c.Now, Signer: signer,
 	})
 	return c, nil
 }

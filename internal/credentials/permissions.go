@@ -35,9 +35,11 @@ func NodePermissions(node string, senders []string) *server.Permissions {
 		"$JS.API.STREAM.INFO." + nodes,
 		"$JS.API.STREAM.INFO." + keys,
 		"$JS.API.CONSUMER.INFO." + messages + "." + node,
-		"$JS.API.CONSUMER.CREATE." + messages + "." + node,
-		"$JS.API.CONSUMER.CREATE." + messages + "." + node + ".>",
-		"$JS.API.CONSUMER.DURABLE.CREATE." + messages + "." + node,
+		// Only with its own queue's filter in the subject (the broker
+		// checks that the request's filter is the subject's): the bare
+		// create subjects would let a node point its consumer at another
+		// node's queue.
+		"$JS.API.CONSUMER.CREATE." + messages + "." + node + "." + stream.MessageSubject(node),
 		"$JS.API.CONSUMER.MSG.NEXT." + messages + "." + node,
 		"$JS.ACK." + messages + "." + node + ".>",
 		"$JS.ACK.*.*." + messages + "." + node + ".>",

@@ -60,10 +60,12 @@ func Schedule(ctx context.Context, js jetstream.JetStream, deliveryID string, at
 
 // Claim claims delivery deliveryID for the node that is about to run it.
 // seq is the stream sequence of its schedule (0: the delivery has no
-// deadline, and the claim is won at once). It returns true if the node
-// owns the delivery (now, or since an earlier claim), false if the
-// deadline passed first.
-func Claim(ctx context.Context, js jetstream.JetStream, deadlines jetstream.Stream, deliveryID string, seq uint64, ttl time.Duration) (bool, error) {
+// deadline, and the claim is won at once); msgID is the claim's
+// Nats-Msg-Id, the same for every try of one node (signature.Signer.MsgID
+// of "claim.<deliveryID>", so no other client can take it first). It
+// returns true if the node owns the delivery (now, or since an earlier
+// claim), false if the deadline passed first.
+func Claim(ctx context.Context, js jetstream.JetStream, deadlines jetstream.Stream, deliveryID, msgID string, seq uint64, ttl time.Duration) (bool, error) {
 	if seq == 0 {
 		return true, nil
 	}
@@ -73,7 +75,7 @@ func Claim(ctx context.Context, js jetstream.JetStream, deadlines jetstream.Stre
 		msg.Header.Set(schedulerHeader, schedule)
 		msg.Header.Set(scheduleNextHeader, scheduleNextPurge)
 		_, err := js.PublishMsg(ctx, msg,
-			jetstream.WithMsgID("claim."+deliveryID),
+			jetstream.WithMsgID(msgID),
 			jetstream.WithExpectLastSequenceForSubject(seq, schedule),
 			jetstream.WithMsgTTL(ttl))
 		if err == nil {

@@ -91,7 +91,7 @@ func (e *env) status(t *testing.T, did string) status.Status {
 
 func claim(t *testing.T, e *env, did string, seq uint64) bool {
 	t.Helper()
-	won, err := deadline.Claim(t.Context(), e.js, e.a.Deadlines, did, seq, time.Hour)
+	won, err := deadline.Claim(t.Context(), e.js, e.a.Deadlines, did, "claim."+did, seq, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

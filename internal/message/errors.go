@@ -45,8 +45,9 @@ type Code string
 const (
 	CodeMalformed     Code = "malformed"
 	CodeBadSignature  Code = "bad_signature"
-	CodeDenied        Code = "denied"   // by the receiving node's policy
-	CodeReplayed      Code = "replayed" // a copy of a message the node already ended, or one too old to be anything else
+	CodeDenied        Code = "denied"      // by the receiving node's policy
+	CodeReplayed      Code = "replayed"    // a copy of a message the node already ended, or one too old to be anything else
+	CodeUnsolicited   Code = "unsolicited" // a reply to a request the receiving node did not send
 	CodeUnknownField  Code = "unknown_field"
 	CodeFieldType     Code = "field_type"
 	CodeFieldValue    Code = "field_value"

@@ -86,7 +86,7 @@ func ValidateInput(m *Message, cat Catalogue) error {
 // the sender, and again on the node that receives it. On success it
 // replaces method names by their canonical names.
 func Validate(m *Message, cat Catalogue) error {
-	if err := validReply(m.Reply); err != nil {
+	if err := validReply(m); err != nil {
 		return err
 	}
 	targets := m.Targets()
@@ -210,14 +210,20 @@ const MaxReplyChunks = 1024
 
 // validReply checks what a reply says about the delivery it answers: its
 // deliveryId names a folder and status records on the receiving node, so
-// it must be exactly "<id>.<node>".
-func validReply(r *ReplyInfo) error {
+// it must be exactly "<id>.<node>", and a node answers only its own
+// deliveries: the node is the reply's fromNode, the id its id.
+func validReply(m *Message) error {
+	r := m.Reply
 	if r == nil {
 		return nil
 	}
 	id, node, ok := SplitDeliveryID(r.DeliveryID)
 	if !ok || ValidID(id) != nil || ValidNodeName(node) != nil {
 		return fmt.Errorf("reply.deliveryId %.80q is not <id>.<node>: %w", r.DeliveryID, ErrFieldValue)
+	}
+	if id != m.ID || node != m.FromNode {
+		return fmt.Errorf("reply.deliveryId %s is not the delivery of message %s to %s, the node it comes from: a node answers only its own deliveries: %w",
+			r.DeliveryID, m.ID, m.FromNode, ErrFieldValue)
 	}
 	if r.Chunks < 0 || r.Chunks > MaxReplyChunks || r.Chunk < 0 || (r.Chunks > 0 && r.Chunk >= r.Chunks) {
 		return fmt.Errorf("reply chunk %d of %d is out of range (at most %d chunks): %w", r.Chunk, r.Chunks, MaxReplyChunks, ErrFieldValue)

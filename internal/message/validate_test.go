@@ -27,8 +27,10 @@ func TestReplyDeliveryIDIsConfined(t *testing.T) {
 		{"abc123.ship1", 4, 4, false},
 		{"abc123.ship1", -1, 4, false},
 		{"abc123.ship1", 0, message.MaxReplyChunks + 1, false},
+		{"abc123.ship2", 0, 1, false}, // ship1 answering for ship2
+		{"other.ship1", 0, 1, false},  // another message's delivery
 	} {
-		m := &message.Message{ID: "r1", ToNode: "central", FromNode: "ship1", Method: "REQToFileAppend",
+		m := &message.Message{ID: "abc123", ToNode: "central", FromNode: "ship1", Method: "REQToFileAppend",
 			Reply: &message.ReplyInfo{DeliveryID: tc.id, Chunk: tc.chunk, Chunks: tc.chunks}}
 		err := message.Validate(m, methods.Default())
 		if (err == nil) != tc.ok {

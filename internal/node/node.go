@@ -274,7 +274,7 @@ func (n *Node) setup(opts Options) {
 			DeliveryDeadline: n.cfg.DefaultDeliveryDeadline,
 		},
 		MaxPayload: n.nc.MaxPayload(), Audit: n.audit, Now: n.now,
-		Outbox: n.outbox, Connected: n.nc.IsConnected, Sign: n.sign(),
+		Outbox: n.outbox, Connected: n.nc.IsConnected, Signer: n.signer,
 		BrokerNow: func(ctx context.Context) (time.Time, error) {
 			return stream.BrokerNow(ctx, n.js, n.assets.Deadlines, n.cfg.NodeName)
 		},
@@ -290,14 +290,6 @@ func (n *Node) setup(opts Options) {
 	if n.isCentral() {
 		n.env.Nodes = registry.New(n.assets.Nodes)
 	}
-}
-
-// sign is how the node signs what it sends (nil: it does not).
-func (n *Node) sign() func(*message.Message) error {
-	if n.signer == nil {
-		return nil
-	}
-	return n.signer.Sign
 }
 
 func (n *Node) isCentral() bool { return n.cfg.NodeName == n.cfg.CentralNodeName }

@@ -117,11 +117,12 @@ func (r *inflight) leave(d *delivery) {
 func (n *Node) handle(ctx context.Context, l *consumer.Lease) consumer.Disposition {
 	msg, meta := l.Msg(), l.Meta()
 	m, err := message.DecodeWire(msg.Data())
+	verified := false
 	if err == nil {
-		err = n.check(m)
+		verified, err = n.check(m)
 	}
 	if err != nil {
-		disp := n.refuseRaw(ctx, msg, meta, err)
+		disp := n.refuseRaw(ctx, msg, meta, m, verified, err)
 		n.settled(disp)
 		return disp
 	}
@@ -166,17 +167,31 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 	if d.ledgered {
 		entry, _ = n.ledger.Get(d.key)
 	}
+	if m.Reply != nil && n.keys != nil && entry.State == "" {
+		// A node that checks signatures takes a reply only to a request
+		// it sent, from the node it sent it to.
+		ok, err := n.solicited(ctx, m)
+		if err != nil {
+			d.log.Warn("cannot read the request's status to check the reply answers it; it comes again", "error", err)
+			return consumer.Nak(m.ACKTimeoutDuration())
+		}
+		if !ok {
+			return n.drop(ctx, d, message.CodeUnsolicited, fmt.Sprintf(
+				"a reply from %s to %s (%s), which this node did not send to %s: not run",
+				m.FromNode, m.Reply.DeliveryID, m.Reply.Method, m.FromNode))
+		}
+	}
 	seq := d.lease.Meta().Sequence.Stream
 	switch {
 	case entry.State == ledger.Finished && d.tracked && entry.Seq != 0 && entry.Seq != seq:
-		return n.refuseCopy(ctx, d, fmt.Sprintf(
+		return n.drop(ctx, d, message.CodeReplayed, fmt.Sprintf(
 			"message %s came again as stream message %d after its delivery (stream message %d) ended here as %s; a replay, or a sender publishing it again: not run, its status is left as it is",
 			m.ID, seq, entry.Seq, entry.FinalStatus))
 	case entry.State == ledger.Finished:
 		d.outcome = entry.FinalStatus
 		return consumer.Ack()
 	case entry.State == "" && d.tracked && n.now().After(m.LedgerExpiry(n.now())):
-		return n.refuseCopy(ctx, d, fmt.Sprintf(
+		return n.drop(ctx, d, message.CodeReplayed, fmt.Sprintf(
 			"message %s arrived after %s, when this node's ledger may have forgotten it (its deadline was %s): it can only be a replay; not run",
 			m.ID, m.LedgerExpiry(n.now()).UTC().Format(time.RFC3339), m.Deadline.UTC().Format(time.RFC3339)))
 	}
@@ -188,7 +203,7 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 	}
 	rerun := entry.State == ledger.Started
 	if d.tracked && !rerun {
-		won, err := deadline.Claim(ctx, n.js, n.assets.Deadlines, d.key, m.DeadlineSeq, m.StorageTTL(n.now()))
+		won, err := deadline.Claim(ctx, n.js, n.assets.Deadlines, d.key, n.signer.MsgID("claim."+d.key), m.DeadlineSeq, m.StorageTTL(n.now()))
 		if err != nil {
 			if ctx.Err() != nil {
 				return consumer.Nak(0)
@@ -318,26 +333,29 @@ func appendLine(b []byte, line string) []byte {
 	return append(append(b, line...), '\n')
 }
 
-// check validates a message that came from the broker.
-func (n *Node) check(m *message.Message) error {
+// check validates a message that came from the broker. On a node that
+// checks signatures, the signature is checked first: verified says it
+// holds, so the message's own word on which delivery it is can be taken.
+func (n *Node) check(m *message.Message) (verified bool, err error) {
 	if m.ID == "" {
-		return fmt.Errorf("the message has no id (was it published without steward?): %w", message.ErrFieldValue)
+		return false, fmt.Errorf("the message has no id (was it published without steward?): %w", message.ErrFieldValue)
 	}
 	if m.FromNode == "" {
-		return fmt.Errorf("the message has no fromNode: %w", message.ErrFieldValue)
-	}
-	if err := message.Validate(m, n.methods.All()); err != nil {
-		return err
-	}
-	if m.ToNode != n.cfg.NodeName {
-		return fmt.Errorf("the message is for %q, not this node: %w", m.ToNode, message.ErrFieldValue)
+		return false, fmt.Errorf("the message has no fromNode: %w", message.ErrFieldValue)
 	}
 	if n.keys != nil {
 		if err := n.keys.Verify(m); err != nil {
-			return fmt.Errorf("%w: %w", message.ErrBadSignature, err)
+			return false, fmt.Errorf("%w: %w", message.ErrBadSignature, err)
 		}
+		verified = true
 	}
-	return nil
+	if err := message.Validate(m, n.methods.All()); err != nil {
+		return verified, err
+	}
+	if m.ToNode != n.cfg.NodeName {
+		return verified, fmt.Errorf("the message is for %q, not this node: %w", m.ToNode, message.ErrFieldValue)
+	}
+	return verified, nil
 }
 
 // execute runs the method. interrupted is true when the node is stopping:
@@ -558,28 +576,62 @@ func (n *Node) refuse(ctx context.Context, d *delivery, st status.Status, code, 
 	return n.finish(ctx, d, o, false)
 }
 
-// refuseCopy refuses a copy of a delivery that must leave no trace on
-// the delivery itself (its ledger entry and status record are the
-// original's): the copy is reported to central, audited and dropped.
-func (n *Node) refuseCopy(ctx context.Context, d *delivery, text string) consumer.Disposition {
-	d.log.Warn("message refused", "code", message.CodeReplayed, "error", text)
-	if f := n.reportError(ctx, "copy."+strconv.FormatUint(d.lease.Meta().Sequence.Stream, 10), string(message.CodeReplayed)+": "+text); f != nil {
+// solicited reports whether reply m answers a request this node sent:
+// the request's status record says this node sent it, to m's node, for
+// the method m says it ran.
+func (n *Node) solicited(ctx context.Context, m *message.Message) (bool, error) {
+	rec, _, err := n.status.Get(ctx, m.Reply.DeliveryID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return rec.FromNode == n.cfg.NodeName && rec.Node == m.FromNode && rec.Method == m.Reply.Method, nil
+}
+
+// drop refuses a message that must leave no trace on any delivery (a copy
+// of one whose ledger entry and status record are the original's, or a
+// reply to a request never sent): it is reported to central, audited and
+// dropped.
+func (n *Node) drop(ctx context.Context, d *delivery, code message.Code, text string) consumer.Disposition {
+	seq := d.lease.Meta().Sequence.Stream
+	text = fmt.Sprintf("%s: %s (stream sequence %d)", code, text, seq)
+	d.log.Warn("message refused", "code", code, "error", text)
+	if f := n.reportError(ctx, "dropped."+strconv.FormatUint(seq, 10), text); f != nil {
 		if err := stream.Await(ctx, f); err != nil && ctx.Err() == nil {
 			return consumer.Nak(n.cfg.DefaultMessageTimeout)
 		}
 	}
 	_ = n.audit.Write(audit.Record{Event: audit.Refused, DeliveryID: d.key, Status: string(status.Rejected),
 		Attempt: d.lease.Meta().NumDelivered, Error: text, Message: d.msg})
-	return consumer.Term(string(message.CodeReplayed))
+	return consumer.Term(string(code))
 }
 
-// refuseRaw refuses a message that did not decode or validate. Where its
-// Nats-Msg-Id names a delivery to this node still pending, that delivery
-// becomes rejected, so the sender learns why.
-func (n *Node) refuseRaw(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) consumer.Disposition {
-	deliveryID := msg.Headers().Get(jetstream.MsgIDHeader)
-	text := fmt.Sprintf("message on %s (stream sequence %d) refused: %v", msg.Subject(), meta.Sequence.Stream, cause)
-	n.log.Warn("message refused", "subject", msg.Subject(), "delivery", deliveryID, "error", cause)
+// refuseRaw refuses a message that did not decode or validate (m is nil
+// when it did not decode). Where it names a delivery to this node still
+// pending, that delivery becomes rejected, so the sender learns why: on a
+// node that checks signatures only a request whose signature held names
+// one (anyone may publish junk under a Nats-Msg-Id); on one that does
+// not, its Nats-Msg-Id does.
+func (n *Node) refuseRaw(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, m *message.Message, verified bool, cause error) consumer.Disposition {
+	claimed := msg.Headers().Get(jetstream.MsgIDHeader)
+	deliveryID := claimed
+	if n.keys != nil {
+		deliveryID = ""
+		if verified && m.Reply == nil && !m.Event && m.ToNode == n.cfg.NodeName {
+			deliveryID = message.DeliveryID(m.ID, n.cfg.NodeName)
+		}
+	}
+	about := fmt.Sprintf("stream sequence %d", meta.Sequence.Stream)
+	if claimed != "" {
+		about += fmt.Sprintf(", delivery %.120q", claimed)
+	}
+	if m != nil {
+		about += fmt.Sprintf(", id %.80q from %.80q", m.ID, m.FromNode)
+	}
+	text := fmt.Sprintf("message on %s (%s) refused: %v", msg.Subject(), about, cause)
+	n.log.Warn("message refused", "subject", msg.Subject(), "delivery", claimed, "error", cause)
 	var errs []error
 	if id, node, ok := message.SplitDeliveryID(deliveryID); ok && node == n.cfg.NodeName && message.ValidID(id) == nil {
 		errs = append(errs, n.rejectPending(ctx, deliveryID, meta, cause))
@@ -590,7 +642,7 @@ func (n *Node) refuseRaw(ctx context.Context, msg jetstream.Msg, meta *jetstream
 	if err := errors.Join(errs...); err != nil && ctx.Err() == nil {
 		return consumer.Nak(n.cfg.DefaultMessageTimeout)
 	}
-	_ = n.audit.Write(audit.Record{Event: audit.Refused, DeliveryID: deliveryID, Status: string(status.Rejected),
+	_ = n.audit.Write(audit.Record{Event: audit.Refused, DeliveryID: claimed, Status: string(status.Rejected),
 		Attempt: meta.NumDelivered, Error: text})
 	return consumer.Term("rejected: " + cause.Error())
 }

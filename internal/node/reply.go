@@ -185,10 +185,11 @@ func (n *Node) socketInput(ctx context.Context, input []byte) []byte {
 }
 
 // publish signs (if the node has a key) and publishes a message the node
-// built itself: a reply, an error report, a hello.
+// built itself: a reply, an error report, a hello. deliveryID is its
+// deduplication key, tagged by the node's key (signature.Signer.MsgID).
 func (n *Node) publish(ctx context.Context, m *message.Message, deliveryID string, ttl time.Duration) (jetstream.PubAckFuture, error) {
 	if err := n.signer.Sign(m); err != nil {
 		return nil, err
 	}
-	return sender.PublishPrepared(ctx, n.js, m, deliveryID, ttl)
+	return sender.PublishPrepared(ctx, n.js, m, n.signer.MsgID(deliveryID), ttl)
 }

@@ -304,6 +304,28 @@ func newSignedFleet(t *testing.T) *signedFleet {
 	return &signedFleet{fleet: f, central: central, ship1: ship1, centralSeed: centralSeed, ship2Seed: ship2Seed, centralPub: centralPub, listen: listen}
 }
 
+// waitErrorLog waits until central's error log of node has a line with
+// every word given.
+func (sf *signedFleet) waitErrorLog(t *testing.T, node string, words ...string) string {
+	t.Helper()
+	var found string
+	natstest.Eventually(t, 30*time.Second, fmt.Sprintf("%q in central's error log of %s", words, node), func() bool {
+		b, _ := os.ReadFile(filepath.Join(sf.central.cfg.DataFolder, "errorLog", node, "errors.log"))
+		for _, line := range strings.Split(string(b), "\n") {
+			all := true
+			for _, w := range words {
+				all = all && strings.Contains(line, w)
+			}
+			if all {
+				found = line
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
 // connectAsCentral is a raw connection with central's key: a sender's
 // rights on the broker.
 func (sf *signedFleet) connectAsCentral(t *testing.T) (*nats.Conn, jetstream.JetStream) {
@@ -363,12 +385,27 @@ func TestSignedMessages(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	recs := wait(t, c, badIDs, 30*time.Second)
-	for _, r := range recs {
-		if r.Status != status.Rejected || !strings.Contains(r.Error, "signature") && !strings.Contains(r.Error, "signed") {
-			t.Errorf("%s: %s %s", r.ID, r.Status, r.Error)
+	// Refused and reported; and since nobody vouches for what they say,
+	// they change no delivery's status.
+	for _, id := range badIDs {
+		sf.waitErrorLog(t, "ship1", `delivery "`+id+`.ship1"`, "bad signature")
+		if recs, err := c.Status(t.Context(), id); err == nil {
+			t.Errorf("%s has a status: %s", id, describe(recs))
 		}
 	}
+	// A message central signed that this node cannot take is rejected, in
+	// its status record, as before.
+	unknown := &message.Message{ID: "signedbutunknown", ToNode: "ship1", FromNode: "central", Method: "REQNoSuchMethod",
+		SentAt: time.Now().UTC(), Deadline: time.Now().Add(time.Hour).UTC()}
+	_ = centralSigner.Sign(unknown)
+	b, _ := json.Marshal(unknown)
+	if _, err := js.Publish(t.Context(), stream.MessageSubject("ship1"), b); err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 30*time.Second, "the signed unknown method rejected", func() bool {
+		recs, err := c.Status(t.Context(), unknown.ID)
+		return err == nil && len(recs) == 1 && recs[0].Status == status.Rejected && recs[0].ErrorCode == "unknown_method"
+	})
 	for _, id := range badIDs {
 		if _, err := os.Stat(filepath.Join(ship1Cfg.DataFolder, "ran-"+id)); err == nil {
 			t.Errorf("%s ran", id)
@@ -474,14 +511,23 @@ func TestKeySetTrustsAndRevokes(t *testing.T) {
 		if _, err := js.Publish(t.Context(), stream.MessageSubject("ship1"), b, jetstream.WithMsgID(message.DeliveryID(id, "ship1"))); err != nil {
 			t.Fatal(err)
 		}
-		// Its reply goes to ship2, which is not running: wait for the
-		// delivery only.
+		// It ran (its status says so; its reply goes to ship2, which is not
+		// running), or it was refused (central's error log says so: a
+		// message whose signature does not hold changes no status).
 		var got string
+		errorLog := filepath.Join(sf.central.cfg.DataFolder, "errorLog", "ship1", "errors.log")
 		natstest.Eventually(t, 30*time.Second, "the delivery of "+id+" ends", func() bool {
 			recs, err := c.Status(t.Context(), id)
 			for _, r := range recs {
 				if err == nil && !r.Reply && r.Status.Terminal() {
 					got = string(r.Status) + " " + r.Error
+					return true
+				}
+			}
+			b, _ := os.ReadFile(errorLog)
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, `delivery "`+id+`.ship1"`) {
+					got = "refused " + line
 					return true
 				}
 			}
@@ -498,7 +544,7 @@ func TestKeySetTrustsAndRevokes(t *testing.T) {
 		}
 	}
 
-	if got := fromShip2(); !strings.HasPrefix(got, "rejected") || !strings.Contains(got, "not signed by a key this node trusts") {
+	if got := fromShip2(); !strings.HasPrefix(got, "refused") || !strings.Contains(got, "not signed by a key this node trusts") {
 		t.Fatalf("ship2 before the key set trusts it: %s", got)
 	}
 	if _, err := c.ChangeKeySet(t.Context(), func(ks *signature.KeySet) error { return ks.Trust("ship2", ship2.PublicKey()) }); err != nil {
@@ -512,7 +558,7 @@ func TestKeySetTrustsAndRevokes(t *testing.T) {
 		t.Fatal(err)
 	}
 	takeKeys("key set version 2")
-	if got := fromShip2(); !strings.HasPrefix(got, "rejected") || !strings.Contains(got, "revoked") {
+	if got := fromShip2(); !strings.HasPrefix(got, "refused") || !strings.Contains(got, "revoked") {
 		t.Fatalf("ship2 after its key was revoked: %s", got)
 	}
 	if _, err := os.Stat(filepath.Join(sf.ship1.cfg.DataFolder, "fromship2n3")); err == nil {
@@ -534,7 +580,7 @@ func TestKeySetTrustsAndRevokes(t *testing.T) {
 	if r := wait(t, c, ids, 30*time.Second)[0]; r.Status != status.Failed || !strings.Contains(r.Error, "not by the central node's trusted key") {
 		t.Errorf("a forged key set: %s %s", r.Status, r.Error)
 	}
-	if got := fromShip2(); !strings.HasPrefix(got, "rejected") || !strings.Contains(got, "revoked") {
+	if got := fromShip2(); !strings.HasPrefix(got, "refused") || !strings.Contains(got, "revoked") {
 		t.Fatalf("ship2 after a forged key set: %s", got)
 	}
 	kept, err := os.ReadFile(filepath.Join(sf.ship1.cfg.StateFolder(), "keyset.json"))

@@ -28,6 +28,7 @@ import (
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/outbox"
+	"github.com/stewardfleet/steward/internal/signature"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
 )
@@ -65,8 +66,9 @@ type Options struct {
 	// measures its offset at most every ClockRefresh), so a sender whose
 	// clock is off still gives a message the deadline that was asked for.
 	BrokerNow func(ctx context.Context) (time.Time, error)
-	// Sign, if not nil, signs each delivery before it is published.
-	Sign func(*message.Message) error
+	// Signer, if not nil, signs each delivery before it is published, and
+	// tags its Nats-Msg-Id (signature.Signer.MsgID).
+	Signer *signature.Signer
 }
 
 // ClockRefresh is how long a measured offset to the broker's clock is used.
@@ -537,11 +539,9 @@ func (p *publication) publish(ctx context.Context) {
 		}
 		d := m.Clone()
 		d.ToNode, d.ToNodes, d.DeadlineSeq = node, nil, seq
-		if p.s.o.Sign != nil {
-			if err := p.s.o.Sign(d); err != nil {
-				p.err = err
-				return
-			}
+		if err := p.s.o.Signer.Sign(d); err != nil {
+			p.err = err
+			return
 		}
 		data, err := json.Marshal(d)
 		if err != nil {
@@ -550,7 +550,7 @@ func (p *publication) publish(ctx context.Context) {
 		}
 		msg := nats.NewMsg(stream.MessageSubject(node))
 		msg.Data = data
-		f, err := stream.PublishAsync(ctx, p.s.o.JS, msg, jetstream.WithMsgID(message.DeliveryID(m.ID, node)), jetstream.WithMsgTTL(p.ttl))
+		f, err := stream.PublishAsync(ctx, p.s.o.JS, msg, jetstream.WithMsgID(p.s.o.Signer.MsgID(message.DeliveryID(m.ID, node))), jetstream.WithMsgTTL(p.ttl))
 		if err != nil {
 			p.err = err
 			return
@@ -574,7 +574,7 @@ func (s *Sender) checkSize(m *message.Message, targets []string) error {
 	for _, node := range targets {
 		d := m.Clone()
 		d.ToNode, d.ToNodes, d.DeadlineSeq = node, nil, math.MaxUint64
-		if s.o.Sign != nil { // room for a signature
+		if s.o.Signer != nil { // room for a signature
 			d.Signer, d.Signature = strings.Repeat("U", 56), make([]byte, 64)
 		}
 		data, err := json.Marshal(d)

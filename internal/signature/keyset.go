@@ -26,7 +26,7 @@ var ErrRevoked = errors.New("the message is signed by a revoked key")
 // only a newer version than the one it has.
 type KeySet struct {
 	Version  uint64            `json:"version"`
-	IssuedAt time.Time         `json:"issuedAt"`
+	IssuedAt time.Time         `json:"issuedAt,omitzero"`
 	Keys     map[string]string `json:"keys,omitempty"`
 	// Revoked keys are refused whoever signs with them, even where a
 	// trusted-keys file lists them (except central's own key: it is the

@@ -11,6 +11,7 @@ package signature
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,6 +78,24 @@ func (s *Signer) Sign(m *message.Message) error {
 	}
 	m.Signature = sig
 	return nil
+}
+
+// MsgID is the Nats-Msg-Id the signer publishes a message with whose
+// deduplication key is base: base with a tag only this signer can make
+// (the start of its deterministic ed25519 signature of base), so that
+// another client, which knows base, cannot publish first under the same
+// ID and have the broker drop the real message as a duplicate. The same
+// signer always makes the same ID, so its own re-sends are still
+// deduplicated. A nil Signer returns base.
+func (s *Signer) MsgID(base string) string {
+	if s == nil {
+		return base
+	}
+	sig, err := s.kp.Sign([]byte("steward Nats-Msg-Id " + base))
+	if err != nil || len(sig) < 12 {
+		return base
+	}
+	return base + "." + hex.EncodeToString(sig[:12])
 }
 
 // canonical is what a signature covers: the message as encoded on the

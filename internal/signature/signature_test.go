@@ -124,3 +124,30 @@ func TestLoadTrust(t *testing.T) {
 		})
 	}
 }
+
+// A message ID tag is the same every time for one key, different for
+// another key and another base, and absent without a key.
+func TestMsgID(t *testing.T) {
+	dir := t.TempDir()
+	aSeed, _ := natstest.NkeySeed(t, dir, "a")
+	bSeed, _ := natstest.NkeySeed(t, dir, "b")
+	a, _ := signature.LoadSigner(aSeed)
+	b, _ := signature.LoadSigner(bSeed)
+	id := a.MsgID("X1.ship1.reply.0")
+	if !strings.HasPrefix(id, "X1.ship1.reply.0.") || len(id) != len("X1.ship1.reply.0.")+24 {
+		t.Fatalf("MsgID = %q", id)
+	}
+	if again := a.MsgID("X1.ship1.reply.0"); again != id {
+		t.Errorf("not deterministic: %q then %q", id, again)
+	}
+	if other := b.MsgID("X1.ship1.reply.0"); other == id {
+		t.Error("another key makes the same ID")
+	}
+	if other := a.MsgID("X1.ship1.reply.1"); other[len(other)-24:] == id[len(id)-24:] {
+		t.Error("another base has the same tag")
+	}
+	var none *signature.Signer
+	if got := none.MsgID("X1.ship1"); got != "X1.ship1" {
+		t.Errorf("no key: %q", got)
+	}
+}

@@ -52,9 +52,7 @@ type redTeamCase struct {
 var cases = []redTeamCase{
 	{"no key", "", noKey},
 	{"stolen ship: read another node's", "", stolenShipReads},
-	{"stolen ship: re-point its own consumer", "a node's permissions allow $JS.API.CONSUMER.CREATE.STEWARD_MESSAGES.<node>.> and " +
-		"the bare CREATE/DURABLE.CREATE subjects, so ship2 can update its own consumer's filter to steward.msg.ship1 and read ship1's queue",
-		stolenShipRetargets},
+	{"stolen ship: re-point its own consumer", "", stolenShipRetargets},
 	{"stolen ship: write another node's", "", stolenShipWrites},
 	{"stolen ship: streams and consumers", "", stolenShipLayout},
 	{"forged sender (stolen ship)", "", forgedSender},
@@ -63,12 +61,13 @@ var cases = []redTeamCase{
 	{"path traversal (stolen ship)", "", pathTraversal},
 	{"planted symlinks", "", symlinks},
 	{"oversize (stolen ship)", "", oversize},
-	{"answer for another node (stolen ship)", "central takes a reply whose deliveryId names another node (<id>.ship1) " +
-		"from ship2; ship1's real reply is then dropped as already done", answerForAnother},
-	{"unsolicited reply (stolen ship)", "central runs the reply method of a reply to a delivery it never sent", unsolicitedReply},
-	{"reply dedup ID taken (stolen ship)", "ship2 may set Nats-Msg-Id <id>.ship1.reply.0 on anything it puts in central's queue; " +
-		"the broker then drops ship1's real reply as a duplicate", replyDedupTaken},
+	{"answer for another node (stolen ship)", "", answerForAnother},
+	{"unsolicited reply (stolen ship)", "", unsolicitedReply},
+	{"reply dedup ID taken (stolen ship)", "", replyDedupTaken},
+	{"replayed capture (broker insider)", "", replayedCapture},
 	{"flood (stolen ship)", "", flood},
+	// Last: it changes the fleet's keys.
+	{"revoked key (broker insider)", "", revokedKey},
 }
 
 func TestRedTeam(t *testing.T) {
@@ -245,7 +244,7 @@ func (e *env) judge() {
 			if _, ok := logs[s.node]; !ok {
 				logs[s.node] = e.f.errorLog(s.node)
 			}
-			reported[i] = strings.Contains(logs[s.node], fmt.Sprintf("(stream sequence %d)", s.seq)) ||
+			reported[i] = mentionsSeq(logs[s.node], s.seq) ||
 				s.id != "" && strings.Contains(logs[s.node], "message "+s.id)
 			if !reported[i] {
 				missing++
@@ -272,12 +271,18 @@ func (e *env) judge() {
 	}
 }
 
+// mentionsSeq reports whether a refusal's text names stream sequence seq
+// ("(stream sequence 12)" or "(stream sequence 12, delivery …)").
+func mentionsSeq(text string, seq uint64) bool {
+	at := fmt.Sprintf("(stream sequence %d", seq)
+	return strings.Contains(text, at+")") || strings.Contains(text, at+",")
+}
+
 // verdict reads a node's audit log for s: "refused" (with the reason),
 // "accepted", or "" when the node has not dealt with it yet.
 func verdict(audit []auditLine, s stored) (string, string) {
-	bySeq := fmt.Sprintf("(stream sequence %d)", s.seq)
 	for _, l := range audit {
-		if l.Event == "refused" && strings.Contains(l.Error, bySeq) {
+		if l.Event == "refused" && mentionsSeq(l.Error, s.seq) {
 			return "refused", l.Error
 		}
 	}
