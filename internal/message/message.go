@@ -109,6 +109,11 @@ type ReplyInfo struct {
 	// Chunk and Chunks split output larger than one NATS message.
 	Chunk  int `json:"chunk"`
 	Chunks int `json:"chunks"`
+	// RequestSeq is the stream sequence of the request as the answering
+	// node took it: the receiving node reads the request there to check
+	// the reply answers a request it sent (only senders write a node's
+	// queue), with the reply method and folder it asked for.
+	RequestSeq uint64 `json:"requestSeq,omitempty"`
 }
 
 // Operation is the older form of process operations, kept for files that

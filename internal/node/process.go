@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -91,17 +92,25 @@ type inflight struct {
 	m  map[string]*delivery
 }
 
-// enter registers d. If a delivery with the same key is already in hand
-// (the broker sent the message again: a link cut longer than AckWait, a
-// recreated consumer), that one adopts d's lease and enter returns false.
-func (r *inflight) enter(d *delivery) bool {
+// enter registers d and returns nil. If a delivery with the same key is
+// already in hand and d is the same stream message (the broker sent it
+// again: a link cut longer than AckWait, a recreated consumer), that one
+// adopts d's lease and enter returns it. If d is another stream message
+// (a copy: replayed, or published again), enter returns the one in hand
+// and d's lease stays d's.
+func (r *inflight) enter(d *delivery) (inHand *delivery, adopted bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if cur, ok := r.m[d.key]; ok && cur.lease.Adopt(d.lease) {
-		return false
+	if cur, ok := r.m[d.key]; ok {
+		if cur.lease.Meta().Sequence.Stream != d.lease.Meta().Sequence.Stream {
+			return cur, false
+		}
+		if cur.lease.Adopt(d.lease) {
+			return cur, true
+		}
 	}
 	r.m[d.key] = d
-	return true
+	return nil, false
 }
 
 // leave removes d; the caller settles its lease after.
@@ -135,9 +144,15 @@ func (n *Node) handle(ctx context.Context, l *consumer.Lease) consumer.Dispositi
 		ledgered: lookupErr != nil || !spec.Idempotent,
 	}
 	d.log = n.log.With("method", m.Method, "msg_id", m.ID, "from", m.FromNode, "delivery", meta.NumDelivered)
-	if !n.inflight.enter(d) {
+	if inHand, adopted := n.inflight.enter(d); adopted {
 		d.log.Info("the broker sent a delivery again while this node still has it; the one in hand keeps it")
 		return consumer.Adopted()
+	} else if inHand != nil {
+		disp := n.drop(ctx, d, message.CodeReplayed, fmt.Sprintf(
+			"message %s came again as stream message %d while this node has it in hand (stream message %d); a replay, or a sender publishing it again: not run",
+			m.ID, meta.Sequence.Stream, inHand.lease.Meta().Sequence.Stream))
+		n.settled(disp)
+		return disp
 	}
 	d.record = status.Record{
 		ID: m.ID, Node: n.cfg.NodeName, FromNode: m.FromNode, Method: m.Method,
@@ -170,15 +185,15 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 	if m.Reply != nil && n.keys != nil && entry.State == "" {
 		// A node that checks signatures takes a reply only to a request
 		// it sent, from the node it sent it to.
-		ok, err := n.solicited(ctx, m)
+		why, err := n.solicited(ctx, m)
 		if err != nil {
-			d.log.Warn("cannot read the request's status to check the reply answers it; it comes again", "error", err)
+			d.log.Warn("cannot read the request to check the reply answers it; it comes again", "error", err)
 			return consumer.Nak(m.ACKTimeoutDuration())
 		}
-		if !ok {
+		if why != "" {
 			return n.drop(ctx, d, message.CodeUnsolicited, fmt.Sprintf(
-				"a reply from %s to %s (%s), which this node did not send to %s: not run",
-				m.FromNode, m.Reply.DeliveryID, m.Reply.Method, m.FromNode))
+				"a reply from %s to %s (%s) that answers no request this node sent: %s; not run",
+				m.FromNode, m.Reply.DeliveryID, m.Reply.Method, why))
 		}
 	}
 	seq := d.lease.Meta().Sequence.Stream
@@ -576,18 +591,42 @@ func (n *Node) refuse(ctx context.Context, d *delivery, st status.Status, code, 
 	return n.finish(ctx, d, o, false)
 }
 
-// solicited reports whether reply m answers a request this node sent:
-// the request's status record says this node sent it, to m's node, for
-// the method m says it ran.
-func (n *Node) solicited(ctx context.Context, m *message.Message) (bool, error) {
-	rec, _, err := n.status.Get(ctx, m.Reply.DeliveryID)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
+// solicited checks that reply m answers a request this node sent: the
+// request is read where the answering node says it took it (only senders
+// write a node's queue), and must be this node's message to the answering
+// node, with the same ID and method, and the reply method, folder, file
+// name and arguments the reply uses. It returns why not, or "".
+func (n *Node) solicited(ctx context.Context, m *message.Message) (string, error) {
+	r := m.Reply
+	if r.RequestSeq == 0 {
+		return "the reply does not say where its request is (requestSeq)", nil
+	}
+	raw, err := n.assets.Messages.GetMsg(ctx, r.RequestSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Sprintf("its request is not on the broker (stream message %d)", r.RequestSeq), nil
 	}
 	if err != nil {
-		return false, err
+		return "", err
 	}
-	return rec.FromNode == n.cfg.NodeName && rec.Node == m.FromNode && rec.Method == m.Reply.Method, nil
+	if raw.Subject != stream.MessageSubject(m.FromNode) {
+		return fmt.Sprintf("stream message %d is not a message to %s", r.RequestSeq, m.FromNode), nil
+	}
+	req, err := message.DecodeWire(raw.Data)
+	if err != nil {
+		return fmt.Sprintf("stream message %d does not decode: %v", r.RequestSeq, err), nil
+	}
+	replyMethod := req.ReplyMethod
+	if replyMethod == "" {
+		replyMethod = methods.DefaultReplyMethod
+	}
+	switch {
+	case req.Reply != nil || req.Event || req.FromNode != n.cfg.NodeName || req.ToNode != m.FromNode || req.ID != m.ID:
+		return fmt.Sprintf("stream message %d is not this node's message %s to %s", r.RequestSeq, m.ID, m.FromNode), nil
+	case req.Method != r.Method || replyMethod != m.Method || req.Directory != m.Directory || req.FileName != m.FileName ||
+		!slices.Equal(req.ReplyMethodArgs, m.MethodArgs):
+		return fmt.Sprintf("it does not answer message %s as sent (method, reply method, directory, file name or reply arguments differ)", m.ID), nil
+	}
+	return "", nil
 }
 
 // drop refuses a message that must leave no trace on any delivery (a copy

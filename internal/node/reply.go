@@ -47,6 +47,7 @@ func (n *Node) publishReply(ctx context.Context, d *delivery, o *ledger.Outcome)
 			Reply: &message.ReplyInfo{
 				DeliveryID: message.DeliveryID(m.ID, n.cfg.NodeName), Method: m.Method, Status: o.Status,
 				ExitCode: o.ExitCode, Error: o.Error, RequestSentAt: m.SentAt, Chunk: i, Chunks: len(chunks),
+				RequestSeq: d.lease.Meta().Sequence.Stream,
 			},
 		}
 		r.Deadline = r.SentAt.Add(n.cfg.DefaultDeliveryDeadline)

@@ -63,6 +63,7 @@ var cases = []redTeamCase{
 	{"oversize (stolen ship)", "", oversize},
 	{"answer for another node (stolen ship)", "", answerForAnother},
 	{"unsolicited reply (stolen ship)", "", unsolicitedReply},
+	{"unsolicited reply after a forged status record (stolen ship)", "", unsolicitedWithForgedRecord},
 	{"reply dedup ID taken (stolen ship)", "", replyDedupTaken},
 	{"replayed capture (broker insider)", "", replayedCapture},
 	{"flood (stolen ship)", "", flood},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/stream"
 )
 
@@ -85,4 +86,51 @@ func unsolicitedReply(e *env) {
 	app := reply("rtu2", "ship2", "rtu2.ship2", "unsolicited", "y.log")
 	app.Method = "REQToFileAppend"
 	e.publish(e.ship2, "an appending reply to a message central never sent", "central", sign(e.t, s2, app), "")
+}
+
+// unsolicitedWithForgedRecord: ship2 first writes a status record of its
+// own (a node writes its deliveries' statuses) saying central sent it a
+// command, then answers it, naming a stream message of its own queue.
+// Central checks a reply against the request in the stream, which only
+// senders write, not against any status record.
+func unsolicitedWithForgedRecord(e *env) {
+	now := time.Now().UTC()
+	rec := map[string]any{"id": "rtv1", "node": "ship2", "fromNode": "central", "method": "REQCliCommand",
+		"status": "pending", "sentAt": now, "deadline": now.Add(time.Hour), "updatedAt": now}
+	if _, err := e.ship2.js.Publish(e.t.Context(), "$KV.steward_status.rtv1.ship2", encode(e.t, rec)); err != nil {
+		e.t.Fatalf("ship2 writes a status record of its own: %v", err)
+	}
+	s2 := e.f.signer(e.t, "ship2")
+	m := reply("rtv1", "ship2", "rtv1.ship2", "unsolicited", "forged.log")
+	e.publish(e.ship2, "a reply to a message central never sent, after a forged status record", "central", sign(e.t, s2, m), "unsolicited")
+	// A genuine request to ship2 exists: its stream sequence, with the
+	// reply pointing somewhere the request did not ask for.
+	id := e.goodTo("ship2")
+	seq := e.lastSeqTo("ship2")
+	for i, steer := range []func(*message.Message){
+		func(m *message.Message) {}, // another ID than the request's
+		func(m *message.Message) { m.ID, m.Reply.DeliveryID, m.Directory = id, id+".ship2", "elsewhere" },
+		func(m *message.Message) { m.ID, m.Reply.DeliveryID, m.FileName = id, id+".ship2", "elsewhere.log" },
+	} {
+		m := reply(fmt.Sprintf("rtv%d", i+2), "ship2", fmt.Sprintf("rtv%d.ship2", i+2), "good", "good.log")
+		m.Method = "REQToFileAppend"
+		// A chunk the genuine reply did not have: central has not seen it.
+		m.Reply.RequestSeq, m.Reply.Chunk, m.Reply.Chunks = seq, 1, 2
+		steer(m)
+		e.publish(e.ship2, fmt.Sprintf("a reply naming a genuine request, steered (%d)", i+1), "central", sign(e.t, s2, m), "unsolicited")
+	}
+}
+
+// lastSeqTo is the stream sequence of the newest message in node's queue.
+func (e *env) lastSeqTo(node string) uint64 {
+	e.t.Helper()
+	s, err := e.harness.js.Stream(e.t.Context(), stream.MessagesStream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	msg, err := s.GetLastMsgForSubject(e.t.Context(), stream.MessageSubject(node))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return msg.Sequence
 }
