@@ -129,13 +129,41 @@ func describeJSONError(err error, input []byte) string {
 	if !errors.As(err, &syntaxErr) {
 		return "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")
 	}
-	off := int(syntaxErr.Offset)
-	if off > len(input) {
-		off = len(input)
+	// Offset counts the bytes read up to and including the offending one.
+	off := min(int(syntaxErr.Offset), len(input))
+	if comma, ok := trailingComma(input, off); ok {
+		line, col := position(input, comma)
+		return fmt.Sprintf("invalid JSON at line %d, column %d: trailing comma: JSON does not allow a comma before } or ]", line, col)
 	}
-	line := 1 + bytes.Count(input[:off], []byte("\n"))
-	col := off - bytes.LastIndexByte(input[:off], '\n')
+	at := off
+	if off > 0 && strings.HasPrefix(syntaxErr.Error(), "invalid character") {
+		at = off - 1 // the offending character itself
+	}
+	line, col := position(input, at)
 	return fmt.Sprintf("invalid JSON at line %d, column %d: %s", line, col, syntaxErr.Error())
+}
+
+// trailingComma reports whether the syntax error at off (the offending
+// byte is input[off-1]) is a '}' or ']' right after a comma, as in
+// {"a":1,}, and the index of that comma. The scanner stops only at a '}'
+// or ']' outside a string, so the comma before it is JSON's own.
+func trailingComma(input []byte, off int) (int, bool) {
+	if off < 1 || (input[off-1] != '}' && input[off-1] != ']') {
+		return 0, false
+	}
+	before := bytes.TrimRight(input[:off-1], " \t\r\n")
+	if len(before) == 0 || before[len(before)-1] != ',' {
+		return 0, false
+	}
+	return len(before) - 1, true
+}
+
+// position is the line and column, both counted from 1, of input[i]
+// (of the end of input when i is len(input)).
+func position(input []byte, i int) (line, col int) {
+	line = 1 + bytes.Count(input[:i], []byte("\n"))
+	col = i - bytes.LastIndexByte(input[:i], '\n')
+	return line, col
 }
 
 // validUTF8 refuses input that is not UTF-8: encoding/json would replace
