@@ -327,3 +327,80 @@ func TestNodes(t *testing.T) {
 		t.Fatalf("json: %v\n%s", err, e.stdout)
 	}
 }
+
+// failedWithStderr is a delivery whose command was not found: the node
+// reports exit status 127 and the shell's complaint on standard error.
+func failedWithStderr(id, node, stderr string) *status.Record {
+	r := rec(id, node, status.Failed, "")
+	code := 127
+	r.ExitCode, r.Error, r.Stderr = &code, "exit status 127", stderr
+	return r
+}
+
+// TestFailedDeliveryShowsStderr: the tables of send --wait and status say
+// why a delivery failed (the first non-empty line of its standard error,
+// after the exit status), made safe for the terminal.
+func TestFailedDeliveryShowsStderr(t *testing.T) {
+	clearEnv(t)
+	records := []*status.Record{
+		failedWithStderr("m1", "ship1", "\n  bash: line 1: tree: command not found\nsecond line\n"),
+		failedWithStderr("m1", "ship2", "\x1b]0;owned\x07evil"),
+		rec("m1", "ship3", status.Succeeded, "fine"),
+	}
+	want := []string{
+		"ship1  failed     127   exit status 127: bash: line 1: tree: command not found…\n",
+		`ship2  failed     127   exit status 127: \x1b]0;owned\x07evil` + "\n",
+		"ship3  succeeded  0     fine\n",
+	}
+	msgs := filepath.Join(t.TempDir(), "msg.json")
+	writeFile(t, msgs, `{"toNodes":["ship1","ship2","ship3"],"method":"REQCliCommand","methodArgs":["tree"]}`)
+	e := newTestEnv(t)
+	f := &fakeFleet{receipts: []client.Receipt{{ID: "m1", Method: "REQCliCommand", Nodes: []string{"ship1", "ship2", "ship3"}}}, records: records,
+		nodes: []*registry.Node{{Name: "ship1"}, {Name: "ship2"}, {Name: "ship3"}}}
+	e.useFleet(f)
+	err := e.run(t, "send", "-f", msgs, "--wait", "--config-folder", t.TempDir())
+	wantCode(t, err, ExitFailed)
+	for _, w := range want {
+		if !strings.Contains(e.stdout.String(), w) {
+			t.Errorf("send --wait lacks %q:\n%s", w, e.stdout)
+		}
+	}
+	if err := e.run(t, "status", "m1", "--config-folder", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		"ship1  failed     1        127   5s ago   exit status 127: bash: line 1: tree: command not found…\n",
+		"ship3  succeeded  1        0     5s ago   fine\n",
+	} {
+		if !strings.Contains(e.stdout.String(), w) {
+			t.Errorf("status lacks %q:\n%s", w, e.stdout)
+		}
+	}
+	if strings.Contains(e.stdout.String(), "\x1b") {
+		t.Error("a raw escape reached the terminal")
+	}
+}
+
+func TestSummary(t *testing.T) {
+	code := func(n int) *int { return &n }
+	tests := []struct {
+		name string
+		r    status.Record
+		want string
+	}{
+		{"succeeded shows output", status.Record{Status: status.Succeeded, Output: "out", Stderr: "warn"}, "out"},
+		{"succeeded without output shows stderr", status.Record{Status: status.Succeeded, Stderr: "warn"}, "warn"},
+		{"failed, error and stderr", status.Record{Status: status.Failed, Error: "exit status 2", ExitCode: code(2), Stderr: "\n\nls: x: No such file\n"}, "exit status 2: ls: x: No such file"},
+		{"failed, no error", status.Record{Status: status.Failed, ExitCode: code(3), Stderr: "boom"}, "exit status 3: boom"},
+		{"failed, no stderr", status.Record{Status: status.Failed, Error: "exit status 1", Output: "partial"}, "exit status 1"},
+		{"timed out, only stderr", status.Record{Status: status.ExecutionTimedOut, Stderr: "slow"}, "slow"},
+		{"undeliverable", status.Record{Status: status.Undeliverable, Error: "no such node"}, "no such node"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := oneLine(summary(&tt.r), cellWidth); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -52,13 +52,28 @@ func deliveriesTable(w io.Writer, records []*status.Record, withID bool) error {
 	return t.flush()
 }
 
-// summary is what a table shows of a delivery: the error of one that did
-// not succeed, else its output, else its standard error.
+// summary is what a table shows of a delivery: for one that did not
+// succeed its error (or exit status) followed by its standard error from
+// the first non-empty line on, as in "exit status 127: tree: command not
+// found"; else its output, else its standard error. oneLine then keeps the
+// first line.
 func summary(r *status.Record) string {
-	switch {
-	case !r.Status.Success() && r.Error != "":
-		return r.Error
-	case r.Output != "":
+	if !r.Status.Success() {
+		why := r.Error
+		if why == "" && r.ExitCode != nil {
+			why = fmt.Sprintf("exit status %d", *r.ExitCode)
+		}
+		stderr := strings.TrimLeft(r.Stderr, " \t\r\n")
+		switch {
+		case why != "" && stderr != "":
+			return why + ": " + stderr
+		case why != "":
+			return why
+		case stderr != "":
+			return stderr
+		}
+	}
+	if r.Output != "" {
 		return r.Output
 	}
 	return r.Stderr
