@@ -9,6 +9,7 @@ package methods
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"time"
@@ -58,6 +59,9 @@ type Spec struct {
 	// make the node act on something it checks itself (REQKeys takes a key
 	// set only when central's key signed it).
 	PolicyExempt bool
+	// Streams methods send their output while they run (Request.Stream):
+	// their final reply carries no output of its own.
+	Streams bool
 	// RunsProcess methods start a process under the process guard, which
 	// keeps a run record of it (Request.RunRecord).
 	RunsProcess bool
@@ -78,8 +82,19 @@ type Request struct {
 	// a node that dies right after the process ended finds out, at restart,
 	// that it ran and what it printed (EndedRun), and does not run it again.
 	RunRecord string
-	Env       *Env
-	Log       *slog.Logger
+	// Stream is where a method that Streams sends its output while it
+	// runs (nil for other methods).
+	Stream Stream
+	Env    *Env
+	Log    *slog.Logger
+}
+
+// Stream takes a streaming method's output. Each writer Lines returns cuts
+// what it is given into lines (a write may hold part of a line, or many):
+// give each source (standard output, standard error) its own. Lines from
+// all writers are sent in the order they were completed, each numbered.
+type Stream interface {
+	Lines() io.Writer
 }
 
 // Result is what a method produced.
