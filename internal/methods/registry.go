@@ -121,6 +121,7 @@ func List() []Spec {
 		toConsole,
 		ping,
 		pong,
+		httpGet,
 		keys,
 	}
 }
