@@ -99,7 +99,7 @@ func runHTTPGet(ctx context.Context, req *Request) (*Result, error) {
 
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", target, err)
+		return nil, getError(target, "%w", err)
 	}
 	hreq.Header.Set("User-Agent", userAgent(req.Env))
 	hreq.Header.Set("Accept", "*/*")
@@ -112,26 +112,35 @@ func runHTTPGet(ctx context.Context, req *Request) (*Result, error) {
 
 	where := target
 	if final := resp.Request.URL.Redacted(); final != target {
-		where = fmt.Sprintf("%s (redirected to %s)", target, final)
+		where = fmt.Sprintf("%s, redirected to %s", target, final)
+	}
+	// An error about the body of a response that is not 2xx names its
+	// status first too.
+	failed := ""
+	if !httpSuccess(resp.StatusCode) {
+		failed = fmt.Sprintf("HTTP %s, and ", resp.Status)
 	}
 	if resp.ContentLength > int64(maxHTTPBody) {
-		return &Result{}, fmt.Errorf("GET %s: the server announces a body of %d bytes, more than REQHttpGet's cap of %s; nothing was read", where, resp.ContentLength, sizeText(maxHTTPBody))
+		return &Result{}, getError(where, "%sthe server announces a body of %d bytes, over REQHttpGet's cap of %s: nothing was read", failed, resp.ContentLength, sizeText(maxHTTPBody))
 	}
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, int64(maxHTTPBody)+1))
 	res := &Result{Output: body}
 	switch {
 	case readErr != nil && ctx.Err() != nil:
-		return res, fmt.Errorf("GET %s: body cut off after %d bytes: %w", where, len(body), ctx.Err())
+		return res, getError(where, "%sbody cut off after %d bytes: %w", failed, len(body), ctx.Err())
 	case readErr != nil:
-		return res, fmt.Errorf("GET %s: body cut off after %d bytes: %w", where, len(body), unwrapURLError(readErr))
+		return res, getError(where, "%sbody cut off after %d bytes: %w", failed, len(body), unwrapURLError(readErr))
 	case len(body) > maxHTTPBody:
 		res.Output = body[:maxHTTPBody]
-		return res, fmt.Errorf("GET %s: the body is larger than REQHttpGet's cap of %s; the first %s are returned, the rest was not read", where, sizeText(maxHTTPBody), sizeText(maxHTTPBody))
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return res, fmt.Errorf("GET %s: the server answered %s", where, resp.Status)
+		return res, getError(where, "%sthe body is over REQHttpGet's cap of %s: the first %s are returned, the rest was not read", failed, sizeText(maxHTTPBody), sizeText(maxHTTPBody))
+	case !httpSuccess(resp.StatusCode):
+		return res, getError(where, "HTTP %s", resp.Status)
 	}
 	return res, nil
 }
+
+// httpSuccess reports whether an HTTP status is 2xx.
+func httpSuccess(code int) bool { return code >= 200 && code <= 299 }
 
 // newHTTPClient returns a client of its own for one request: no proxy
 // (the environment's is not honoured), no connection kept after it, and
@@ -151,7 +160,7 @@ func newHTTPClient() *http.Client {
 // to http and https URLs.
 func checkHTTPRedirect(next *http.Request, via []*http.Request) error {
 	if next.URL.Scheme != "http" && next.URL.Scheme != "https" {
-		return fmt.Errorf("redirected to %q: REQHttpGet follows redirects to http and https URLs only", next.URL.Redacted())
+		return fmt.Errorf("redirect to %q not followed: REQHttpGet follows redirects to http and https URLs only", next.URL.Redacted())
 	}
 	if len(via) > maxHTTPRedirects {
 		return fmt.Errorf("stopped after %d redirects", maxHTTPRedirects)
@@ -164,7 +173,7 @@ func checkHTTPRedirect(next *http.Request, via []*http.Request) error {
 // certificate not accepted, a redirect not followed, the deadline.
 func describeHTTPError(ctx context.Context, target string, err error) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("GET %s: no answer before the deadline: %w", target, ctx.Err())
+		return getError(target, "no answer before the deadline: %w", ctx.Err())
 	}
 	var (
 		dnsErr  *net.DNSError
@@ -176,13 +185,20 @@ func describeHTTPError(ctx context.Context, target string, err error) error {
 	)
 	switch {
 	case errors.As(err, &dnsErr):
-		return fmt.Errorf("GET %s: cannot resolve host %q: %w", target, dnsErr.Name, dnsErr)
+		return getError(target, "cannot resolve host %q: %w", dnsErr.Name, dnsErr)
 	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &caErr), errors.As(err, &invErr):
-		return fmt.Errorf("GET %s: the server's TLS certificate is not accepted: %w", target, unwrapURLError(err))
+		return getError(target, "the server's TLS certificate is not accepted: %w", unwrapURLError(err))
 	case errors.As(err, &opErr) && opErr.Op == "dial":
-		return fmt.Errorf("GET %s: cannot connect to %s: %w", target, opErr.Addr, opErr.Err)
+		return getError(target, "cannot connect to %s: %w", opErr.Addr, opErr.Err)
 	}
-	return fmt.Errorf("GET %s: %w", target, unwrapURLError(err))
+	return getError(target, "%w", unwrapURLError(err))
+}
+
+// getError is an error of a GET of target: what went wrong first, so that a
+// status table's narrow column shows it ("HTTP 404 Not Found"), then the
+// URL in parentheses.
+func getError(target, format string, args ...any) error {
+	return fmt.Errorf(format+" (GET %s)", append(args, target)...)
 }
 
 // unwrapURLError drops net/http's *url.Error wrapper, which repeats the

@@ -161,14 +161,14 @@ func TestHTTPGet(t *testing.T) {
 	}{
 		{name: "page, with steward's User-Agent", path: "/page", wantOut: page},
 		{name: "no content", path: "/empty", wantOut: ""},
-		{name: "404 is failed, the body is kept", path: "/missing", wantOut: "no such page\n", wantErr: "the server answered 404 Not Found"},
-		{name: "503", path: "/broken", wantOut: "database down\n", wantErr: "the server answered 503 Service Unavailable"},
+		{name: "404 is failed, the body is kept", path: "/missing", wantOut: "no such page\n", wantErr: "HTTP 404 Not Found ("},
+		{name: "503", path: "/broken", wantOut: "database down\n", wantErr: "HTTP 503 Service Unavailable ("},
 		{name: "one redirect", path: "/hops/1", wantOut: page},
 		{name: "five redirects", path: "/hops/5", wantOut: page},
 		{name: "six redirects", path: "/hops/6", wantErr: "stopped after 5 redirects"},
 		{name: "redirect to ftp", path: "/to-ftp", wantErr: "follows redirects to http and https URLs only"},
 		{name: "redirect to a 404 names both URLs", path: "/to-missing", wantOut: "no such page\n",
-			wantErr: fmt.Sprintf("GET %s/to-missing (redirected to %s/missing): the server answered 404", srv.URL, srv.URL)},
+			wantErr: fmt.Sprintf("HTTP 404 Not Found (GET %s/to-missing, redirected to %s/missing)", srv.URL, srv.URL)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,6 +208,11 @@ func TestHTTPGetBodyCap(t *testing.T) {
 			w.(http.Flusher).Flush()
 		}
 	})
+	mux.HandleFunc("/missing", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "11")
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte("0123456789A"))
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
@@ -216,12 +221,16 @@ func TestHTTPGetBodyCap(t *testing.T) {
 		t.Errorf("body at the cap: %q %v", res.Output, err)
 	}
 	res, err = getURL(t, t.Context(), srv.URL+"/announced")
-	if err == nil || !strings.Contains(err.Error(), "announces a body of 11 bytes, more than REQHttpGet's cap of 10 bytes") || len(res.Output) != 0 {
+	if err == nil || !strings.Contains(err.Error(), "announces a body of 11 bytes, over REQHttpGet's cap of 10 bytes: nothing was read") || len(res.Output) != 0 {
 		t.Errorf("announced body over the cap: %q %v", res.Output, err)
 	}
 	res, err = getURL(t, t.Context(), srv.URL+"/streamed")
-	if err == nil || !strings.Contains(err.Error(), "larger than REQHttpGet's cap of 10 bytes; the first 10 bytes are returned") || string(res.Output) != "0123456789" {
+	if err == nil || !strings.Contains(err.Error(), "over REQHttpGet's cap of 10 bytes: the first 10 bytes are returned") || string(res.Output) != "0123456789" {
 		t.Errorf("streamed body over the cap: %q %v", res.Output, err)
+	}
+	res, err = getURL(t, t.Context(), srv.URL+"/missing")
+	if err == nil || !strings.HasPrefix(err.Error(), "HTTP 404 Not Found, and the server announces a body of 11 bytes") {
+		t.Errorf("404 over the cap: %q %v", res.Output, err)
 	}
 }
 
@@ -296,8 +305,8 @@ func TestHTTPGetConnectionErrors(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := getURL(t, t.Context(), tt.url)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "GET "+tt.url+": ") {
-				t.Fatalf("error %v, want GET %s: …%s…", err, tt.url, tt.wantErr)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasSuffix(err.Error(), " (GET "+tt.url+")") {
+				t.Fatalf("error %v, want …%s… (GET %s)", err, tt.wantErr, tt.url)
 			}
 			if res != nil && len(res.Output) > 0 {
 				t.Errorf("output %q with no response", res.Output)
@@ -312,7 +321,7 @@ func TestHTTPGetDescribesDNSFailure(t *testing.T) {
 	lookup := &url.Error{Op: "Get", URL: "http://nowhere.invalid/", Err: &net.OpError{Op: "dial", Net: "tcp",
 		Err: &net.DNSError{Err: "no such host", Name: "nowhere.invalid", IsNotFound: true}}}
 	err := describeHTTPError(t.Context(), "http://nowhere.invalid/", lookup)
-	want := `GET http://nowhere.invalid/: cannot resolve host "nowhere.invalid": lookup nowhere.invalid: no such host`
+	want := `cannot resolve host "nowhere.invalid": lookup nowhere.invalid: no such host (GET http://nowhere.invalid/)`
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v, want %s", err, want)
 	}
