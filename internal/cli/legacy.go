@@ -35,6 +35,8 @@ func legacyFlag(name string) (string, bool) {
 		return "nkey-seed-file", true
 	case "rootCAPath":
 		return "root-ca-path", true
+	case "logLevel":
+		return "log-level", true
 	}
 	return "", false
 }
@@ -80,6 +82,51 @@ func ignoredLegacyFlags() map[string]bool {
 	}
 }
 
+// unbuiltLegacyFlags are flags of the original steward that this one does
+// not have, each with what replaces it or what to do. Unlike
+// ignoredLegacyFlags they are errors: a node would not do what its
+// operator expects (listen on a port, check signatures) without them.
+func unbuiltLegacyFlags() map[string]string {
+	const (
+		socket   = "not built yet: give messages to a node through its socket (<socket-folder>/steward.sock) or with steward send; remove the flag"
+		reconn   = "not needed: a node keeps reconnecting to the broker for as long as it runs; remove the flag"
+		queue    = "not needed: the broker's JetStream stream is every node's queue; remove the flag"
+		notYet   = "not built yet; remove the flag"
+		trust    = "replaced by --trusted-keys FILE: a node given that file runs only messages signed by a key it lists; give it instead (see docs/security.md)"
+		policy   = "replaced by --policy-file FILE, each node's own policy of who may run what; give it instead (see docs/security.md)"
+		keySet   = "not needed: nodes take the fleet's trusted keys from the central node (steward keys trust, steward keys revoke); remove the flag"
+		timeouts = "not built yet: set methodTimeout in each message; remove the flag"
+	)
+	return map[string]string{
+		"tcpListener":              socket,
+		"httpListener":             socket,
+		"readFolder":               socket,
+		"readfolder":               socket,
+		"databaseFolder":           "replaced by --data-folder: a node keeps its state in <data-folder>/.steward",
+		"ringBufferSize":           queue,
+		"ringBufferPersistStore":   queue,
+		"keepPublishersAliveFor":   queue,
+		"natsConnOptTimeout":       reconn,
+		"natsConnectRetryInterval": reconn,
+		"natsReconnectJitter":      reconn,
+		"natsReconnectJitterTLS":   reconn,
+		"errorMessageTimeout":      notYet,
+		"errorMessageRetries":      notYet,
+		"exposeDataFolder":         notYet,
+		"compression":              "not built yet: messages travel as JSON, uncompressed; remove the flag",
+		"serialization":            "not built yet: messages travel as JSON; remove the flag",
+		"setBlockProfileRate":      notYet,
+		"enableSocket":             "not needed: every node opens its socket; remove the flag",
+		"enableSignatureCheck":     trust,
+		"allowEmptySignature":      trust,
+		"enableAclCheck":           policy,
+		"enableAclUpdates":         policy,
+		"isCentralAuth":            policy,
+		"enableKeyUpdates":         keySet,
+		"defaultMethodTimeout":     timeouts,
+	}
+}
+
 // PrepareArgs rewrites the original steward's flags in args (os.Args
 // without the program name) for cobra, prints one warning line to stderr
 // for the flags it drops, and returns the arguments to run root with.
@@ -100,11 +147,15 @@ func PrepareArgs(root *cobra.Command, args []string, stderr io.Writer) []string 
 // argument is kept as it is, so are the values of flags that take one
 // (takesValue tells them by "-f" or "--file") and everything after "--".
 //
+// Flags given with one dash, Go style (-help, -wait, -tcpListener), are
+// given two (see longForm), so that cobra reads them as the long flags
+// they are meant to be, or flagError reports them by their name.
+//
 // The original ran a node without a subcommand (steward -nodeName=ship1);
 // when legacy flags are found and no subcommand is given, "node run" is
 // put in front.
 func rewriteLegacyArgs(args []string, takesValue map[string]bool) (out, ignored []string) {
-	ignore := ignoredLegacyFlags()
+	ignore, unbuilt := ignoredLegacyFlags(), unbuiltLegacyFlags()
 	legacy, command := false, false
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
@@ -140,6 +191,18 @@ func rewriteLegacyArgs(args []string, takesValue map[string]bool) (out, ignored 
 			ignored = append(ignored, arg)
 			continue
 		}
+		if _, ok := unbuilt[name]; ok {
+			// An error, from node run (flagError says what to do); its
+			// value, if it has one, is not a subcommand.
+			legacy = true
+			out = append(out, "--"+strings.TrimLeft(arg, "-"))
+			if !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+				i++
+				out = append(out, args[i])
+			}
+			continue
+		}
+		arg = longForm(arg, name, takesValue)
 		out = append(out, arg)
 		if !hasValue && takesValue[arg] && i+1 < len(args) {
 			i++
@@ -152,17 +215,31 @@ func rewriteLegacyArgs(args []string, takesValue map[string]bool) (out, ignored 
 	return out, ignored
 }
 
+// longForm turns a one-dash flag with a long name (-help, -wait=true)
+// into its two-dash form. It leaves alone "--x", "-x" (one letter), and
+// what may be a shorthand with its value attached (-ojson, -fmsg.json:
+// takesValue has "-o" and "-f"), unless the whole name is a flag of the
+// tree (-output json, -force).
+func longForm(arg, name string, takesValue map[string]bool) string {
+	if strings.HasPrefix(arg, "--") || len(name) < 2 {
+		return arg
+	}
+	if _, known := takesValue["--"+name]; !known && takesValue["-"+name[:1]] {
+		return arg
+	}
+	return "-" + arg
+}
+
 // valueFlags lists, by "--name" and "-shorthand", the flags anywhere in
-// root's tree that take a value, so their values are never rewritten.
+// root's tree: true for those that take a value, so their values are
+// never rewritten, false for booleans.
 func valueFlags(root *cobra.Command) map[string]bool {
 	m := map[string]bool{}
 	add := func(f *pflag.Flag) {
-		if f.NoOptDefVal != "" {
-			return
-		}
-		m["--"+f.Name] = true
+		takes := f.NoOptDefVal == ""
+		m["--"+f.Name] = m["--"+f.Name] || takes
 		if f.Shorthand != "" {
-			m["-"+f.Shorthand] = true
+			m["-"+f.Shorthand] = m["-"+f.Shorthand] || takes
 		}
 	}
 	var walk func(c *cobra.Command)

@@ -65,9 +65,19 @@ func TestRewriteLegacyArgs(t *testing.T) {
 			want: []string{"node", "run", "--", "-nodeName=x", "-startSubREQHello"},
 		},
 		{
-			name: "unknown and near names untouched",
+			name: "unknown and near names get two dashes, the rest untouched",
 			in:   []string{"status", "-nodename=x", "-nodeNameX", "-x", "nodeName", "-"},
-			want: []string{"status", "-nodename=x", "-nodeNameX", "-x", "nodeName", "-"},
+			want: []string{"status", "--nodename=x", "--nodeNameX", "-x", "nodeName", "-"},
+		},
+		{
+			name: "one-dash long flags get two, shorthands with values stay",
+			in:   []string{"send", "-help", "-wait", "-timeout", "5", "-output", "json", "-ojson", "-fmsg.json", "-f", "-"},
+			want: []string{"send", "--help", "--wait", "--timeout", "5", "--output", "json", "-ojson", "-fmsg.json", "-f", "-"},
+		},
+		{
+			name: "an unbuilt flag of the original runs a node, to fail there",
+			in:   []string{"-tcpListener=:8888"},
+			want: []string{"node", "run", "--tcpListener=:8888"},
 		},
 		{
 			name:        "ignored booleans dropped",

@@ -125,7 +125,7 @@ into it. The original's flags (-nodeName=ship1, -brokerAddress=…) still work.`
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError(cmd, err) })
+	root.SetFlagErrorFunc(flagError)
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(
 		newNodeCmd(a),
@@ -142,6 +142,7 @@ into it. The original's flags (-nodeName=ship1, -brokerAddress=…) still work.`
 		newCompletionCmd(a),
 		newBenchCmd(a),
 	)
+	prepareTree(root)
 	return root
 }
 
@@ -180,7 +181,7 @@ func groupArgs(cmd *cobra.Command, args []string) error {
 	}
 	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
 	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+		msg += fmt.Sprintf(" (did you mean %s?)", quoteJoin(s, " or "))
 	}
 	return usageError(cmd, errors.New(msg))
 }
