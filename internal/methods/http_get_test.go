@@ -1,6 +1,7 @@
 package methods
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -231,6 +232,33 @@ func TestHTTPGetBodyCap(t *testing.T) {
 	res, err = getURL(t, t.Context(), srv.URL+"/missing")
 	if err == nil || !strings.HasPrefix(err.Error(), "HTTP 404 Not Found, and the server announces a body of 11 bytes") {
 		t.Errorf("404 over the cap: %q %v", res.Output, err)
+	}
+}
+
+// A compressed answer is unpacked; the cap counts the unpacked bytes, so
+// a small compressed body cannot bring a large one in.
+func TestHTTPGetUnpacksGzip(t *testing.T) {
+	text := strings.Repeat("steward ", 8)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			http.Error(w, "gzip not offered", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		zw.Write([]byte(text))
+		zw.Close()
+	}))
+	t.Cleanup(srv.Close)
+
+	res, err := getURL(t, t.Context(), srv.URL+"/")
+	if err != nil || string(res.Output) != text {
+		t.Fatalf("output %q, %v; want %q", res.Output, err, text)
+	}
+	withBodyCap(t, len(text)-1)
+	res, err = getURL(t, t.Context(), srv.URL+"/")
+	if err == nil || !strings.Contains(err.Error(), "over REQHttpGet's cap") || len(res.Output) != len(text)-1 {
+		t.Errorf("unpacked body over the cap: %q %v", res.Output, err)
 	}
 }
 
