@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +23,7 @@ import (
 type sendOptions struct {
 	file    string
 	wait    bool
+	strict  bool
 	timeout *durationValue
 	output  *outputFormat
 }
@@ -42,6 +45,11 @@ MESSAGE when several messages were sent; a reply's row under its
 delivery). --timeout bounds the whole command, connecting and storing
 included, and implies --wait. With -o json it prints one JSON object
 instead, {"receipts": [...], "records": [...]}, for scripts.
+
+A target node that the node registry has never seen (a misspelt name:
+shp1 for ship1) is warned about on standard error, with the names it is
+close to; --strict refuses to send then. While --wait waits, its progress
+says which targets are offline and since when.
 
 A message may carry its own "id" (letters and digits): sending it again
 then sends nothing new, and "steward status <id>" finds it even if this
@@ -73,6 +81,7 @@ Exit codes:
 	fs := cmd.Flags()
 	fs.StringVarP(&o.file, "file", "f", "", "`file` of messages: a JSON array or one object; - reads standard input")
 	fs.BoolVar(&o.wait, "wait", false, "wait until every delivery has ended and print the results")
+	fs.BoolVar(&o.strict, "strict", false, "refuse to send when a target node has never been seen in the node registry")
 	fs.Var(o.timeout, "timeout", "the longest to wait, implies --wait (seconds or a Go duration; 0: no limit)")
 	o.output = addOutputFlag(cmd)
 	addConfigFlags(fs, clientKeys()...)
@@ -118,6 +127,10 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	}
 	defer fl.Close()
 
+	fleetNodes, err := a.checkTargets(ctx, fl, input, o.strict)
+	if err != nil {
+		return err
+	}
 	receipts, err := fl.Send(ctx, input)
 	if err == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("timeout %s passed while storing the messages", o.timeout)
@@ -171,6 +184,8 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	if o.wait || *o.timeout > 0 {
 		waitCtx := ctx
 		p := newProgress(a.stderr, deliveries, len(ids) > 1)
+		p.absent = fleetNodes.absent(receipts)
+		p.announce()
 		res.Records, waitErr = fl.Wait(waitCtx, ids, p.update)
 		p.finish()
 		switch {
@@ -307,9 +322,39 @@ type progress struct {
 	total  int
 	withID bool
 
+	// absent says, per target node that is offline or was never seen,
+	// since when ("offline since …"); deliveries still pending for them
+	// show it.
+	absent map[string]string
+
 	mu      sync.Mutex
 	seen    map[string]*status.Record
 	printed bool
+}
+
+// announce says, before the wait starts, which targets are not there.
+func (p *progress) announce() {
+	if len(p.absent) == 0 {
+		return
+	}
+	names := slices.Sorted(maps.Keys(p.absent))
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + " " + p.absent[n]
+	}
+	fmt.Fprintf(p.w, "waiting for nodes that are not online: %s\n", strings.Join(parts, "; "))
+}
+
+// waitingFor lists the absent nodes that still have a pending delivery.
+func (p *progress) waitingFor() []string {
+	var out []string
+	for _, s := range p.seen {
+		if why, ok := p.absent[s.Node]; ok && !s.Reply && s.Status == status.Pending && !slices.Contains(out, s.Node+" "+why) {
+			out = append(out, s.Node+" "+why)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func newProgress(w io.Writer, total int, withID bool) *progress {
@@ -332,7 +377,12 @@ func (p *progress) update(r *status.Record) {
 	}
 	total := max(p.total, deliveries)
 	if p.tty {
-		fmt.Fprintf(p.w, "\r%d/%d deliveries done", done, total)
+		line := fmt.Sprintf("%d/%d deliveries done", done, total)
+		if w := p.waitingFor(); len(w) > 0 {
+			line += "; waiting for " + strings.Join(w, ", ")
+		}
+		// \x1b[K clears what a longer line before left.
+		fmt.Fprintf(p.w, "\r%s\x1b[K", line)
 		p.printed = true
 		return
 	}
@@ -343,7 +393,11 @@ func (p *progress) update(r *status.Record) {
 	if r.Reply {
 		who += " reply"
 	}
-	fmt.Fprintf(p.w, "%d/%d deliveries done (%s: %s)\n", done, total, who, r.Status)
+	note := ""
+	if why, ok := p.absent[r.Node]; ok && !r.Reply && r.Status == status.Pending {
+		note = ", " + why
+	}
+	fmt.Fprintf(p.w, "%d/%d deliveries done (%s: %s%s)\n", done, total, who, r.Status, note)
 }
 
 // finish ends the line a terminal shows.

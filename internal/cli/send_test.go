@@ -404,3 +404,114 @@ func TestSummary(t *testing.T) {
 		})
 	}
 }
+
+// TestSendUnknownTarget: a target the registry has never seen (shp1 for
+// ship1) is warned about and still sent; --strict refuses and sends
+// nothing.
+func TestSendUnknownTarget(t *testing.T) {
+	clearEnv(t)
+	fleetNodes := func() []*registry.Node {
+		return []*registry.Node{
+			{Name: "ship1", LastSeen: testNow.Add(-time.Second), HelloInterval: 30 * time.Second},
+			{Name: "ship2", LastSeen: testNow.Add(-time.Second), HelloInterval: 30 * time.Second},
+		}
+	}
+	msgs := filepath.Join(t.TempDir(), "msg.json")
+	writeFile(t, msgs, `[{"toNodes":["shp1","ship2"],"method":"REQPing"},{"toNode":"nowhere","method":"REQPing"}]`)
+
+	e := newTestEnv(t)
+	f := &fakeFleet{now: testNow, nodes: fleetNodes(),
+		receipts: []client.Receipt{{ID: "m1", Method: "REQPing", Nodes: []string{"shp1", "ship2"}}, {Index: 1, ID: "m2", Method: "REQPing", Nodes: []string{"nowhere"}}}}
+	e.useFleet(f)
+	if err := e.run(t, "send", "-f", msgs, "--config-folder", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		`warning: node "shp1" has never been seen (it is not in the node registry); did you mean "ship1" or "ship2"?; its messages wait for it until their deadline (--strict refuses)` + "\n",
+		`warning: node "nowhere" has never been seen (it is not in the node registry); its messages wait`,
+	} {
+		if !strings.Contains(e.stderr.String(), w) {
+			t.Errorf("stderr lacks %q:\n%s", w, e.stderr)
+		}
+	}
+	if strings.Contains(e.stderr.String(), `"ship2" has never`) {
+		t.Errorf("a known node warned about:\n%s", e.stderr)
+	}
+	if f.input == nil {
+		t.Fatal("not sent without --strict")
+	}
+
+	e = newTestEnv(t)
+	f = &fakeFleet{now: testNow, nodes: fleetNodes(), receipts: []client.Receipt{ok("m1", "shp1")}}
+	e.useFleet(f)
+	err := e.run(t, "send", "-f", msgs, "--strict", "--config-folder", t.TempDir())
+	wantCode(t, err, ExitUsage)
+	if f.input != nil {
+		t.Fatal("sent with --strict")
+	}
+	if !strings.Contains(err.Error(), `--strict: node "shp1" has never been seen`) || !strings.Contains(err.Error(), "nothing was sent") {
+		t.Fatalf("error %v", err)
+	}
+
+	// Every target known: --strict sends, and nothing is warned.
+	writeFile(t, msgs, `{"toNode":"ship1","method":"REQPing"}`)
+	e = newTestEnv(t)
+	f = &fakeFleet{now: testNow, nodes: fleetNodes(), receipts: []client.Receipt{ok("m1", "ship1")}}
+	e.useFleet(f)
+	if err := e.run(t, "send", "-f", msgs, "--strict", "--config-folder", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if f.input == nil || e.stderr.Len() != 0 {
+		t.Fatalf("sent %q, stderr %q", f.input, e.stderr)
+	}
+}
+
+// TestSendWaitSaysWhoIsOffline: while --wait waits for a node that is
+// offline, its progress says since when.
+func TestSendWaitSaysWhoIsOffline(t *testing.T) {
+	clearEnv(t)
+	msgs := filepath.Join(t.TempDir(), "msg.json")
+	writeFile(t, msgs, `{"toNodes":["ship1","ship2","ship3"],"method":"REQCliCommand","methodArgs":["uptime"]}`)
+	e := newTestEnv(t)
+	f := &fakeFleet{now: testNow,
+		nodes: []*registry.Node{
+			{Name: "ship1", LastSeen: testNow.Add(-time.Second), HelloInterval: 30 * time.Second},
+			{Name: "ship2", LastSeen: testNow.Add(-3 * time.Hour), HelloInterval: 30 * time.Second},
+			{Name: "ship3", LastSeen: testNow.Add(-2 * time.Minute), StoppedAt: testNow.Add(-2 * time.Minute), HelloInterval: 30 * time.Second},
+		},
+		receipts: []client.Receipt{{ID: "m1", Method: "REQCliCommand", Nodes: []string{"ship1", "ship2", "ship3"}}},
+		updates: []*status.Record{
+			rec("m1", "ship1", status.Pending, ""), rec("m1", "ship2", status.Pending, ""), rec("m1", "ship3", status.Pending, ""),
+			rec("m1", "ship1", status.Succeeded, "up"),
+		},
+		block:   true,
+		records: []*status.Record{rec("m1", "ship1", status.Succeeded, "up"), rec("m1", "ship2", status.Pending, ""), rec("m1", "ship3", status.Pending, "")},
+	}
+	e.useFleet(f)
+	err := e.run(t, "send", "-f", msgs, "--timeout", "50ms", "--config-folder", t.TempDir())
+	wantCode(t, err, ExitTimeout)
+	for _, w := range []string{
+		"waiting for nodes that are not online: ship2 offline since 2025-03-01 09:00 UTC (3h ago); ship3 stopped since 2025-03-01 11:58 UTC (2m ago)\n",
+		"0/3 deliveries done (ship1: pending)\n",
+		"0/3 deliveries done (ship2: pending, offline since 2025-03-01 09:00 UTC (3h ago))\n",
+		"0/3 deliveries done (ship3: pending, stopped since 2025-03-01 11:58 UTC (2m ago))\n",
+		"1/3 deliveries done (ship1: succeeded)\n",
+	} {
+		if !strings.Contains(e.stderr.String(), w) {
+			t.Errorf("stderr lacks %q:\n%s", w, e.stderr)
+		}
+	}
+}
+
+func TestProgressTerminalLine(t *testing.T) {
+	var b strings.Builder
+	p := newProgress(&b, 2, false)
+	p.tty = true
+	p.absent = map[string]string{"ship2": "offline since 2025-03-01 09:00 UTC (3h ago)"}
+	p.update(rec("m1", "ship2", status.Pending, ""))
+	p.update(rec("m1", "ship1", status.Succeeded, ""))
+	want := "\r0/2 deliveries done; waiting for ship2 offline since 2025-03-01 09:00 UTC (3h ago)\x1b[K"
+	if !strings.HasPrefix(b.String(), want) || !strings.HasSuffix(b.String(), "\r1/2 deliveries done; waiting for ship2 offline since 2025-03-01 09:00 UTC (3h ago)\x1b[K") {
+		t.Fatalf("terminal line %q", b.String())
+	}
+}
