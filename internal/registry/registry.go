@@ -110,3 +110,27 @@ func (r *Registry) List(ctx context.Context) ([]*Node, error) {
 	slices.SortFunc(out, func(a, b *Node) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
+
+// Delete removes n's record, as it was read (by Get or List): if the
+// record was written since (n said hello: its LastSeen moved on), it is
+// kept and Delete returns ErrChanged. A record that is gone returns
+// jetstream.ErrKeyNotFound. The node's record comes back with its next
+// hello.
+func (r *Registry) Delete(ctx context.Context, n *Node) error {
+	e, err := r.kv.Get(ctx, n.Name)
+	if err != nil {
+		return fmt.Errorf("delete node %s: %w", n.Name, err)
+	}
+	if !e.Created().Equal(n.LastSeen) {
+		return fmt.Errorf("delete node %s: %w", n.Name, ErrChanged)
+	}
+	err = r.kv.Purge(ctx, n.Name, jetstream.LastRevision(e.Revision()))
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		return fmt.Errorf("delete node %s: %w", n.Name, ErrChanged)
+	}
+	if err != nil {
+		return fmt.Errorf("delete node %s: %w", n.Name, err)
+	}
+	return nil
+}

@@ -138,3 +138,52 @@ func TestOnline(t *testing.T) {
 		})
 	}
 }
+
+func TestDelete(t *testing.T) {
+	reg := newRegistry(t)
+	ctx := t.Context()
+	for _, name := range []string{"ship1", "ship2"} {
+		if err := reg.Put(ctx, &registry.Node{Name: name, HelloInterval: 30 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := reg.Get(ctx, "ship1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Delete(ctx, n); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := reg.Get(ctx, "ship1"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("Get after Delete: %v", err)
+	}
+	nodes, err := reg.List(ctx)
+	if err != nil || len(nodes) != 1 || nodes[0].Name != "ship2" {
+		t.Fatalf("List after Delete: %v %v", nodes, err)
+	}
+	if err := reg.Delete(ctx, n); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("second Delete: want ErrKeyNotFound, got %v", err)
+	}
+
+	// A hello after the record was read keeps it.
+	old, err := reg.Get(ctx, "ship2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Put(ctx, &registry.Node{Name: "ship2", Version: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Delete(ctx, old); !errors.Is(err, registry.ErrChanged) {
+		t.Fatalf("Delete of a record written since: want ErrChanged, got %v", err)
+	}
+	if n, err := reg.Get(ctx, "ship2"); err != nil || n.Version != "v2" {
+		t.Fatalf("ship2 after a refused Delete: %+v, %v", n, err)
+	}
+	// A node removed says hello again: it is back.
+	if err := reg.Put(ctx, &registry.Node{Name: "ship1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Get(ctx, "ship1"); err != nil {
+		t.Fatalf("ship1 not back after its hello: %v", err)
+	}
+}
