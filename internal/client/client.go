@@ -305,6 +305,12 @@ func (c *Client) Nodes(ctx context.Context) ([]*registry.Node, error) {
 	return c.nodes.List(ctx)
 }
 
+// RemoveNode removes n's registry record as Nodes returned it (see
+// registry.Registry.Delete).
+func (c *Client) RemoveNode(ctx context.Context, n *registry.Node) error {
+	return c.nodes.Delete(ctx, n)
+}
+
 // validID reports whether id looks like a message ID (a NUID): letters and
 // digits only, so it can never act as a subject wildcard.
 func validID(id string) bool {
