@@ -85,7 +85,10 @@ type Entry struct {
 	// Seq is the stream sequence of the message the delivery came in: a
 	// message with the same delivery but another sequence is a copy
 	// (published again, or replayed).
-	Seq     uint64    `json:"seq,omitempty"`
+	Seq uint64 `json:"seq,omitempty"`
+	// Lines is how many lines of streamed output the delivery has numbered
+	// (sent, or about to be): a rerun numbers on from there.
+	Lines   uint64    `json:"lines,omitempty"`
 	Expires time.Time `json:"expires,omitzero"`
 	At      time.Time `json:"at"`
 	// Outcome is kept while the delivery is completed or refused but not
@@ -252,6 +255,9 @@ func (l *Ledger) apply(rec *Entry, seg string) {
 	if rec.Seq != 0 {
 		cur.Seq = rec.Seq
 	}
+	if rec.Lines > cur.Lines {
+		cur.Lines = rec.Lines
+	}
 	if rec.Outcome != nil {
 		cur.Outcome = rec.Outcome
 		cur.FinalStatus = rec.Outcome.Status
@@ -290,6 +296,18 @@ func (l *Ledger) Start(id string, seq uint64, expires time.Time) (int, error) {
 		run, seq, expires = e.Runs+1, e.Seq, e.Expires
 	}
 	return run, l.writeDurable(&Entry{ID: id, State: Started, Runs: run, Seq: seq, Expires: expires})
+}
+
+// Progress records that a started delivery has numbered lines lines of
+// streamed output. It returns once the record is written.
+func (l *Ledger) Progress(id string, lines uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.entries[id]
+	if !ok || e.State != Started {
+		return fmt.Errorf("progress %s: %w", id, ErrUnknown)
+	}
+	return l.writeDurable(&Entry{ID: id, State: Started, Runs: e.Runs, Seq: e.Seq, Lines: lines, Expires: e.Expires})
 }
 
 // Complete records the outcome of a delivery's run. It returns once the

@@ -126,6 +126,35 @@ func TestTheMessagesSequenceIsKeptToTheEnd(t *testing.T) {
 	}
 }
 
+// The lines a streaming delivery numbered survive a crash and a rerun, so
+// the rerun numbers on.
+func TestStreamedLinesSurviveARestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ledger")
+	l := open(t, dir, nil)
+	exp := time.Now().Add(time.Hour)
+	if _, err := l.Start("cont.ship1", 7, exp); err != nil {
+		t.Fatal(err)
+	}
+	must(t, l.Progress("cont.ship1", 120))
+	must(t, l.Progress("cont.ship1", 250))
+	if err := l.Progress("unknown.ship1", 1); !errors.Is(err, ledger.ErrUnknown) {
+		t.Errorf("progress of an unknown delivery: %v", err)
+	}
+	l.Close() // a crash: no Complete
+
+	l = open(t, dir, nil)
+	if e, _ := l.Get("cont.ship1"); e.Lines != 250 || e.Runs != 1 {
+		t.Fatalf("after the restart: %+v, want 250 lines numbered in run 1", e)
+	}
+	if run, err := l.Start("cont.ship1", 9, exp); err != nil || run != 2 {
+		t.Fatalf("rerun: %d %v", run, err)
+	}
+	must(t, l.Complete("cont.ship1", exp, &ledger.Outcome{Status: "succeeded"}))
+	if e, _ := l.Get("cont.ship1"); e.Lines != 250 || e.Seq != 7 {
+		t.Errorf("completed: %+v, want its 250 lines and first sequence kept", e)
+	}
+}
+
 func TestFinalDeliveriesCannotStartAgain(t *testing.T) {
 	l := open(t, filepath.Join(t.TempDir(), "ledger"), nil)
 	exp := time.Now().Add(time.Hour)

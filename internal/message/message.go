@@ -114,7 +114,20 @@ type ReplyInfo struct {
 	// the reply answers a request it sent (only senders write a node's
 	// queue), with the reply method and folder it asked for.
 	RequestSeq uint64 `json:"requestSeq,omitempty"`
+	// A streaming method (REQCliCommandCont, REQTailFile) sends its output
+	// while it runs, as parts: Lines lines numbered from Seq (the first is
+	// 1), in order, so the receiver can tell a gap. Restart marks the first
+	// part after the node restarted the method: lines before it that never
+	// came are lost. The final reply of such a method has Streamed set, no
+	// data, and Seq one past its last line.
+	Seq      uint64 `json:"seq,omitempty"`
+	Lines    int    `json:"lines,omitempty"`
+	Restart  bool   `json:"restart,omitempty"`
+	Streamed bool   `json:"streamed,omitempty"`
 }
+
+// Part reports whether the reply is a part of a streamed output.
+func (r *ReplyInfo) Part() bool { return r != nil && r.Lines > 0 }
 
 // Operation is the older form of process operations, kept for files that
 // still use REQOpCommand.

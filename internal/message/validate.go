@@ -228,5 +228,8 @@ func validReply(m *Message) error {
 	if r.Chunks < 0 || r.Chunks > MaxReplyChunks || r.Chunk < 0 || (r.Chunks > 0 && r.Chunk >= r.Chunks) {
 		return fmt.Errorf("reply chunk %d of %d is out of range (at most %d chunks): %w", r.Chunk, r.Chunks, MaxReplyChunks, ErrFieldValue)
 	}
+	if r.Lines < 0 || (r.Lines > 0 || r.Streamed) && (r.Seq == 0 || r.Chunks > 1) || r.Lines > 0 && r.Streamed {
+		return fmt.Errorf("reply part of %d lines from line %d is out of range: %w", r.Lines, r.Seq, ErrFieldValue)
+	}
 	return nil
 }

@@ -68,3 +68,29 @@ func TestInvalidUTF8IsRefused(t *testing.T) {
 		t.Errorf("Decode: %d messages, item errors %v, %v", len(msgs), itemErrs, err)
 	}
 }
+
+func TestReplyPartsAreInRange(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    message.ReplyInfo
+		ok   bool
+	}{
+		{"a part", message.ReplyInfo{Seq: 1, Lines: 3}, true},
+		{"a final", message.ReplyInfo{Seq: 4, Streamed: true}, true},
+		{"a final of no lines", message.ReplyInfo{Seq: 1, Streamed: true}, true},
+		{"a part from line 0", message.ReplyInfo{Seq: 0, Lines: 3}, false},
+		{"negative lines", message.ReplyInfo{Seq: 1, Lines: -1}, false},
+		{"a part that is also final", message.ReplyInfo{Seq: 1, Lines: 2, Streamed: true}, false},
+		{"a chunked part", message.ReplyInfo{Seq: 1, Lines: 2, Chunks: 2}, false},
+	} {
+		r := tc.r
+		r.DeliveryID, r.Method, r.Status = "abc123.ship1", "REQCliCommandCont", "running"
+		if r.Chunks == 0 {
+			r.Chunks = 1
+		}
+		m := &message.Message{ID: "abc123", ToNode: "central", FromNode: "ship1", Method: "REQToFileAppend", Reply: &r}
+		if err := message.Validate(m, methods.Default()); (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}

@@ -114,6 +114,8 @@ const DefaultReplyMethod = "REQToFileAppend"
 func List() []Spec {
 	return []Spec{
 		cliCommand,
+		cliCommandCont,
+		tailFile,
 		hello,
 		errorLog,
 		toFile,

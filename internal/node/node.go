@@ -128,6 +128,7 @@ type Node struct {
 	sender   *sender.Sender
 	files    *datafolder.Folder
 	chunks   *chunkStore
+	streamMu sync.Mutex // streamed replies are applied one at a time
 	slots    chan struct{}
 	inflight inflight
 	queue    atomic.Pointer[queue]

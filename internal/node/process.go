@@ -61,6 +61,13 @@ type delivery struct {
 	// policy is the node policy's decision on the delivery, for the audit
 	// line ("" without a policy).
 	policy string
+	// numbered is how many lines of streamed output earlier runs of a
+	// streaming method numbered; streamed is the number of the line after
+	// the last, once it streamed (its final reply's Seq).
+	numbered, streamed uint64
+	// streamGated is set on a streamed reply part (or final) cleared to
+	// be applied in order (streamGate).
+	streamGated bool
 	// replyRan is set on a reply whose reply method ran on the whole
 	// output (the last chunk to arrive, or the only one).
 	replyRan bool
@@ -80,6 +87,9 @@ const runningDelay = 100 * time.Millisecond
 
 // deliveryKey names a delivery for the ledger and for deduplication.
 func deliveryKey(m *message.Message, node string) string {
+	if m.Reply.Part() {
+		return partKey(m.Reply.DeliveryID, m.Reply.Seq)
+	}
 	if m.Reply != nil {
 		return m.Reply.DeliveryID + ".reply." + strconv.Itoa(m.Reply.Chunk)
 	}
@@ -214,6 +224,9 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 	case ledger.Completed, ledger.Refused:
 		d.log.Info("the delivery already ended on this node; finishing it without running it", "state", entry.State)
 		d.replyRan = entry.Outcome != nil && entry.Outcome.ReplyRan
+		if spec, err := n.methods.Lookup(m.Method); err == nil && spec.Streams {
+			d.streamed = entry.Lines + 1
+		}
 		return n.finish(ctx, d, entry.Outcome, true)
 	}
 	rerun := entry.State == ledger.Started
@@ -261,6 +274,23 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 		return n.refuse(ctx, d, status.Undeliverable, string(status.Undeliverable),
 			fmt.Sprintf("the method was started %d times and never finished (the node stopped or died while it ran); the message allows %d retries", entry.Runs, retries))
 	}
+	if r := m.Reply; r.Part() || r != nil && r.Streamed {
+		// Streamed output is applied in order, each part once.
+		n.streamMu.Lock()
+		defer n.streamMu.Unlock()
+		apply, wait, err := n.streamGate(d)
+		switch {
+		case err != nil:
+			d.log.Warn("streamed output: cannot read where it stands; it comes again", "error", err)
+			return consumer.Nak(m.ACKTimeoutDuration())
+		case wait:
+			return consumer.Nak(time.Second)
+		case !apply:
+			return consumer.Ack()
+		}
+		d.streamGated = true
+	}
+	d.numbered = entry.Lines
 	if d.ledgered {
 		run, err := n.ledger.Start(d.key, seq, m.LedgerExpiry(n.now()))
 		if err != nil {
@@ -279,6 +309,11 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 	}
 	if m.Reply != nil && outcome.Status != string(status.Succeeded) && replyRetryable(outcome) && n.now().Before(m.Deadline) {
 		return n.retryReply(ctx, d, outcome)
+	}
+	if d.streamGated && outcome.Status == string(status.Succeeded) {
+		if err := n.streamApplied(d); err != nil {
+			d.log.Warn("streamed output applied, but not where it stands: it may be applied again", "error", err)
+		}
 	}
 	// The outcome is on disk before anything leaves the node: from here
 	// on, a redelivery finishes the delivery instead of running it again.
@@ -420,6 +455,11 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req := &methods.Request{Msg: m, Attempt: uint64(d.run), Env: n.env, Log: d.log, Stored: d.lease.Meta().Timestamp}
+	var lines *lineStream
+	if spec.Streams && d.tracked {
+		lines = n.newLineStream(ctx, d, d.numbered)
+		req.Stream = lines
+	}
 	if d.ledgered && d.tracked && spec.RunsProcess {
 		req.RunRecord = n.runRecord(d.key)
 		if d.run > 1 {
@@ -432,7 +472,14 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 		res, d.replyRan, err = n.runChunk(runCtx, d, spec, req)
 	} else {
 		res, err = runSafely(runCtx, spec, req)
-		d.replyRan = m.Reply != nil
+		d.replyRan = m.Reply != nil && !m.Reply.Part()
+	}
+	if lines != nil {
+		next, sent := lines.close()
+		if !sent {
+			return nil, true
+		}
+		d.streamed = next
 	}
 	if ctx.Err() != nil {
 		return nil, true

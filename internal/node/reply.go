@@ -28,30 +28,24 @@ const chunkSize = 128 << 10
 // re-sent reply is dropped by the broker's deduplication, and by the
 // sender's ledger after the deduplication window.
 func (n *Node) publishReply(ctx context.Context, d *delivery, o *ledger.Outcome) ([]jetstream.PubAckFuture, error) {
-	m := d.msg
 	if !ranMethod(status.Status(o.Status)) {
 		return nil, nil
 	}
-	replyMethod := m.ReplyMethod
-	if replyMethod == "" {
-		replyMethod = methods.DefaultReplyMethod
-	}
 	chunks := splitChunks(o.Output)
+	if d.streamed > 0 {
+		// The output went as parts while the method ran: the final reply
+		// says how many lines there were, and carries its status.
+		chunks = [][]byte{nil}
+	}
 	var futures []jetstream.PubAckFuture
 	for i, data := range chunks {
-		r := &message.Message{
-			ToNode: m.FromNode, Method: replyMethod, MethodArgs: m.ReplyMethodArgs, Data: data,
-			ACKTimeout: m.ReplyACKTimeout, Retries: m.ReplyRetries, MethodTimeout: m.ReplyMethodTimeout,
-			Directory: m.Directory, FileName: m.FileName,
-			ID: m.ID, FromNode: n.cfg.NodeName, SentAt: n.now().UTC(),
-			Reply: &message.ReplyInfo{
-				DeliveryID: message.DeliveryID(m.ID, n.cfg.NodeName), Method: m.Method, Status: o.Status,
-				ExitCode: o.ExitCode, Error: o.Error, RequestSentAt: m.SentAt, Chunk: i, Chunks: len(chunks),
-				RequestSeq: d.lease.Meta().Sequence.Stream,
-			},
+		r := n.replyMessage(d, o.Status, data)
+		r.Reply.ExitCode, r.Reply.Error = o.ExitCode, o.Error
+		r.Reply.Chunk, r.Reply.Chunks = i, len(chunks)
+		if d.streamed > 0 {
+			r.Reply.Streamed, r.Reply.Seq = true, d.streamed
 		}
-		r.Deadline = r.SentAt.Add(n.cfg.DefaultDeliveryDeadline)
-		f, err := n.publish(ctx, r, deliveryKey(r, m.FromNode), r.StorageTTL(r.SentAt))
+		f, err := n.publish(ctx, r, deliveryKey(r, d.msg.FromNode), r.StorageTTL(r.SentAt))
 		if err != nil {
 			return nil, err
 		}
