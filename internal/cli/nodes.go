@@ -1,31 +1,50 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/stewardfleet/steward/internal/client"
+	"github.com/stewardfleet/steward/internal/config"
 	"github.com/stewardfleet/steward/internal/registry"
 )
 
+// defaultNodeExpiry is how long a node may go unseen before steward nodes
+// hides it (--node-expiry, STEWARD_NODE_EXPIRY).
+const defaultNodeExpiry = 30 * 24 * time.Hour
+
+// envNodeExpiry sets --node-expiry when the flag is not given.
+const envNodeExpiry = "STEWARD_NODE_EXPIRY"
+
 func newNodesCmd(a *app) *cobra.Command {
 	var output *outputFormat
+	expiry := newDurationValue(defaultNodeExpiry)
 	cmd := &cobra.Command{
 		Use:   "nodes",
 		Short: "List the nodes of the fleet",
 		Long: `List the node registry that the central node keeps from the hellos nodes
 send: each node's state (online while its last hello is younger than three
 hello intervals), when it was last seen, its version and how many methods
-it runs. -o json prints the full records.`,
+it runs. -o json prints the full records.
+
+Nodes not seen for longer than --node-expiry (default 30 days; also
+$STEWARD_NODE_EXPIRY; 0 shows every node) are left out, and standard error
+says how many; "steward nodes rm --expired" removes them from the registry.`,
 		Example: `  steward nodes
 
   # The names of the nodes that are online
-  steward nodes -o json | jq -r '.[].name'`,
-		Args: usageArgs(cobra.NoArgs),
+  steward nodes -o json | jq -r '.[].name'
+
+  # Every node, however long ago it was seen
+  steward nodes --node-expiry 0`,
+		Args: groupArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			fl, err := a.connectClient(cmd)
@@ -33,38 +52,191 @@ it runs. -o json prints the full records.`,
 				return err
 			}
 			defer fl.Close()
-			nodes, err := fl.Nodes(ctx)
-			if errors.Is(err, client.ErrUnreachable) {
-				return exitError(ExitUnreachable, err)
-			}
+			nodes, now, err := a.listNodes(ctx, fl)
 			if err != nil {
-				return fmt.Errorf("list nodes: %w", err)
+				return err
+			}
+			keep, err := nodeExpiry(cmd, expiry)
+			if err != nil {
+				return err
+			}
+			shown, expired := splitExpired(nodes, now, keep)
+			if len(expired) > 0 {
+				fmt.Fprintf(a.stderr, "%d nodes not seen for more than %s are not shown (--node-expiry 0 shows them; steward nodes rm --expired removes them)\n",
+					len(expired), longDuration(keep))
 			}
 			if *output == outputJSON {
-				return writeJSON(a.stdout, nodes)
-			}
-			// Online is judged on the broker's clock, against which the
-			// last-seen times were stored.
-			now, err := fl.Now(ctx)
-			if err != nil {
-				fmt.Fprintf(a.stderr, "cannot read the broker's clock (%v); using this machine's\n", err)
-				now = a.now()
+				return writeJSON(a.stdout, shown)
 			}
 			t := newTable(a.stdout, "NODE", "STATE", "LAST SEEN", "VERSION", "METHODS")
-			for _, n := range nodes {
-				state := nodeState(n, now)
+			for _, n := range shown {
 				version := n.Version
 				if version == "" {
 					version = "-"
 				}
-				t.row(n.Name, state, age(now, n.LastSeen), version, strconv.Itoa(len(n.Methods)))
+				t.row(n.Name, nodeState(n, now), age(now, n.LastSeen), version, strconv.Itoa(len(n.Methods)))
 			}
 			return t.flush()
 		},
 	}
 	output = addOutputFlag(cmd)
+	cmd.PersistentFlags().Var(expiry, "node-expiry",
+		"hide nodes not seen for longer than this (seconds or a Go duration; 0: show all; $"+envNodeExpiry+")")
+	addConfigFlags(cmd.Flags(), clientKeys()...)
+	cmd.AddCommand(newNodesRmCmd(a, expiry))
+	return cmd
+}
+
+func newNodesRmCmd(a *app, expiry *durationValue) *cobra.Command {
+	var force, expired bool
+	cmd := &cobra.Command{
+		Use:   "rm NODE...",
+		Short: "Remove nodes from the node registry",
+		Long: `Remove the registry records of the nodes named, or with --expired of every
+node not seen for longer than --node-expiry. A node that is online is
+refused unless --force: its next hello would bring it back anyway. Nothing
+else of the node is touched: messages waiting for it keep waiting until
+their deadline.
+
+The exit code is 0 when every node was removed, 1 when some was not (not in
+the registry, online, or it said hello meanwhile), 2 on a usage error and 3
+when the broker cannot be reached.`,
+		Example: `  # A node that was renamed or retired
+  steward nodes rm shp1
+
+  # Every node not seen for 90 days
+  steward nodes rm --expired --node-expiry 2160h`,
+		Args: usageArgs(func(cmd *cobra.Command, args []string) error {
+			switch {
+			case expired && len(args) > 0:
+				return errors.New("give node names or --expired, not both")
+			case !expired && len(args) == 0:
+				return errors.New("give the nodes to remove, or --expired")
+			}
+			return nil
+		}),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			keep, err := nodeExpiry(cmd, expiry)
+			if err != nil {
+				return err
+			}
+			if expired && keep <= 0 {
+				return usageError(cmd, errors.New("--expired needs a --node-expiry above 0"))
+			}
+			ctx := cmd.Context()
+			fl, err := a.connectClient(cmd)
+			if err != nil {
+				return err
+			}
+			defer fl.Close()
+			nodes, now, err := a.listNodes(ctx, fl)
+			if err != nil {
+				return err
+			}
+			var targets []*registry.Node
+			failed := 0
+			if expired {
+				_, targets = splitExpired(nodes, now, keep)
+			} else {
+				byName := map[string]*registry.Node{}
+				for _, n := range nodes {
+					byName[n.Name] = n
+				}
+				for _, name := range args {
+					n, ok := byName[name]
+					switch {
+					case !ok:
+						failed++
+						fmt.Fprintf(a.stderr, "%s: not in the node registry\n", name)
+					case n.Online(now) && !force:
+						failed++
+						fmt.Fprintf(a.stderr, "%s: online (last seen %s); --force removes it, until its next hello\n", name, age(now, n.LastSeen))
+					default:
+						targets = append(targets, n)
+					}
+				}
+			}
+			total := len(args)
+			if expired {
+				total = len(targets)
+			}
+			for _, n := range targets {
+				err := fl.RemoveNode(ctx, n)
+				switch {
+				case err == nil:
+					fmt.Fprintf(a.stdout, "removed %s (last seen %s)\n", n.Name, age(now, n.LastSeen))
+				case errors.Is(err, registry.ErrChanged):
+					failed++
+					fmt.Fprintf(a.stderr, "%s: said hello meanwhile, kept\n", n.Name)
+				case errors.Is(err, jetstream.ErrKeyNotFound):
+					failed++
+					fmt.Fprintf(a.stderr, "%s: not in the node registry\n", n.Name)
+				case errors.Is(err, client.ErrUnreachable):
+					return exitError(ExitUnreachable, err)
+				default:
+					return fmt.Errorf("remove %s: %w", n.Name, err)
+				}
+			}
+			if failed > 0 {
+				return exitError(ExitFailed, fmt.Errorf("%d of %d nodes not removed", failed, total))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "remove nodes that are online too")
+	cmd.Flags().BoolVar(&expired, "expired", false, "remove every node not seen for longer than --node-expiry")
 	addConfigFlags(cmd.Flags(), clientKeys()...)
 	return cmd
+}
+
+// listNodes reads the registry and the broker's clock, against which the
+// last-seen times were stored and online is judged.
+func (a *app) listNodes(ctx context.Context, fl fleet) ([]*registry.Node, time.Time, error) {
+	nodes, err := fl.Nodes(ctx)
+	if errors.Is(err, client.ErrUnreachable) {
+		return nil, time.Time{}, exitError(ExitUnreachable, err)
+	}
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("list nodes: %w", err)
+	}
+	now, err := fl.Now(ctx)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "cannot read the broker's clock (%v); using this machine's\n", err)
+		now = a.now()
+	}
+	return nodes, now, nil
+}
+
+// nodeExpiry is --node-expiry, else $STEWARD_NODE_EXPIRY, else the
+// default.
+func nodeExpiry(cmd *cobra.Command, flag *durationValue) (time.Duration, error) {
+	if f := cmd.Flags().Lookup("node-expiry"); f != nil && f.Changed {
+		if *flag < 0 {
+			return 0, usageError(cmd, errors.New("--node-expiry: must be 0 or more"))
+		}
+		return time.Duration(*flag), nil
+	}
+	if env := os.Getenv(envNodeExpiry); env != "" {
+		d, err := config.ParseDuration(env)
+		if err != nil || d < 0 {
+			return 0, usageError(cmd, fmt.Errorf("%s=%q: not a duration of 0 or more", envNodeExpiry, env))
+		}
+		return d, nil
+	}
+	return time.Duration(*flag), nil
+}
+
+// splitExpired separates the nodes not seen for longer than keep (at now,
+// the broker's time) from the others. keep 0 expires nothing.
+func splitExpired(nodes []*registry.Node, now time.Time, keep time.Duration) (shown, expired []*registry.Node) {
+	for _, n := range nodes {
+		if keep > 0 && now.Sub(n.LastSeen) > keep {
+			expired = append(expired, n)
+			continue
+		}
+		shown = append(shown, n)
+	}
+	return shown, expired
 }
 
 // nodeState is what the STATE column says of a node.
@@ -83,4 +255,13 @@ func nodeState(n *registry.Node, now time.Time) string {
 		state += ", queue missing"
 	}
 	return state
+}
+
+// longDuration writes whole days as days: "30 days", else "36h".
+func longDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d >= day && d%day == 0 {
+		return fmt.Sprintf("%d days", d/day)
+	}
+	return config.FormatDuration(d)
 }

@@ -42,6 +42,7 @@ type fleet interface {
 	Wait(ctx context.Context, ids []string, progress func(*status.Record)) ([]*status.Record, error)
 	Status(ctx context.Context, id string) ([]*status.Record, error)
 	Nodes(ctx context.Context) ([]*registry.Node, error)
+	RemoveNode(ctx context.Context, n *registry.Node) error
 	Now(ctx context.Context) (time.Time, error)
 	Close()
 }

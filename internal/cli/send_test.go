@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/stewardfleet/steward/internal/client"
 	"github.com/stewardfleet/steward/internal/config"
 	"github.com/stewardfleet/steward/internal/message"
@@ -31,6 +33,7 @@ type fakeFleet struct {
 	block   bool
 	waitIDs []string
 	nodes   []*registry.Node
+	removed []string
 	now     time.Time // the broker's clock
 	closed  bool
 }
@@ -70,6 +73,21 @@ func (f *fakeFleet) Status(_ context.Context, id string) ([]*status.Record, erro
 }
 
 func (f *fakeFleet) Nodes(context.Context) ([]*registry.Node, error) { return f.nodes, nil }
+
+// RemoveNode removes n from the fake registry, as registry.Delete does.
+func (f *fakeFleet) RemoveNode(_ context.Context, n *registry.Node) error {
+	for i, x := range f.nodes {
+		if x.Name == n.Name {
+			if !x.LastSeen.Equal(n.LastSeen) {
+				return registry.ErrChanged
+			}
+			f.nodes = append(f.nodes[:i:i], f.nodes[i+1:]...)
+			f.removed = append(f.removed, n.Name)
+			return nil
+		}
+	}
+	return jetstream.ErrKeyNotFound
+}
 
 // Now is the broker's clock; the fake broker's runs at the test's now.
 func (f *fakeFleet) Now(context.Context) (time.Time, error) { return f.now, nil }
