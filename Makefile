@@ -1,18 +1,23 @@
 # steward — make help lists the targets.
 GO        ?= go
 BIN       ?= bin/steward
+PREFIX    ?= /usr/local
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/stewardfleet/steward/internal/cli.Version=$(VERSION)
 # Tool versions, pinned in one place.
 STATICCHECK_VERSION ?= 2025.1.1
 
-.PHONY: help build test test-short faults faults-quick fuzz fuzz-quick bench bench-quick steward-bench lint demo clean
+.PHONY: help build install test test-short faults faults-quick fuzz fuzz-quick bench bench-quick steward-bench lint demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/steward (static, no cgo)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/steward
+
+install: build ## install bin/steward as $(PREFIX)/bin/steward (PREFIX=/usr/local; DESTDIR for packaging)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/steward
 
 test: ## run every test with the race detector (what CI runs)
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
