@@ -133,6 +133,7 @@ into it. The original's flags (-nodeName=ship1, -brokerAddress=…) still work.`
 		newSendCmd(a),
 		newStatusCmd(a),
 		newNodesCmd(a),
+		newResultsCmd(a),
 		newMethodsCmd(a),
 		newSetupCmd(a),
 		newKeysCmd(a),

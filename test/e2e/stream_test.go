@@ -83,6 +83,14 @@ func TestCliCommandContReferenceFile(t *testing.T) {
 	done := f.sendInBackground(file)
 
 	out := filepath.Join(f.dir("central"), "data", "some", "result", "directory", "ship2", "my-syslog.log")
+	// steward results --follow shows the lines live, from another process.
+	var id string
+	eventually(t, 20*time.Second, "the message sent", func() bool { id = lastID(t, f); return id != "" })
+	followed := make(chan [2]string, 1)
+	go func() {
+		stdout, stderr, _ := f.steward("central", nil, "results", id, "--follow")
+		followed <- [2]string{stdout, stderr}
+	}()
 	var want strings.Builder
 	want.WriteString("before the command\n")
 	for i := 1; i <= 5; i++ {
@@ -100,6 +108,13 @@ func TestCliCommandContReferenceFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(out); string(b) != want.String() {
 		t.Errorf("central's file:\n%s\nwant:\n%s", b, want.String())
+	}
+	got := <-followed
+	if got[0] != want.String() || !strings.Contains(got[1], "--- ship2: execution_timed_out") {
+		t.Errorf("steward results --follow printed:\n%s\n(stderr %s)\nwant:\n%s", got[0], got[1], want.String())
+	}
+	if stdout, _, code := f.steward("central", nil, "results", id); code != 0 || stdout != want.String() {
+		t.Errorf("steward results afterwards: exit %d\n%s", code, stdout)
 	}
 }
 
