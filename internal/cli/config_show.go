@@ -34,8 +34,8 @@ invalid configuration is printed, then reported, with exit code 2.`,
 				return err
 			}
 			var werr error
-			if *output == outputJSON {
-				werr = writeJSON(a.stdout, showJSON(l))
+			if output.structured() {
+				werr = writeOutput(a.stdout, *output, showJSON(l))
 			} else {
 				werr = showTOML(a.stdout, l)
 			}

@@ -35,8 +35,8 @@ itself sends are not listed.`,
 				}
 				rows = append(rows, row{Name: s.Name, Aliases: s.Aliases, Kind: kindName(s.Kind), Summary: s.Summary})
 			}
-			if *output == outputJSON {
-				return writeJSON(a.stdout, rows)
+			if output.structured() {
+				return writeOutput(a.stdout, *output, rows)
 			}
 			t := newTable(a.stdout, "NAME", "KIND", "SUMMARY")
 			for _, r := range rows {

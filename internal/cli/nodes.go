@@ -65,8 +65,8 @@ says how many; "steward nodes rm --expired" removes them from the registry.`,
 				fmt.Fprintf(a.stderr, "%d nodes not seen for more than %s are not shown (--node-expiry 0 shows them; steward nodes rm --expired removes them)\n",
 					len(expired), longDuration(keep))
 			}
-			if *output == outputJSON {
-				return writeJSON(a.stdout, shown)
+			if output.structured() {
+				return writeOutput(a.stdout, *output, shown)
 			}
 			t := newTable(a.stdout, "NODE", "STATE", "LAST SEEN", "VERSION", "METHODS")
 			for _, n := range shown {

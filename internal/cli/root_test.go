@@ -101,7 +101,7 @@ func TestUsageErrors(t *testing.T) {
 		{"status"},
 		{"status", "a", "b"},
 		{"version", "extra"},
-		{"nodes", "-o", "yaml"},
+		{"nodes", "-o", "xml"},
 		{"node", "run", "--hello-interval", "soon"},
 		{"node", "run", "--concurrency", "many"},
 		{"send"},

@@ -44,7 +44,8 @@ error, then prints a table of the results (NODE, STATUS, EXIT, OUTPUT, and
 MESSAGE when several messages were sent; a reply's row under its
 delivery). --timeout bounds the whole command, connecting and storing
 included, and implies --wait. With -o json it prints one JSON object
-instead, {"receipts": [...], "records": [...]}, for scripts.
+instead, {"receipts": [...], "records": [...]}, for scripts (-o yaml: the
+same as YAML).
 
 A target node that the node registry has never seen (a misspelt name:
 shp1 for ship1) is warned about on standard error, with the names it is
@@ -166,8 +167,8 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	}
 	res := sendResult{Receipts: receipts}
 	if len(ids) == 0 {
-		if *o.output == outputJSON {
-			if err := writeJSON(a.stdout, res); err != nil {
+		if o.output.structured() {
+			if err := writeOutput(a.stdout, *o.output, res); err != nil {
 				return err
 			}
 		}
@@ -202,8 +203,8 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 			}
 		}
 	}
-	if *o.output == outputJSON {
-		if err := writeJSON(a.stdout, res); err != nil {
+	if o.output.structured() {
+		if err := writeOutput(a.stdout, *o.output, res); err != nil {
 			return err
 		}
 	}
@@ -265,8 +266,8 @@ func (a *app) sendQueued(cmd *cobra.Command, input []byte, o sendOptions) (handl
 			fmt.Fprintf(a.stdout, "%s %s %s queued\n", r.ID, r.Method, strings.Join(r.Nodes, ","))
 		}
 	}
-	if *o.output == outputJSON {
-		if err := writeJSON(a.stdout, sendResult{Receipts: receipts}); err != nil {
+	if o.output.structured() {
+		if err := writeOutput(a.stdout, *o.output, sendResult{Receipts: receipts}); err != nil {
 			return true, err
 		}
 	}

@@ -128,23 +128,29 @@ func (d *durationValue) String() string { return config.FormatDuration(time.Dura
 
 func (d *durationValue) Type() string { return "duration" }
 
-// outputFormat is the -o/--output flag of the commands that can print JSON.
+// outputFormat is the -o/--output flag of the commands that can print
+// their records as JSON or YAML.
 type outputFormat string
 
 const (
 	outputTable outputFormat = "table"
 	outputJSON  outputFormat = "json"
+	outputYAML  outputFormat = "yaml"
 )
+
+// structured reports whether o prints records (JSON or YAML), not a
+// table.
+func (o *outputFormat) structured() bool { return *o == outputJSON || *o == outputYAML }
 
 var _ pflag.Value = (*outputFormat)(nil)
 
 func (o *outputFormat) Set(s string) error {
 	switch f := outputFormat(strings.ToLower(s)); f {
-	case outputTable, outputJSON:
+	case outputTable, outputJSON, outputYAML:
 		*o = f
 		return nil
 	}
-	return fmt.Errorf("%q: want table or json", s)
+	return fmt.Errorf("%q: want table, json or yaml", s)
 }
 
 func (o *outputFormat) String() string { return string(*o) }
@@ -155,9 +161,9 @@ func (o *outputFormat) Type() string { return "format" }
 // values, and returns its value.
 func addOutputFlag(cmd *cobra.Command) *outputFormat {
 	o := outputTable
-	cmd.Flags().VarP(&o, "output", "o", "output format: table or json")
+	cmd.Flags().VarP(&o, "output", "o", "output format: table, json or yaml")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
-		[]cobra.Completion{string(outputTable), string(outputJSON)}, cobra.ShellCompDirectiveNoFileComp))
+		[]cobra.Completion{string(outputTable), string(outputJSON), string(outputYAML)}, cobra.ShellCompDirectiveNoFileComp))
 	return &o
 }
 

@@ -49,8 +49,8 @@ usage error and 3 when the broker cannot be reached.`,
 				return exitError(ExitFailed, fmt.Errorf("%w: %s", client.ErrNotFound, args[0]))
 			}
 			slices.SortFunc(records, func(x, y *status.Record) int { return strings.Compare(x.Node, y.Node) })
-			if *output == outputJSON {
-				return writeJSON(a.stdout, records)
+			if output.structured() {
+				return writeOutput(a.stdout, *output, records)
 			}
 			t := newTable(a.stdout, "NODE", "STATUS", "ATTEMPT", "EXIT", "UPDATED", "ERROR/OUTPUT")
 			now := a.now()

@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/stewardfleet/steward/internal/display"
 	"github.com/stewardfleet/steward/internal/status"
 )
@@ -120,6 +122,48 @@ func age(now, t time.Time) string {
 		return fmt.Sprintf("%dh ago", int(d/time.Hour))
 	}
 	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
+}
+
+// writeOutput prints v as format says: YAML, else indented JSON.
+func writeOutput(w io.Writer, format outputFormat, v any) error {
+	if format == outputYAML {
+		return writeYAML(w, v)
+	}
+	return writeJSON(w, v)
+}
+
+// writeYAML prints v as YAML with the keys and key order of its JSON (the
+// yaml package would use Go field names): v's JSON is read back as a YAML
+// document, which JSON is, and written in YAML's block style.
+func writeYAML(w io.Writer, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("write yaml: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("write yaml: %w", err)
+	}
+	blockStyle(&doc)
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return fmt.Errorf("write yaml: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("write yaml: %w", err)
+	}
+	return nil
+}
+
+// blockStyle drops the flow style and quoting n took from JSON, so the
+// encoder picks YAML's own (it still quotes what would otherwise read as
+// another type: "123", "true", "").
+func blockStyle(n *yaml.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
 }
 
 // writeJSON prints v as indented JSON.
