@@ -71,6 +71,11 @@ type Config struct {
 	// PolicyFile, when set, is the node's authorisation policy (package
 	// policy): a request runs only when a rule allows it.
 	PolicyFile string `mapstructure:"policy-file"`
+	// Methods says which request methods the node serves and for whom:
+	// "REQHttpGet=off; REQTailFile=central ops" (package procs). A method
+	// it does not name runs for every node. The original's -startSubREQ…
+	// flags set it.
+	Methods string `mapstructure:"methods"`
 	// The embedded broker's TLS certificate and key, the CA its clients'
 	// certificates must be signed by (mutual TLS), and the file of nkey
 	// users it lets in.
