@@ -41,6 +41,9 @@ type Node struct {
 	StoppedAt time.Time `json:"stoppedAt,omitzero"`
 	// Conflict says that another instance said hello under the same name.
 	Conflict string `json:"conflict,omitempty"`
+	// Labels are the node's labels (its labels setting), which label
+	// selectors in a message's targets match (package target).
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // OnlineWindow is how long after its last hello a node counts as online:
