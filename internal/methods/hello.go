@@ -27,6 +27,9 @@ type HelloInfo struct {
 	QueueRecreations int       `json:"queueRecreations,omitempty"`
 	// Goodbye is the last hello of a node that stops cleanly.
 	Goodbye bool `json:"goodbye,omitempty"`
+	// Labels are the node's labels (its labels setting); the registry
+	// keeps what the latest hello says.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 var hello = Spec{
@@ -65,6 +68,7 @@ func runHello(ctx context.Context, req *Request) (*Result, error) {
 		}
 		n.Version, n.Methods, n.StartedAt, n.HelloInterval = info.Version, info.Methods, info.StartedAt, info.HelloInterval
 		n.QueueOK, n.QueueRecreatedAt, n.QueueRecreations = info.QueueOK, info.QueueRecreatedAt, info.QueueRecreations
+		n.Labels = info.Labels
 		n.StoppedAt = time.Time{}
 		if info.Goodbye {
 			n.StoppedAt = req.Stored
