@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stewardfleet/steward/internal/message"
+	"github.com/stewardfleet/steward/internal/target"
 )
 
 // Config is the configuration of one steward node and of the client
@@ -55,6 +56,10 @@ type Config struct {
 	AuditMaxSize int           `mapstructure:"audit-max-size"`
 	AuditMaxAge  time.Duration `mapstructure:"audit-max-age"`
 	AuditKeep    int           `mapstructure:"audit-keep"`
+	// Labels describe the node (role=db, site=north): announced in its
+	// hello, kept in the node registry, and matched by label selectors in
+	// a message's targets (package target).
+	Labels map[string]string `mapstructure:"labels"`
 
 	// Security of the broker connection (package credentials; see
 	// docs/security.md). NkeySeedFile or CredsFile is what the node proves
@@ -164,6 +169,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AuditKeep < 1 {
 		errs = append(errs, fmt.Errorf("audit-keep %d: must be at least 1", c.AuditKeep))
+	}
+	if err := target.Labels(c.Labels).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("labels: %w", err))
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
