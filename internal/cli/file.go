@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stewardfleet/steward/internal/config"
+	"github.com/stewardfleet/steward/internal/target"
 )
 
 // fileHeader opens every config.toml steward writes.
@@ -83,9 +84,15 @@ func fileValues(raw, set map[string]any) (values, extra map[string]any) {
 			extra[k] = v
 			continue
 		}
-		if s.kind == kindDuration {
+		switch s.kind {
+		case kindDuration:
 			if d, err := convert(s, v); err == nil {
 				v = config.FormatDuration(d.(time.Duration))
+			}
+		case kindLabels:
+			// A table is written back as the one-line form.
+			if l, err := convertLabels(v); err == nil {
+				v = target.Labels(l).String()
 			}
 		}
 		values[s.key] = v
@@ -103,6 +110,8 @@ func defaultFileValue(v any) any {
 		return config.FormatDuration(x)
 	case int:
 		return int64(x)
+	case map[string]string:
+		return target.Labels(x).String()
 	}
 	return v
 }

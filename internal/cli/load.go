@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/stewardfleet/steward/internal/config"
+	"github.com/stewardfleet/steward/internal/target"
 )
 
 // configFileName is the config file in the config folder.
@@ -216,6 +217,8 @@ func convert(s setting, val any) (any, error) {
 			}
 		}
 		return nil, fmt.Errorf("%w: %v: want seconds (200) or a Go duration (30s, 24h)", config.ErrDuration, val)
+	case kindLabels:
+		return convertLabels(val)
 	}
 	return nil, fmt.Errorf("unknown kind of setting %s", s.key)
 }
@@ -243,4 +246,32 @@ func fieldByTag(v reflect.Value, key string) reflect.Value {
 		}
 	}
 	panic("config.Config has no field tagged " + key)
+}
+
+// convertLabels reads labels as "key=value,key=value" (a flag, the
+// environment, a string in the file) or as a TOML table of strings.
+func convertLabels(val any) (map[string]string, error) {
+	switch x := val.(type) {
+	case nil:
+		return nil, nil
+	case map[string]string:
+		return x, nil
+	case string:
+		l, err := target.ParseLabels(x)
+		if len(l) == 0 {
+			return nil, err
+		}
+		return l, err
+	case map[string]any:
+		l := map[string]string{}
+		for k, v := range x {
+			str, ok := v.(string)
+			if !ok {
+				return nil, fmt.Errorf("label %s = %v: want a string value", k, v)
+			}
+			l[k] = str
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("%v: want key=value[,key=value] or a table of strings", val)
 }

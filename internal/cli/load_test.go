@@ -337,9 +337,10 @@ func TestInvalidConfigExitCode(t *testing.T) {
 func TestSettingsMatchConfig(t *testing.T) {
 	typ := reflect.TypeFor[config.Config]()
 	kinds := map[reflect.Type]valueKind{
-		reflect.TypeFor[string]():        kindString,
-		reflect.TypeFor[int]():           kindInt,
-		reflect.TypeFor[time.Duration](): kindDuration,
+		reflect.TypeFor[string]():            kindString,
+		reflect.TypeFor[int]():               kindInt,
+		reflect.TypeFor[time.Duration]():     kindDuration,
+		reflect.TypeFor[map[string]string](): kindLabels,
 	}
 	seen := map[string]bool{}
 	for _, s := range settings() {

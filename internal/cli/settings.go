@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stewardfleet/steward/internal/config"
+	"github.com/stewardfleet/steward/internal/target"
 )
 
 // valueKind is how a setting is parsed and written.
@@ -20,6 +21,9 @@ const (
 	kindString valueKind = iota
 	kindInt
 	kindDuration
+	// kindLabels is key=value pairs: "role=db,site=north" in a flag or
+	// the environment, a string or a table in config.toml.
+	kindLabels
 )
 
 // setting is one configuration key. Its key is at once the flag name, the
@@ -56,6 +60,7 @@ func settings() []setting {
 		{"audit-max-size", kindInt, "MiB after which the audit log is rotated"},
 		{"audit-max-age", kindDuration, "age after which the audit log is rotated (seconds or a Go duration)"},
 		{"audit-keep", kindInt, "how many rotated audit logs are kept"},
+		{"labels", kindLabels, "this node's labels, key=value[,key=value] (letters, digits, '-', '_', '.'), which --target and label selectors in toNodes match"},
 		{"nkey-seed-file", kindString, "nkey seed file this node authenticates to the broker with (mode 0600)"},
 		{"creds-file", kindString, "NATS creds file this node authenticates to the broker with, instead of an nkey seed (mode 0600)"},
 		{"root-ca-path", kindString, "PEM file of the CA that signed the broker's TLS certificate"},
@@ -100,6 +105,8 @@ func addConfigFlags(fs *pflag.FlagSet, keys ...string) {
 			fs.Int(s.key, v, s.usage)
 		case time.Duration:
 			fs.Var(newDurationValue(v), s.key, s.usage)
+		case map[string]string:
+			fs.String(s.key, target.Labels(v).String(), s.usage)
 		}
 	}
 }
@@ -182,6 +189,12 @@ func fileValue(s setting, text string) (any, error) {
 			return nil, fmt.Errorf("%s: %w", s.key, err)
 		}
 		return config.FormatDuration(d), nil
+	case kindLabels:
+		l, err := target.ParseLabels(text)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.key, err)
+		}
+		return l.String(), nil
 	}
 	return text, nil
 }
