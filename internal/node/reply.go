@@ -133,7 +133,7 @@ func (n *Node) sayGoodbye() {
 
 func (n *Node) hello(ctx context.Context, goodbye bool) (jetstream.PubAckFuture, error) {
 	info := methods.HelloInfo{Version: n.version, Methods: n.methods.Names(), StartedAt: n.started,
-		HelloInterval: n.cfg.HelloInterval, Instance: n.instance, Goodbye: goodbye}
+		HelloInterval: n.cfg.HelloInterval, Instance: n.instance, Goodbye: goodbye, Labels: n.cfg.Labels}
 	if q := n.queue.Load(); q != nil {
 		info.QueueOK, info.QueueRecreatedAt, info.QueueRecreations = q.state()
 	}
