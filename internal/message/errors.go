@@ -20,8 +20,13 @@ var (
 	ErrFieldType = errors.New("wrong field type")
 	// ErrFieldValue: a field has a value outside what it allows.
 	ErrFieldValue = errors.New("invalid field value")
-	// ErrNoTarget: neither toNode nor toNodes names a node.
+	// ErrNoTarget: neither toNode nor toNodes names a node, or their
+	// target expressions select none.
 	ErrNoTarget = errors.New("missing toNode")
+	// ErrUnresolvedTarget: a target expression ("*", a label selector)
+	// reached an input that cannot resolve it, or the node registry could
+	// not be read to resolve it.
+	ErrUnresolvedTarget = errors.New("unresolved target")
 	// ErrBadNodeName: a node name cannot be used as a subject token.
 	ErrBadNodeName = errors.New("invalid node name")
 	// ErrNoMethod: the message names no method.
@@ -52,6 +57,7 @@ const (
 	CodeFieldType     Code = "field_type"
 	CodeFieldValue    Code = "field_value"
 	CodeNoTarget      Code = "missing_target"
+	CodeUnresolved    Code = "unresolved_target"
 	CodeBadNodeName   Code = "bad_node_name"
 	CodeNoMethod      Code = "missing_method"
 	CodeUnknownMethod Code = "unknown_method"
@@ -71,6 +77,7 @@ var codes = []struct {
 	{ErrFieldType, CodeFieldType},
 	{ErrFieldValue, CodeFieldValue},
 	{ErrNoTarget, CodeNoTarget},
+	{ErrUnresolvedTarget, CodeUnresolved},
 	{ErrBadNodeName, CodeBadNodeName},
 	{ErrNoMethod, CodeNoMethod},
 	{ErrUnknownMethod, CodeUnknownMethod},
