@@ -60,7 +60,12 @@ func (s *Server) refuse(c net.Conn, in *input, err error) {
 	case errors.Is(err, errSilent):
 		s.log.Debug("socket client dropped", "error", err)
 	case errors.Is(err, errTooLarge), errors.Is(err, errSyntax), errors.Is(err, errIncomplete):
-		s.log.Warn("socket input refused", "error", err)
+		s.log.Warn("socket input refused", "error", err, "client", c.RemoteAddr().String())
+		if s.opts.Refused != nil {
+			s.opts.Refused(in.value(), err)
+		}
+		s.answer(c, ErrorLine(err))
+		return
 	default:
 		s.log.Debug("socket read failed", "error", err)
 		return
@@ -266,6 +271,15 @@ func (in *input) take() ([]byte, error) {
 	in.start = -1
 	in.sc.reset()
 	return v, nil
+}
+
+// value returns what was read of the value being read (nil before it
+// began), up to and including a bad byte.
+func (in *input) value() []byte {
+	if in.start < 0 {
+		return nil
+	}
+	return in.buf[in.start:min(len(in.buf), in.scanned+1)]
 }
 
 // pending reports whether input was read that will not be answered.

@@ -25,3 +25,10 @@ var errStopping = errors.New("steward is stopping")
 
 // errIdle: no further value came after an answer; not a fault.
 var errIdle = errors.New("idle")
+
+// ErrNoListener: Serve was called on a server with no listener.
+var ErrNoListener = errors.New("no listener to serve")
+
+// ErrBeyondLoopback: a TCP listener would take input from beyond loopback,
+// and no network was named whose clients may connect.
+var ErrBeyondLoopback = errors.New("listens beyond loopback: anyone who reaches it could send messages as this node, signed with its key")

@@ -216,7 +216,7 @@ func TestIncompleteInput(t *testing.T) {
 	t.Parallel()
 	path := socketPath(t)
 	serveWith(t, path, echo, discard, socket.Options{Silence: 200 * time.Millisecond})
-	if got := talk(t, path, `[1] [{"a":`); got != answer("[1]")+"error: incomplete JSON input: nothing more for 200ms after 6 bytes\n" {
+	if got := talk(t, path, `[1] [{"a":`); got != answer("[1]")+"error: incomplete JSON input: nothing more for 200ms after 6 bytes (malformed)\n" {
 		t.Errorf("silence: %q", got)
 	}
 
@@ -230,7 +230,7 @@ func TestIncompleteInput(t *testing.T) {
 	io.WriteString(c, `[1] [2`)
 	c.(*net.UnixConn).CloseWrite()
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if out, err := io.ReadAll(c); err != nil || string(out) != answer("[1]")+"error: invalid JSON input: unexpected EOF\n" {
+	if out, err := io.ReadAll(c); err != nil || string(out) != answer("[1]")+"error: invalid JSON input: unexpected EOF (malformed)\n" {
 		t.Errorf("end of input: %q, %v", out, err)
 	}
 
@@ -328,7 +328,7 @@ func TestValueLimit(t *testing.T) {
 			// One value over 64 KiB at a time: the others wait for it.
 			serveWith(t, path, countBytes, discard, socket.Options{MaxValue: max, MaxBuffered: max})
 			atMax := string(jsonOfSize(max))
-			refusal := fmt.Sprintf("error: input is too large: a JSON value may be at most %s\n",
+			refusal := fmt.Sprintf("error: input is too large: a JSON value may be at most %s (too_large)\n",
 				map[int]string{1000: "1000 bytes", 100 << 10: "100 KiB"}[max])
 			cases := []struct{ name, input, want string }{
 				{"at the limit", atMax, fmt.Sprintf("%d bytes\n", max)},
@@ -393,7 +393,7 @@ func TestTooLargeValue(t *testing.T) {
 	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("read: %v", err)
 	}
-	if want := "error: input is too large: a JSON value may be at most 16 MiB\n"; string(out) != want {
+	if want := "error: input is too large: a JSON value may be at most 16 MiB (too_large)\n"; string(out) != want {
 		t.Errorf("answer %q, want %q", out, want)
 	}
 	// The rest was refused, not read: what the client managed to write is
@@ -445,7 +445,7 @@ func TestMemoryBounded(t *testing.T) {
 			var in io.Reader = bytes.NewReader(value)
 			want := fmt.Sprintf("%d bytes\n", size)
 			if i%4 == 3 {
-				in, want = largeJSON(refusedSize), "error: input is too large: a JSON value may be at most 16 MiB\n"
+				in, want = largeJSON(refusedSize), "error: input is too large: a JSON value may be at most 16 MiB (too_large)\n"
 			}
 			if got, err := send(path, in); err != nil || got != want {
 				t.Errorf("answer %q, %v; want %q", got, err, want)

@@ -1,17 +1,22 @@
-// Package socket serves steward.sock, the unix socket operators write
-// messages to (`nc -U ./tmp/steward.sock < msg.json`). A connection carries
-// one or more JSON values (each an array of messages or one message); each
-// is answered on the same connection with one line per message: its ID, or
-// its error. nc does not close its writing side, so the connection is closed
-// once no further value begins shortly after an answer, and nc exits.
+// Package socket serves the node's stream inputs: steward.sock, the unix
+// socket operators write messages to (`nc -U ./tmp/steward.sock < msg.json`),
+// and the optional TCP listener (`nc 127.0.0.1 8090 < msg.json`). Both are
+// listeners of one Server and take the same input through the same code. A
+// connection carries one or more JSON values (each an array of messages or
+// one message); each is answered on the same connection with one line per
+// message: its ID, or its error (see Answer). nc does not close its writing
+// side, so the connection is closed once no further value begins shortly
+// after an answer, and nc exits.
 //
-// With the default Options the package guarantees:
+// With the default Options the package guarantees, for all the listeners
+// of a Server together:
 //
 //   - Size: a JSON value may be at most 16 MiB (MaxInput). A larger one is
-//     answered with one line "error: input is too large: ..." as soon as
-//     16 MiB + 1 of its bytes were read; the rest is not read and the
-//     connection is closed. Invalid JSON is answered with one line
-//     "error: invalid JSON input: ..." on its first bad byte.
+//     answered with one line "error: input is too large: ... (too_large)"
+//     as soon as 16 MiB + 1 of its bytes were read; the rest is not read
+//     and the connection is closed. Invalid JSON is answered with one line
+//     "error: invalid JSON input: ... (malformed)" on its first bad byte.
+//     Both are given to Options.Refused (the node audits them).
 //   - Memory: a value is read into a per-connection buffer of up to 64 KiB;
 //     one that grows beyond that first reserves MaxValue bytes of a 64 MiB
 //     budget (MaxBuffered), waiting while the budget is spent, and keeps the
@@ -34,10 +39,15 @@
 //   - File descriptors: accept errors (EMFILE, ENFILE and any other but a
 //     closed listener) never stop Serve: it logs, backs off from 5 ms
 //     doubling to 1 s, and accepts again.
-//   - Shutdown: when its context ends Serve closes the socket and stops
+//   - Shutdown: when its context ends Serve closes the listeners and stops
 //     reading: a client that sent nothing is dropped at once, one in the
 //     middle of a value gets "error: steward is stopping". Handlers in
 //     progress finish and write their answers, then Serve returns nil.
+//
+// Who may connect: the unix socket is mode 0600 in a 0700 folder from its
+// first instant (only the node's user). The TCP listener is on loopback
+// unless its caller names the networks beyond loopback whose clients may
+// connect (ListenTCP); clients from elsewhere are closed unread.
 package socket
 
 import (
@@ -90,6 +100,10 @@ type Options struct {
 	// WriteTimeout is how long a chunk of an answer may wait for the client
 	// to read (10 s).
 	WriteTimeout time.Duration
+	// Refused, if not nil, is given what was read of a value refused
+	// before it reached the handler (invalid JSON, too large) and why; the
+	// node audits it. It must not keep input.
+	Refused func(input []byte, err error)
 }
 
 // withDefaults returns o with its zero fields set to their defaults.
@@ -120,16 +134,44 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// Server is a listening socket.
+// Server serves the JSON input of its listeners: steward.sock, and the TCP
+// listener when the node has one. Its limits (connections, the memory
+// budget) are shared by all of them: a second listener adds no memory.
 type Server struct {
-	path    string
-	ln      net.Listener
 	handler Handler
 	log     *slog.Logger
 	opts    Options
 	conns   chan struct{} // a token per connection being served
 	budget  chan struct{} // a token per value over smallValue being held
 	wg      sync.WaitGroup
+
+	mu        sync.Mutex
+	listeners []*listener
+}
+
+// listener is one of a Server's listeners.
+type listener struct {
+	ln   net.Listener
+	path string // the unix socket's file, removed when it stops; "" for TCP
+	// allowed says whether a client may be served; nil: every client.
+	allowed func(net.Addr) bool
+	refused refusals
+}
+
+// New returns a server with no listener yet (see ListenUnix, ListenTCP).
+func New(h Handler, log *slog.Logger, opts Options) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		handler: h, log: log, opts: opts,
+		conns:  make(chan struct{}, opts.MaxConns),
+		budget: make(chan struct{}, max(1, opts.MaxBuffered/opts.MaxValue)),
+	}, nil
 }
 
 // Listen is ListenWith with the default Options.
@@ -137,35 +179,62 @@ func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
 	return ListenWith(path, h, log, Options{})
 }
 
-// ListenWith creates the socket at path (removing a stale one left by a
-// crash) with mode 0600: only the node's user may send.
+// ListenWith returns a server listening on the unix socket path (see
+// ListenUnix).
 func ListenWith(path string, h Handler, log *slog.Logger, opts Options) (*Server, error) {
-	if err := opts.Validate(); err != nil {
-		return nil, err
-	}
-	opts = opts.withDefaults()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("socket folder: %w", err)
-	}
-	if c, err := net.Dial("unix", path); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("socket %s: %w", path, ErrInUse)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale socket: %w", err)
-	}
-	ln, err := listenPrivate(path)
+	s, err := New(h, log, opts)
 	if err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if err := s.ListenUnix(path); err != nil {
+		return nil, err
 	}
-	return &Server{
-		path: path, ln: ln, handler: h, log: log, opts: opts,
-		conns:  make(chan struct{}, opts.MaxConns),
-		budget: make(chan struct{}, max(1, opts.MaxBuffered/opts.MaxValue)),
-	}, nil
+	return s, nil
+}
+
+// ListenUnix creates the socket at path (removing a stale one left by a
+// crash) with mode 0600: only the node's user may send.
+func (s *Server) ListenUnix(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("socket folder: %w", err)
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return fmt.Errorf("socket %s: %w", path, ErrInUse)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale socket: %w", err)
+	}
+	ln, err := listenPrivate(path)
+	if err != nil {
+		return err
+	}
+	s.add(&listener{ln: ln, path: path})
+	return nil
+}
+
+func (s *Server) add(l *listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listeners = append(s.listeners, l)
+}
+
+// Close closes the listeners of a server that is not serving (a node
+// that failed to start) and removes its socket file.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, l := range s.listeners {
+		if err := l.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+		if l.path != "" {
+			os.Remove(l.path)
+		}
+	}
+	s.listeners = nil
+	return errors.Join(errs...)
 }
 
 // listenPrivate listens on a unix socket at path that is mode 0600 from
@@ -198,43 +267,75 @@ func listenPrivate(path string) (*net.UnixListener, error) {
 	return ln, nil
 }
 
-// Serve accepts connections until ctx ends, then closes the socket and
-// waits for the connections being served. It returns an error only when
-// the socket was closed by something else than ctx.
+// Serve accepts connections on every listener until ctx ends, then closes
+// them and waits for the connections being served. It returns an error
+// only when a listener was closed by something else than ctx; then it
+// stops accepting on all of them.
 func (s *Server) Serve(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
-	defer stop()
-	err := s.accept(ctx)
-	s.wg.Wait()
-	if err != nil {
-		return err
+	s.mu.Lock()
+	lns := s.listeners
+	s.mu.Unlock()
+	if len(lns) == 0 {
+		return ErrNoListener
 	}
-	os.Remove(s.path)
-	return nil
+	// Accepting stops when ctx ends or one listener fails; connections
+	// being served see only ctx.
+	acceptCtx, stopAccepting := context.WithCancel(ctx)
+	defer stopAccepting()
+	stop := context.AfterFunc(acceptCtx, func() {
+		for _, l := range lns {
+			l.ln.Close()
+		}
+	})
+	defer stop()
+	errs := make([]error, len(lns))
+	var loops sync.WaitGroup
+	for i, l := range lns {
+		loops.Go(func() {
+			if errs[i] = s.accept(ctx, acceptCtx, l); errs[i] != nil {
+				stopAccepting()
+			}
+		})
+	}
+	loops.Wait()
+	s.wg.Wait()
+	for i, l := range lns {
+		if errs[i] == nil && l.path != "" {
+			os.Remove(l.path)
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// accept serves connections until ctx ends or the listener is closed.
-func (s *Server) accept(ctx context.Context) error {
+// accept serves l's connections until acceptCtx ends or l is closed. The
+// connections are served until ctx ends.
+func (s *Server) accept(ctx, acceptCtx context.Context, l *listener) error {
 	var retry backoff
 	for {
-		if !s.reserveConn(ctx) {
+		if !s.reserveConn(acceptCtx) {
 			return nil
 		}
-		c, err := s.ln.Accept()
+		c, err := l.ln.Accept()
 		if err != nil {
 			<-s.conns
-			if ctx.Err() != nil {
+			if acceptCtx.Err() != nil {
 				return nil
 			}
 			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("accept: %w", err)
+				return fmt.Errorf("accept on %s: %w", l.ln.Addr(), err)
 			}
-			if !sleep(ctx, retry.fail(s.log, err)) {
+			if !sleep(acceptCtx, retry.fail(s.log, err)) {
 				return nil
 			}
 			continue
 		}
 		retry.ok(s.log)
+		if l.allowed != nil && !l.allowed(c.RemoteAddr()) {
+			l.refused.note(s.log, c.RemoteAddr())
+			c.Close()
+			<-s.conns
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
