@@ -7,6 +7,12 @@
 // A batch is all-or-nothing per message, never per batch: a bad message
 // gets its own error and the good ones still go. Send returns only after
 // every delivery it reports as sent is stored by the broker.
+//
+// Target expressions ("*", label selectors, see package target) are
+// resolved to node names before a message is validated, by the Resolver
+// its caller gives (the sender itself never reads the node registry); a
+// message that holds one and has no Resolver is refused
+// (unresolved_target), so no expression is ever queued or published.
 package sender
 
 import (
@@ -31,6 +37,7 @@ import (
 	"github.com/stewardfleet/steward/internal/signature"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
+	"github.com/stewardfleet/steward/internal/target"
 )
 
 // Defaults fill fields a message leaves out.
@@ -141,6 +148,9 @@ type Receipt struct {
 	// Queued says the broker could not store the message now: it waits in
 	// the node's outbox and is sent when the broker can be reached.
 	Queued bool `json:"queued,omitempty"`
+	// Message is the prepared message of a receipt of InputOptions.Hold:
+	// what Publish sends, to some of its nodes at a time.
+	Message *message.Message `json:"-"`
 }
 
 // OK reports whether the message was sent.
@@ -158,10 +168,34 @@ const CodeDuplicateID = "duplicate_id"
 // headerRoom is what a message's NATS headers may take of MaxPayload.
 const headerRoom = 512
 
+// Resolver replaces the target expressions among a message's targets by
+// node names (target.Fleet.Resolve against the registry). Its errors wrap
+// target.ErrNoMatch when the expressions select no node.
+type Resolver func(ctx context.Context, targets []string) ([]string, error)
+
+// InputOptions say how SendInputWith treats a batch.
+type InputOptions struct {
+	// Targets are added to every message's targets (steward send
+	// --target): node names or expressions.
+	Targets []string
+	// Resolver resolves target expressions; nil refuses them.
+	Resolver Resolver
+	// Hold validates and prepares every message (ID, defaults, deadline,
+	// resolved targets, size) and publishes nothing: each good receipt
+	// carries its Message, for Publish (a send in waves), or for nothing
+	// at all (a dry run).
+	Hold bool
+}
+
 // SendInput decodes operator input (a JSON array or one object) and sends
 // every valid message. It returns one receipt per input element. err is
 // set when the input as a whole cannot be read.
 func (s *Sender) SendInput(ctx context.Context, input []byte) ([]Receipt, error) {
+	return s.SendInputWith(ctx, input, InputOptions{})
+}
+
+// SendInputWith is SendInput with options.
+func (s *Sender) SendInputWith(ctx context.Context, input []byte, o InputOptions) ([]Receipt, error) {
 	if int64(len(input)) > MaxInput {
 		err := fmt.Errorf("input is %d bytes, more than the %d MiB a batch may have: %w", len(input), MaxInput>>20, message.ErrTooLarge)
 		_ = s.o.Audit.Write(audit.RefusedInput(input, err))
@@ -177,13 +211,110 @@ func (s *Sender) SendInput(ctx context.Context, input []byte) ([]Receipt, error)
 		receipts[ie.Index] = failed(ie.Index, ie.Err)
 		s.refuse(ie, nil)
 	}
-	for start := 0; start < len(msgs); start += Window {
-		end := min(start+Window, len(msgs))
-		for i, r := range s.sendWindow(ctx, msgs[start:end], indexes[start:end]) {
-			receipts[indexes[start+i]] = r
+	var good []*message.Message
+	var goodIndexes []int
+	for i, m := range msgs {
+		if err := s.resolve(ctx, m, o); err != nil {
+			s.refuse(err, m)
+			receipts[indexes[i]] = failed(indexes[i], err)
+			continue
+		}
+		if o.Hold {
+			receipts[indexes[i]] = s.hold(ctx, indexes[i], m)
+			continue
+		}
+		good, goodIndexes = append(good, m), append(goodIndexes, indexes[i])
+	}
+	for start := 0; start < len(good); start += Window {
+		end := min(start+Window, len(good))
+		for i, r := range s.sendWindow(ctx, good[start:end], goodIndexes[start:end]) {
+			receipts[goodIndexes[start+i]] = r
 		}
 	}
 	return receipts, nil
+}
+
+// resolve adds o.Targets to m's and replaces the target expressions by
+// the nodes they select, so that m names nodes only.
+func (s *Sender) resolve(ctx context.Context, m *message.Message, o InputOptions) error {
+	if len(o.Targets) > 0 {
+		m.ToNodes = append(m.ToNodes, o.Targets...)
+	}
+	targets := m.Targets()
+	if !target.HasExpr(targets) {
+		return nil
+	}
+	if o.Resolver == nil {
+		return fmt.Errorf("target expressions such as \"*\" and role=db are resolved against the node registry by steward send and the central node's socket, not here: name the nodes: %w", message.ErrUnresolvedTarget)
+	}
+	nodes, err := o.Resolver(ctx, targets)
+	switch {
+	case errors.Is(err, target.ErrNoMatch):
+		return fmt.Errorf("%w: %w", err, message.ErrNoTarget)
+	case errors.Is(err, target.ErrBadLabel):
+		return fmt.Errorf("%w: %w", err, message.ErrFieldValue)
+	case err != nil:
+		return fmt.Errorf("resolve the targets: %w: %w", err, message.ErrUnresolvedTarget)
+	}
+	m.ToNode, m.ToNodes = "", nodes
+	return nil
+}
+
+// hold validates and prepares m without publishing it (InputOptions.Hold).
+func (s *Sender) hold(ctx context.Context, index int, m *message.Message) Receipt {
+	if err := s.prepare(m, s.now(ctx)); err != nil {
+		s.refuse(err, m)
+		return failed(index, err)
+	}
+	targets := m.Targets()
+	if err := s.checkSize(m, targets); err != nil {
+		s.refuse(err, m)
+		return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: string(message.CodeTooLarge)}
+	}
+	return Receipt{Index: index, ID: m.ID, Method: m.Method, Nodes: targets, Message: m}
+}
+
+// Publish sends the deliveries of a held message (a receipt's Message of
+// InputOptions.Hold) to nodes, some of its targets; every call adds
+// deliveries to the one message, under its one ID. It returns once the
+// broker stored them. Nodes sent before are not sent again.
+func (s *Sender) Publish(ctx context.Context, m *message.Message, nodes []string) error {
+	if _, err := s.publishDeliveries(ctx, m, nodes, false); err != nil {
+		s.refuse(err, m)
+		return err
+	}
+	part := m.Clone()
+	part.ToNode, part.ToNodes = "", nodes
+	_ = s.o.Audit.Write(audit.Record{Event: audit.Sent, Message: part})
+	return nil
+}
+
+// CodeNotSent is the error code of the cancelled record of a target that
+// a send in waves never sent to (see Withhold).
+const CodeNotSent = "not_sent"
+
+// Withhold records that a held message will not be sent to nodes: each
+// gets a terminal cancelled record (code not_sent) saying why, so that
+// steward status shows every target of the message. A node that already
+// has a record keeps it.
+func (s *Sender) Withhold(ctx context.Context, m *message.Message, nodes []string, reason string) error {
+	now := s.now(ctx).UTC()
+	ttl := m.StatusTTL(now)
+	writes := make([]*status.Write, len(nodes))
+	for i, node := range nodes {
+		rec := &status.Record{
+			ID: m.ID, Node: node, FromNode: m.FromNode, Method: m.Method, Status: status.Cancelled,
+			Error: reason, ErrorCode: CodeNotSent, SentAt: m.SentAt, Deadline: m.Deadline, UpdatedAt: now, FinishedAt: now,
+		}
+		writes[i] = s.o.Status.CreateAsync(ctx, rec, ttl)
+	}
+	var errs []error
+	for _, w := range writes {
+		if err := w.Wait(ctx); err != nil && !errors.Is(err, status.ErrExists) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Window is how many messages of a batch are on their way to the broker at
