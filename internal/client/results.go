@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stewardfleet/steward/internal/message"
+	"github.com/stewardfleet/steward/internal/procs"
 	"github.com/stewardfleet/steward/internal/stream"
 )
 
@@ -109,3 +111,25 @@ func (c *Client) Results(ctx context.Context, id string, follow bool, fn func(Ou
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Processes returns node's process table as it last published it.
+func (c *Client) Processes(ctx context.Context, node string) (*procs.Snapshot, error) {
+	if c.assets.Procs == nil {
+		return nil, fmt.Errorf("the broker has no %s bucket: its layout is older than this steward (upgrade the central node)", stream.ProcsBucket)
+	}
+	if message.ValidNodeName(node) != nil {
+		return nil, fmt.Errorf("%w: %q is not a node name", ErrNotFound, node)
+	}
+	e, err := c.assets.Procs.Get(ctx, node)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: node %s published no process table (is it running, and as new as this steward?)", ErrNotFound, node)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the process table of %s: %w", node, err)
+	}
+	var s procs.Snapshot
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		return nil, fmt.Errorf("the process table of %s does not decode: %w", node, err)
+	}
+	return &s, nil
+}

@@ -26,7 +26,7 @@ func InboxPrefix(node string) string { return "_INBOX_" + node }
 // stream infos it opens the layout with.
 func NodePermissions(node string, senders []string) *server.Permissions {
 	messages, deadlines := stream.MessagesStream, stream.DeadlinesStream
-	status, nodes, keys := "KV_"+stream.StatusBucket, "KV_"+stream.NodesBucket, "KV_"+stream.KeysBucket
+	status, nodes, keys, procs := "KV_"+stream.StatusBucket, "KV_"+stream.NodesBucket, "KV_"+stream.KeysBucket, "KV_"+stream.ProcsBucket
 	pub := []string{
 		"$JS.API.INFO",
 		"$JS.API.STREAM.INFO." + messages,
@@ -34,6 +34,8 @@ func NodePermissions(node string, senders []string) *server.Permissions {
 		"$JS.API.STREAM.INFO." + status,
 		"$JS.API.STREAM.INFO." + nodes,
 		"$JS.API.STREAM.INFO." + keys,
+		"$JS.API.STREAM.INFO." + procs,
+		"$KV." + stream.ProcsBucket + "." + node,
 		"$JS.API.CONSUMER.INFO." + messages + "." + node,
 		// Only with its own queue's filter in the subject (the broker
 		// checks that the request's filter is the subject's): the bare

@@ -53,6 +53,7 @@ const (
 	CodeDenied        Code = "denied"      // by the receiving node's policy
 	CodeReplayed      Code = "replayed"    // a copy of a message the node already ended, or one too old to be anything else
 	CodeUnsolicited   Code = "unsolicited" // a reply to a request the receiving node did not send
+	CodeNotRunning    Code = "not_running" // the method is stopped on the node, or not for this sender
 	CodeUnknownField  Code = "unknown_field"
 	CodeFieldType     Code = "field_type"
 	CodeFieldValue    Code = "field_value"

@@ -27,6 +27,8 @@ type Env struct {
 	Nodes NodeRegistry
 	// Now returns the current time (tests may fix it).
 	Now func() time.Time
+	// Procs is the node's process table (the process operations).
+	Procs ProcessTable
 	// RefreshKeys makes the node take the fleet's key set from the broker
 	// if it is newer, and describes the keys in use.
 	RefreshKeys func(ctx context.Context) (string, error)

@@ -124,6 +124,10 @@ func List() []Spec {
 		ping,
 		pong,
 		httpGet,
+		opProcessList,
+		opProcessStart,
+		opProcessStop,
+		opCommand,
 		keys,
 	}
 }

@@ -49,6 +49,7 @@ import (
 	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/outbox"
 	"github.com/stewardfleet/steward/internal/policy"
+	"github.com/stewardfleet/steward/internal/procs"
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/signature"
@@ -109,6 +110,7 @@ type Node struct {
 	signer   *signature.Signer  // nil: the node signs nothing
 	keys     *signature.Keyring // nil: the node checks no signatures
 	policy   *policy.Policy     // nil: every request is allowed
+	procs    *procs.Table       // which methods it serves, for whom; what runs
 
 	srv    *server.Server     // embedded broker, if any
 	sup    *broker.Supervisor // restarts its JetStream after a full disk
@@ -237,6 +239,10 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 		}
 	}
 	n.setup(opts)
+	if n.procs, err = n.newProcs(); err != nil {
+		return err
+	}
+	n.env.Procs = procTable{n}
 	n.refreshKeysInBackground(ctx)
 	return n.checkInstance(ctx)
 }
@@ -417,6 +423,7 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	goRun("hello", n.helloLoop)
 	goRun("chunks", n.sweepChunks)
 	goRun("outbox", n.forwardLoop)
+	goRun("procs", n.publishProcs)
 	n.log.Info("node running", "central", n.cfg.CentralNodeName, "data", n.files.Dir(),
 		"socket", n.cfg.SocketPath(), "methods", len(n.methods.Names()), "instance", n.instance)
 	if opts.Ready != nil {

@@ -248,6 +248,11 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 	if err != nil {
 		return n.refuse(ctx, d, status.Rejected, codeOf(err), err.Error())
 	}
+	if d.tracked {
+		if err := n.procs.Allows(spec.Name, m.FromNode); err != nil {
+			return n.refuse(ctx, d, status.Rejected, string(message.CodeNotRunning), err.Error())
+		}
+	}
 	if n.policy != nil && d.tracked && !spec.PolicyExempt {
 		dec := n.policy.Decide(m.FromNode, m.Method, m.MethodArgs)
 		if !dec.Allowed {
@@ -452,8 +457,15 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 		})
 		d.mu.Unlock()
 	}
-	runCtx, cancel := context.WithTimeout(ctx, timeout)
+	// A delivery can be stopped through the process table (REQOpProcessStop).
+	stopCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	runCtx, cancel := context.WithTimeout(stopCtx, timeout)
 	defer cancel()
+	if d.tracked {
+		n.procs.Enter(d.key, spec.Name, m.FromNode, func(reason string) { stop(stopped{reason}) })
+		defer n.procs.Leave(d.key)
+	}
 	req := &methods.Request{Msg: m, Attempt: uint64(d.run), Env: n.env, Log: d.log, Stored: d.lease.Meta().Timestamp}
 	var lines *lineStream
 	if spec.Streams && d.tracked {
@@ -491,7 +503,11 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 		Status: string(status.Succeeded), ExitCode: res.ExitCode, Output: res.Output, Stderr: res.Stderr,
 		StartedAt: started, FinishedAt: n.now().UTC(), ReplyRan: d.replyRan,
 	}
+	var stoppedBy stopped
 	switch {
+	case errors.As(context.Cause(stopCtx), &stoppedBy):
+		o.Status, o.ErrorCode = string(status.Cancelled), string(status.Cancelled)
+		o.Error = "the method was stopped while it ran: " + stoppedBy.reason
 	case err == nil:
 	case errors.Is(runCtx.Err(), context.DeadlineExceeded):
 		o.Status = string(status.ExecutionTimedOut)

@@ -54,9 +54,10 @@ func (n *Node) publishReply(ctx context.Context, d *delivery, o *ledger.Outcome)
 	return futures, nil
 }
 
-// ranMethod reports whether the method ran, so there is output to return.
+// ranMethod reports whether the method ran, so there is output to return
+// (a method stopped while it ran is cancelled, with its output so far).
 func ranMethod(s status.Status) bool {
-	return s == status.Succeeded || s == status.Failed || s == status.ExecutionTimedOut
+	return s == status.Succeeded || s == status.Failed || s == status.ExecutionTimedOut || s == status.Cancelled
 }
 
 func splitChunks(out []byte) [][]byte {

@@ -22,7 +22,8 @@
 //     steward.deadline.claim.<id>.<node> (see package deadline).
 //   - KV bucket steward_status holds one record per delivery, each with its
 //     own TTL; steward_nodes holds the node registry; steward_keys the
-//     fleet's key set (signature.KeySet), which the central node signs.
+//     fleet's key set (signature.KeySet), which the central node signs;
+//     steward_procs each node's process table (procs.Snapshot).
 //
 // Every stream carries the layout version in its metadata. Apply never
 // downgrades a layout written by a newer steward, so a ship on an older
@@ -52,6 +53,7 @@ const (
 	StatusBucket    = "steward_status"
 	NodesBucket     = "steward_nodes"
 	KeysBucket      = "steward_keys"
+	ProcsBucket     = "steward_procs"
 	// KeySetKey is the key of the fleet's key set in KeysBucket.
 	KeySetKey = "keyset"
 
@@ -190,6 +192,17 @@ func (l Layout) nodesConfig() jetstream.KeyValueConfig {
 	}
 }
 
+func (l Layout) procsConfig() jetstream.KeyValueConfig {
+	l = l.withDefaults()
+	return jetstream.KeyValueConfig{
+		Bucket:      ProcsBucket,
+		Description: "steward: each node's process table (methods served, deliveries running), key <node>",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    l.Replicas,
+	}
+}
+
 func (l Layout) keysConfig() jetstream.KeyValueConfig {
 	l = l.withDefaults()
 	return jetstream.KeyValueConfig{
@@ -207,9 +220,10 @@ type Assets struct {
 	Deadlines jetstream.Stream
 	Status    jetstream.KeyValue
 	Nodes     jetstream.KeyValue
-	// Keys holds the key set; nil where a central node older than the
-	// key set made the layout.
-	Keys jetstream.KeyValue
+	// Keys holds the key set and Procs the process tables; nil where a
+	// central node older than them made the layout.
+	Keys  jetstream.KeyValue
+	Procs jetstream.KeyValue
 }
 
 // Apply creates the streams and buckets, or updates them to this build's
@@ -235,6 +249,9 @@ func Apply(ctx context.Context, js jetstream.JetStream, l Layout, log *slog.Logg
 		return nil, err
 	}
 	if a.Keys, err = applyBucket(ctx, js, l.keysConfig(), false, log); err != nil {
+		return nil, err
+	}
+	if a.Procs, err = applyBucket(ctx, js, l.procsConfig(), false, log); err != nil {
 		return nil, err
 	}
 	return &a, nil
@@ -358,6 +375,9 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Assets, error) {
 	}
 	if a.Keys, err = js.KeyValue(ctx, KeysBucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, fmt.Errorf("open kv %s: %w", KeysBucket, err)
+	}
+	if a.Procs, err = js.KeyValue(ctx, ProcsBucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("open kv %s: %w", ProcsBucket, err)
 	}
 	return &a, nil
 }
