@@ -29,6 +29,7 @@ import (
 	"github.com/stewardfleet/steward/internal/signature"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
+	"github.com/stewardfleet/steward/internal/target"
 )
 
 // ErrUnreachable wraps failures to reach the broker.
@@ -128,9 +129,53 @@ type Receipt = sender.Receipt
 
 // Send decodes, validates and sends a batch (JSON array or one object).
 // It returns one receipt per input message; err is set only when nothing
-// could be read.
+// could be read. Target expressions ("*", label selectors) are resolved
+// against the node registry, leaving out nodes not seen for
+// target.DefaultExpiry.
 func (c *Client) Send(ctx context.Context, input []byte) ([]Receipt, error) {
-	return c.sender.SendInput(ctx, input)
+	return c.SendWith(ctx, input, SendOptions{Expiry: target.DefaultExpiry})
+}
+
+// SendOptions say how SendWith treats a batch.
+type SendOptions struct {
+	// Targets are added to every message's targets: node names, "*" or
+	// label selectors (steward send --target).
+	Targets []string
+	// Expiry leaves nodes not seen for longer out of what target
+	// expressions select (0: every node of the registry).
+	Expiry time.Duration
+	// Hold prepares the messages and sends nothing: each good receipt
+	// carries its Message, for Publish and Withhold (a send in waves) or
+	// for nothing (a dry run).
+	Hold bool
+}
+
+// SendWith is Send with options. The registry is read once, when the
+// first message with a target expression needs it.
+func (c *Client) SendWith(ctx context.Context, input []byte, o SendOptions) ([]Receipt, error) {
+	list := func(ctx context.Context) ([]*registry.Node, time.Time, error) {
+		nodes, err := c.nodes.List(ctx)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		now, err := c.Now(ctx)
+		return nodes, now, err
+	}
+	return c.sender.SendInputWith(ctx, input, sender.InputOptions{
+		Targets: o.Targets, Resolver: target.Resolver(list, o.Expiry), Hold: o.Hold,
+	})
+}
+
+// Publish sends a held message (a receipt's Message of SendOptions.Hold)
+// to nodes, some of its targets, under its one ID (sender.Publish).
+func (c *Client) Publish(ctx context.Context, m *message.Message, nodes []string) error {
+	return c.sender.Publish(ctx, m, nodes)
+}
+
+// Withhold records that a held message is not sent to nodes, with reason
+// (sender.Withhold): steward status shows them cancelled, not_sent.
+func (c *Client) Withhold(ctx context.Context, m *message.Message, nodes []string, reason string) error {
+	return c.sender.Withhold(ctx, m, nodes, reason)
 }
 
 // Wait blocks until every delivery of the given message IDs is done —
@@ -141,6 +186,23 @@ func (c *Client) Send(ctx context.Context, input []byte) ([]Receipt, error) {
 // the order of ids, then by node, each delivery before its reply. When
 // ctx ends first it returns the records so far and ctx's error.
 func (c *Client) Wait(ctx context.Context, ids []string, progress func(*status.Record)) ([]*status.Record, error) {
+	return c.WaitWith(ctx, ids, WaitOptions{Progress: progress})
+}
+
+// WaitOptions say how WaitWith waits.
+type WaitOptions struct {
+	// Progress, if not nil, is called on each change, from the goroutine
+	// that called WaitWith.
+	Progress func(*status.Record)
+	// More, if not nil, says whether deliveries of the messages are still
+	// to be sent (a send in waves): WaitWith does not end while it says
+	// so. It is asked after each call of Progress, which may send them.
+	More func() bool
+}
+
+// WaitWith is Wait with options.
+func (c *Client) WaitWith(ctx context.Context, ids []string, o WaitOptions) ([]*status.Record, error) {
+	progress := o.Progress
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -159,7 +221,7 @@ func (c *Client) Wait(ctx context.Context, ids []string, progress func(*status.R
 	latest := map[string]*status.Record{}
 	caughtUp := false
 	done := func() bool {
-		if !caughtUp || len(unseen) > 0 {
+		if !caughtUp || len(unseen) > 0 || o.More != nil && o.More() {
 			return false
 		}
 		for _, r := range latest {

@@ -15,6 +15,7 @@
 package target
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -236,4 +237,28 @@ func (f *Fleet) Resolve(targets []string) ([]string, error) {
 			strings.Join(exprs, " or "), len(live), hidden, ErrNoMatch)
 	}
 	return names, nil
+}
+
+// Lister reads the registry: its nodes and the broker's time.
+type Lister func(ctx context.Context) ([]*registry.Node, time.Time, error)
+
+// Resolver returns a function that resolves targets against the registry
+// as list reads it at the function's first use with expressions (once:
+// every message of one batch sees the same fleet), leaving out nodes not
+// seen for longer than expiry. It is not safe for concurrent use.
+func Resolver(list Lister, expiry time.Duration) func(ctx context.Context, targets []string) ([]string, error) {
+	var f *Fleet
+	return func(ctx context.Context, targets []string) ([]string, error) {
+		if !HasExpr(targets) {
+			return targets, nil
+		}
+		if f == nil {
+			nodes, now, err := list(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("read the node registry: %w", err)
+			}
+			f = &Fleet{Nodes: nodes, Now: now, Expiry: expiry}
+		}
+		return f.Resolve(targets)
+	}
 }
