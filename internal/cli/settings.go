@@ -72,6 +72,11 @@ func settings() []setting {
 		{"broker-tls-key", kindString, "the key of broker-tls-cert (PEM, mode 0600)"},
 		{"broker-tls-client-ca", kindString, "PEM file of the CA that must have signed every client's certificate (mutual TLS)"},
 		{"broker-authorization", kindString, "JSON file of the nkey users the embedded broker lets in (see docs/security.md)"},
+		{"tcp-listener", kindString, "host:port where the node takes the socket's JSON input over TCP (loopback unless tcp-listener-remote is set); empty: none"},
+		{"tcp-listener-remote", kindString, "networks beyond loopback (CIDRs or addresses, comma-separated) whose clients may use tcp-listener"},
+		{"http-api", kindString, "host:port of the node's HTTP API, e.g. 127.0.0.1:8091 (beyond loopback it needs http-api-token-file); empty: none"},
+		{"http-api-token-file", kindString, "file (mode 0600) of the bearer token every HTTP API request must carry"},
+		{"http-data-folder", kindString, "folder inside the data folder the HTTP API serves read-only at /v1/files/ (. for all of it, never .steward); empty: none"},
 	}
 }
 

@@ -88,6 +88,23 @@ type Config struct {
 	BrokerTLSKey        string `mapstructure:"broker-tls-key"`
 	BrokerTLSClientCA   string `mapstructure:"broker-tls-client-ca"`
 	BrokerAuthorization string `mapstructure:"broker-authorization"`
+	// TCPListener is where the node takes the socket's input over TCP
+	// (host:port; empty: no TCP listener). It must be on loopback unless
+	// TCPListenerRemote names the networks beyond it that may connect.
+	TCPListener string `mapstructure:"tcp-listener"`
+	// TCPListenerRemote lists the networks (CIDRs or addresses,
+	// comma-separated) beyond loopback whose clients may use TCPListener.
+	TCPListenerRemote string `mapstructure:"tcp-listener-remote"`
+	// HTTPAPI is where the node serves its HTTP API (host:port; empty: no
+	// API). Beyond loopback it needs HTTPAPITokenFile.
+	HTTPAPI string `mapstructure:"http-api"`
+	// HTTPAPITokenFile holds the bearer token every API request must carry
+	// (mode 0600).
+	HTTPAPITokenFile string `mapstructure:"http-api-token-file"`
+	// HTTPDataFolder is the folder inside the data folder the API serves
+	// read-only under /v1/files/ ("." for the whole data folder, never its
+	// state folder); empty: none.
+	HTTPDataFolder string `mapstructure:"http-data-folder"`
 	// Insecure lets the embedded broker listen beyond loopback with no
 	// authentication (a warning at every start). Only a flag of node run.
 	Insecure bool `mapstructure:"-"`
@@ -173,6 +190,7 @@ func (c *Config) Validate() error {
 	if err := target.Labels(c.Labels).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("labels: %w", err))
 	}
+	errs = append(errs, c.validateInputs()...)
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
