@@ -37,6 +37,8 @@ func legacyFlag(name string) (string, bool) {
 		return "root-ca-path", true
 	case "logLevel":
 		return "log-level", true
+	case "tcpListener":
+		return "tcp-listener", true
 	}
 	return "", false
 }
@@ -98,8 +100,7 @@ func unbuiltLegacyFlags() map[string]string {
 		timeouts = "not built yet: set methodTimeout in each message; remove the flag"
 	)
 	return map[string]string{
-		"tcpListener":              socket,
-		"httpListener":             socket,
+		"httpListener":             "replaced by --http-api HOST:PORT, whose POST /v1/messages takes the same JSON (see docs/openapi.yaml)",
 		"readFolder":               socket,
 		"readfolder":               socket,
 		"databaseFolder":           "replaced by --data-folder: a node keeps its state in <data-folder>/.steward",
@@ -112,7 +113,7 @@ func unbuiltLegacyFlags() map[string]string {
 		"natsReconnectJitterTLS":   reconn,
 		"errorMessageTimeout":      notYet,
 		"errorMessageRetries":      notYet,
-		"exposeDataFolder":         notYet,
+		"exposeDataFolder":         "replaced by --http-api HOST:PORT with --http-data-folder . (GET /v1/files/, behind the API's token)",
 		"compression":              "not built yet: messages travel as JSON, uncompressed; remove the flag",
 		"serialization":            "not built yet: messages travel as JSON; remove the flag",
 		"setBlockProfileRate":      notYet,

@@ -76,8 +76,13 @@ func TestRewriteLegacyArgs(t *testing.T) {
 		},
 		{
 			name: "an unbuilt flag of the original runs a node, to fail there",
-			in:   []string{"-tcpListener=:8888"},
-			want: []string{"node", "run", "--tcpListener=:8888"},
+			in:   []string{"-readFolder=/tmp/in"},
+			want: []string{"node", "run", "--readFolder=/tmp/in"},
+		},
+		{
+			name: "the original's TCP listener",
+			in:   []string{"-tcpListener", "127.0.0.1:8888", "-nodeName=ship1"},
+			want: []string{"node", "run", "--tcp-listener", "127.0.0.1:8888", "--node-name=ship1"},
 		},
 		{
 			name:        "ignored booleans dropped",

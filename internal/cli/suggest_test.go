@@ -40,8 +40,8 @@ func TestMisspeltFlagsAndCommands(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"-tcpListener=:8888"}, []string{"-tcpListener is a flag of the original steward", "not built yet", "steward.sock", "remove the flag"}},
-		{[]string{"-nodeName=ship1", "-httpListener", "localhost:8888"}, []string{"-httpListener", "not built yet"}},
+		{[]string{"-readFolder=/tmp/in"}, []string{"-readFolder is a flag of the original steward", "not built yet", "steward.sock", "remove the flag"}},
+		{[]string{"-nodeName=ship1", "-httpListener", "localhost:8888"}, []string{"-httpListener", "replaced by --http-api"}},
 		{[]string{"node", "run", "-enableSignatureCheck=true"}, []string{"-enableSignatureCheck", "replaced by --trusted-keys"}},
 		{[]string{"node", "run", "-databaseFolder", "/var/lib"}, []string{"replaced by --data-folder"}},
 		{[]string{"node", "run", "-nodeNmae=x"}, []string{"unknown flag --nodeNmae", "did you mean --node-name?", "steward node run --help"}},
