@@ -48,8 +48,10 @@ func legacyFlag(name string) (string, bool) {
 // startup scripts keep working. The value says whether the flag takes a
 // value (which may then be the next argument).
 //
-// The startSub* flags switched on the original's per-method subscribers;
-// every node here runs every method it knows. enableDebug and enableTUI
+// The startSub* flags of request methods set the methods setting
+// (startSubMethods); those left here switched on subscribers of replies and
+// events, which every node here always runs, or of methods it does not
+// have. enableDebug and enableTUI
 // are replaced by --log-level and the CLI; promHostAndPort and
 // profilingPort will be covered by the metrics settings. Flags whose loss
 // would change what a node may do (keys, TLS, signatures) are not in this
@@ -63,20 +65,10 @@ func ignoredLegacyFlags() map[string]bool {
 		"startSubREQToFileNACK":       false,
 		"startSubREQCopyFileFrom":     false,
 		"startSubREQCopyFileTo":       false,
-		"startSubREQPing":             false,
 		"startSubREQPong":             false,
-		"startSubREQCliCommand":       false,
-		"startSubREQnCliCommand":      false,
-		"startSubREQCliCommandCont":   false,
-		"startSubREQnCliCommandCont":  false,
 		"startSubREQToConsole":        false,
-		"startSubREQHttpGet":          false,
 		"startSubREQHttpGetScheduled": false,
-		"startSubREQTailFile":         false,
 		"startSubREQRelay":            false,
-		"startSubREQOpProcessList":    false,
-		"startSubREQOpProcessStart":   false,
-		"startSubREQOpProcessStop":    false,
 		"enableDebug":                 false,
 		"enableTUI":                   false,
 		"promHostAndPort":             true,
@@ -158,6 +150,7 @@ func PrepareArgs(root *cobra.Command, args []string, stderr io.Writer) []string 
 func rewriteLegacyArgs(args []string, takesValue map[string]bool) (out, ignored []string) {
 	ignore, unbuilt := ignoredLegacyFlags(), unbuiltLegacyFlags()
 	legacy, command := false, false
+	var methods []string
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		if arg == "--" {
@@ -181,6 +174,14 @@ func rewriteLegacyArgs(args []string, takesValue map[string]bool) (out, ignored 
 				i++
 				out = append(out, args[i])
 			}
+			continue
+		}
+		if method, ok := startSubMethod(name); ok {
+			legacy = true
+			if !hasValue {
+				value = "true"
+			}
+			methods = append(methods, method+"="+startSubSenders(value))
 			continue
 		}
 		if withValue, ok := ignore[name]; ok {
@@ -210,10 +211,41 @@ func rewriteLegacyArgs(args []string, takesValue map[string]bool) (out, ignored 
 			out = append(out, args[i])
 		}
 	}
+	if len(methods) > 0 {
+		out = append(out, "--methods="+strings.Join(methods, "; "))
+	}
 	if legacy && !command {
 		out = append([]string{"node", "run"}, out...)
 	}
 	return out, ignored
+}
+
+// startSubMethod is the request method a -startSubREQ… flag switches: its
+// value sets whether the node serves it, and for whom (the methods
+// setting, package procs).
+func startSubMethod(flag string) (string, bool) {
+	method, ok := strings.CutPrefix(flag, "startSub")
+	if !ok {
+		return "", false
+	}
+	switch method {
+	case "REQCliCommand", "REQnCliCommand", "REQCliCommandCont", "REQnCliCommandCont", "REQHttpGet", "REQTailFile",
+		"REQOpProcessList", "REQOpProcessStart", "REQOpProcessStop", "REQPing":
+		return method, true
+	}
+	return "", false
+}
+
+// startSubSenders turns a -startSubREQ… value into the methods setting's:
+// true serves every node, false none, a list of nodes those.
+func startSubSenders(value string) string {
+	switch strings.ToLower(strings.TrimSpace(value)) {
+	case "true", "1", "*":
+		return "*"
+	case "false", "0":
+		return "off"
+	}
+	return strings.Join(strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' }), " ")
 }
 
 // longForm turns a one-dash flag with a long name (-help, -wait=true)

@@ -86,9 +86,16 @@ func TestRewriteLegacyArgs(t *testing.T) {
 		},
 		{
 			name:        "ignored booleans dropped",
-			in:          []string{"node", "run", "-startSubREQHello", "-startSubREQCliCommand=true", "--startSubREQToFileAppend=false", "-nodeName=a"},
+			in:          []string{"node", "run", "-startSubREQHello", "--startSubREQToFileAppend=false", "-nodeName=a"},
 			want:        []string{"node", "run", "--node-name=a"},
-			wantIgnored: []string{"-startSubREQHello", "-startSubREQCliCommand=true", "--startSubREQToFileAppend=false"},
+			wantIgnored: []string{"-startSubREQHello", "--startSubREQToFileAppend=false"},
+		},
+		{
+			name: "request methods' startSub flags set methods",
+			in: []string{"-nodeName=ship1", "-startSubREQCliCommand=true", "-startSubREQHttpGet=false",
+				"-startSubREQTailFile=central,ops", "-startSubREQPing", "-startSubREQErrorLog=*"},
+			want:        []string{"node", "run", "--node-name=ship1", "--methods=REQCliCommand=*; REQHttpGet=off; REQTailFile=central ops; REQPing=*"},
+			wantIgnored: []string{"-startSubREQErrorLog=*"},
 		},
 		{
 			name:        "ignored flag with a separate value drops the value",

@@ -134,6 +134,7 @@ into it. The original's flags (-nodeName=ship1, -brokerAddress=…) still work.`
 		newStatusCmd(a),
 		newNodesCmd(a),
 		newResultsCmd(a),
+		newPsCmd(a),
 		newMethodsCmd(a),
 		newSetupCmd(a),
 		newKeysCmd(a),

@@ -66,6 +66,7 @@ func settings() []setting {
 		{"root-ca-path", kindString, "PEM file of the CA that signed the broker's TLS certificate"},
 		{"tls-cert", kindString, "this node's TLS client certificate (PEM), for brokers that require one"},
 		{"tls-key", kindString, "the key of tls-cert (PEM, mode 0600)"},
+		{"methods", kindString, "which request methods this node serves and for whom: 'REQHttpGet=off; REQTailFile=central ops' (off, *, or node names; a method not named runs for every node)"},
 		{"policy-file", kindString, "this node's authorisation policy (JSON): which senders may run which methods and commands; default-deny once set"},
 		{"trusted-keys", kindString, "file of \"<node> <public key>\" lines: run only messages signed by the key listed for their sender"},
 		{"broker-tls-cert", kindString, "the embedded broker's TLS certificate (PEM); clients must then use TLS"},
