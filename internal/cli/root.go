@@ -19,6 +19,7 @@ import (
 
 	"github.com/stewardfleet/steward/internal/client"
 	"github.com/stewardfleet/steward/internal/config"
+	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/node"
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/status"
@@ -39,7 +40,11 @@ type Options struct {
 // fake in its place.
 type fleet interface {
 	Send(ctx context.Context, input []byte) ([]client.Receipt, error)
+	SendWith(ctx context.Context, input []byte, o client.SendOptions) ([]client.Receipt, error)
+	Publish(ctx context.Context, m *message.Message, nodes []string) error
+	Withhold(ctx context.Context, m *message.Message, nodes []string, reason string) error
 	Wait(ctx context.Context, ids []string, progress func(*status.Record)) ([]*status.Record, error)
+	WaitWith(ctx context.Context, ids []string, o client.WaitOptions) ([]*status.Record, error)
 	Status(ctx context.Context, id string) ([]*status.Record, error)
 	Nodes(ctx context.Context) ([]*registry.Node, error)
 	RemoveNode(ctx context.Context, n *registry.Node) error

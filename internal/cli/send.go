@@ -17,19 +17,25 @@ import (
 	"github.com/stewardfleet/steward/internal/client"
 	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/status"
+	"github.com/stewardfleet/steward/internal/target"
 )
 
 // sendOptions are the flags of send.
 type sendOptions struct {
-	file    string
-	wait    bool
-	strict  bool
-	timeout *durationValue
-	output  *outputFormat
+	file           string
+	wait           bool
+	strict         bool
+	timeout        *durationValue
+	output         *outputFormat
+	targets        []string
+	dryRun         bool
+	maxConcurrency limitValue
+	maxErrors      limitValue
+	expiry         *durationValue
 }
 
 func newSendCmd(a *app) *cobra.Command {
-	o := sendOptions{timeout: newDurationValue(0)}
+	o := sendOptions{timeout: newDurationValue(0), expiry: newDurationValue(defaultNodeExpiry)}
 	cmd := &cobra.Command{
 		Use:   "send -f FILE",
 		Short: "Send messages to nodes and optionally wait for their results",
@@ -51,6 +57,22 @@ A target node that the node registry has never seen (a misspelt name:
 shp1 for ship1) is warned about on standard error, with the names it is
 close to; --strict refuses to send then. While --wait waits, its progress
 says which targets are offline and since when.
+
+Targets may be expressions, resolved against the node registry when the
+message is sent: "*" in toNodes is every node of the registry (offline
+ones included: their deliveries wait for them; nodes not seen for longer
+than --node-expiry left out), and "role=db,site=north" every node whose
+labels hold all of these. --target adds such an expression to every
+message (several --target flags: a node matching any of them). An
+expression that matches no node refuses its message (missing_target).
+--dry-run resolves and checks everything, prints each message's nodes, and
+sends nothing.
+
+--max-concurrency N (or N% of the send's deliveries) sends to at most N
+nodes at a time: to the next as deliveries end (it implies --wait), all
+under the message's one ID. --max-errors N (or N%) stops sending once N
+deliveries did not succeed: the nodes not sent to are listed, and
+"steward status <id>" shows them cancelled (not_sent).
 
 A message may carry its own "id" (letters and digits): sending it again
 then sends nothing new, and "steward status <id>" finds it even if this
@@ -75,7 +97,13 @@ Exit codes:
   echo '{"toNode":"ship1","method":"REQCliCommand","methodArgs":["uptime"]}' | steward send -f - --wait
 
   # Wait at most 2 minutes and print JSON for a script
-  steward send -f msg.json --timeout 2m -o json > results.json`,
+  steward send -f msg.json --timeout 2m -o json > results.json
+
+  # Every database node in the north, 5 at a time, stopping after 2 failures
+  steward send -f upgrade.json --target role=db,site=north --max-concurrency 5 --max-errors 2
+
+  # Which nodes would it reach?
+  steward send -f upgrade.json --target '*' --dry-run`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.send(cmd, o) },
 	}
@@ -84,6 +112,11 @@ Exit codes:
 	fs.BoolVar(&o.wait, "wait", false, "wait until every delivery has ended and print the results")
 	fs.BoolVar(&o.strict, "strict", false, "refuse to send when a target node has never been seen in the node registry")
 	fs.Var(o.timeout, "timeout", "the longest to wait, implies --wait (seconds or a Go duration; 0: no limit)")
+	fs.StringArrayVar(&o.targets, "target", nil, "add the nodes matching `selector` (role=db,site=north, or * for every node) to every message; repeatable: a node matching any")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "resolve and check the messages, print the nodes each would go to, send nothing")
+	fs.Var(&o.maxConcurrency, "max-concurrency", "send to at most N nodes (or N% of them) at a time, to more as deliveries end; implies --wait")
+	fs.Var(&o.maxErrors, "max-errors", "with --max-concurrency: send to no more nodes once N deliveries (or N% of them) did not succeed")
+	fs.Var(o.expiry, "node-expiry", "target expressions leave out nodes not seen for longer than this (0: none; $"+envNodeExpiry+")")
 	o.output = addOutputFlag(cmd)
 	addConfigFlags(fs, clientKeys()...)
 	return cmd
@@ -93,11 +126,26 @@ Exit codes:
 type sendResult struct {
 	Receipts []client.Receipt `json:"receipts"`
 	Records  []*status.Record `json:"records,omitempty"`
+	// DryRun says nothing was sent: the receipts say where each message
+	// would go.
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	if o.file == "" {
 		return usageError(cmd, errors.New("no input: give -f FILE, or -f - for standard input"))
+	}
+	for _, t := range o.targets {
+		if _, err := target.ParseSelector(t); err != nil {
+			return usageError(cmd, fmt.Errorf("--target: %w", err))
+		}
+	}
+	if o.maxErrors.set && !o.maxConcurrency.set {
+		return usageError(cmd, errors.New("--max-errors needs --max-concurrency: with every delivery sent at once there is nothing left to stop"))
+	}
+	expiry, err := nodeExpiry(cmd, o.expiry)
+	if err != nil {
+		return err
 	}
 	input, err := a.readInput(o.file)
 	if err != nil {
@@ -114,7 +162,7 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	}
 	fl, err := a.connectClient(cmd)
 	if err != nil {
-		if errors.Is(err, client.ErrUnreachable) {
+		if errors.Is(err, client.ErrUnreachable) && !o.dryRun && !o.maxConcurrency.set {
 			// The node beside this command keeps the messages until the
 			// broker can be reached.
 			if handled, qerr := a.sendQueued(cmd, input, o); handled {
@@ -132,7 +180,8 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	if err != nil {
 		return err
 	}
-	receipts, err := fl.Send(ctx, input)
+	rolling := o.maxConcurrency.set && !o.dryRun
+	receipts, err := fl.SendWith(ctx, input, client.SendOptions{Targets: o.targets, Expiry: expiry, Hold: o.dryRun || rolling})
 	if err == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("timeout %s passed while storing the messages", o.timeout)
 		for _, r := range receipts {
@@ -150,6 +199,9 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 			return exitError(ExitUnreachable, err)
 		}
 		return exitError(ExitUsage, err)
+	}
+	if o.dryRun {
+		return a.dryRun(receipts, o)
 	}
 	var ids []string
 	deliveries, rejected := 0, 0
@@ -182,13 +234,31 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	}
 
 	var waitErr error
-	if o.wait || *o.timeout > 0 {
+	if o.wait || *o.timeout > 0 || rolling {
 		waitCtx := ctx
 		p := newProgress(a.stderr, deliveries, len(ids) > 1)
 		p.absent = fleetNodes.absent(receipts)
 		p.announce()
-		res.Records, waitErr = fl.Wait(waitCtx, ids, p.update)
+		wo := client.WaitOptions{Progress: p.update}
+		var r *rollout
+		if rolling {
+			r = newRollout(fl, receipts, o.maxConcurrency.of(deliveries), 0)
+			if o.maxErrors.set {
+				r.maxErrors = o.maxErrors.of(deliveries)
+			}
+			p.notYet = r.notYet
+			r.start(ctx)
+			wo.Progress = func(rec *status.Record) {
+				r.update(ctx, rec)
+				p.update(rec)
+			}
+			wo.More = r.more
+		}
+		res.Records, waitErr = fl.WaitWith(waitCtx, ids, wo)
 		p.finish()
+		if r != nil {
+			res.Records = a.endRollout(ctx, r, res.Records)
+		}
 		switch {
 		case waitErr == nil:
 		case errors.Is(waitCtx.Err(), context.DeadlineExceeded):
@@ -235,6 +305,64 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	}
 	if len(problems) > 0 {
 		return exitError(ExitFailed, errors.New(strings.Join(problems, ", ")))
+	}
+	return nil
+}
+
+// endRollout records the deliveries a send in waves did not send, says
+// so on standard error, one line per node, and returns the records with
+// theirs added (where the wait did not see them).
+func (a *app) endRollout(ctx context.Context, r *rollout, records []*status.Record) []*status.Record {
+	why := "steward send stopped before their turn"
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		why = "--timeout passed before their turn"
+	}
+	// The command's context may have ended: the records are still written.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	withheld, err := r.finish(wctx, why)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "warning: could not record every node not sent to: %v\n", err)
+	}
+	seen := map[string]bool{}
+	for _, rec := range records {
+		seen[rec.Key()] = true
+	}
+	for _, rec := range withheld {
+		fmt.Fprintf(a.stderr, "%s %s: %s\n", rec.ID, rec.Node, rec.Error)
+		if !seen[rec.Key()] {
+			records = append(records, rec)
+		}
+	}
+	return records
+}
+
+// dryRun prints where each message would go, and sends nothing.
+func (a *app) dryRun(receipts []client.Receipt, o sendOptions) error {
+	valid := 0
+	for _, r := range receipts {
+		if !r.OK() {
+			fmt.Fprintln(a.stderr, rejectLine(r))
+			continue
+		}
+		valid++
+		if *o.output == outputTable {
+			fmt.Fprintf(a.stdout, "message %d: %s to %d nodes: %s\n", r.Index+1, r.Method, len(r.Nodes), strings.Join(r.Nodes, ","))
+		}
+	}
+	if o.output.structured() {
+		if err := writeOutput(a.stdout, *o.output, sendResult{Receipts: receipts, DryRun: true}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(a.stderr, "dry run: nothing was sent")
+	switch {
+	case len(receipts) == 0:
+		return exitError(ExitUsage, errors.New("no message in the input"))
+	case valid == 0:
+		return exitError(ExitUsage, errors.New("no message would be sent"))
+	case valid < len(receipts):
+		return exitError(ExitFailed, fmt.Errorf("%d of %d messages rejected", len(receipts)-valid, len(receipts)))
 	}
 	return nil
 }
@@ -327,6 +455,9 @@ type progress struct {
 	// since when ("offline since …"); deliveries still pending for them
 	// show it.
 	absent map[string]string
+	// notYet, when set (a send in waves), says how many deliveries are
+	// not sent yet; the line then counts the deliveries per status.
+	notYet func() int
 
 	mu      sync.Mutex
 	seen    map[string]*status.Record
@@ -377,8 +508,12 @@ func (p *progress) update(r *status.Record) {
 		}
 	}
 	total := max(p.total, deliveries)
+	counts := ""
+	if p.notYet != nil {
+		counts = "; " + p.counts()
+	}
 	if p.tty {
-		line := fmt.Sprintf("%d/%d deliveries done", done, total)
+		line := fmt.Sprintf("%d/%d deliveries done%s", done, total, counts)
 		if w := p.waitingFor(); len(w) > 0 {
 			line += "; waiting for " + strings.Join(w, ", ")
 		}
@@ -398,7 +533,29 @@ func (p *progress) update(r *status.Record) {
 	if why, ok := p.absent[r.Node]; ok && !r.Reply && r.Status == status.Pending {
 		note = ", " + why
 	}
-	fmt.Fprintf(p.w, "%d/%d deliveries done (%s: %s%s)\n", done, total, who, r.Status, note)
+	fmt.Fprintf(p.w, "%d/%d deliveries done (%s: %s%s)%s\n", done, total, who, r.Status, note, counts)
+}
+
+// counts says how many deliveries are in each status, and how many are
+// not sent yet: "2 succeeded, 1 running, 5 not sent yet".
+func (p *progress) counts() string {
+	n := map[status.Status]int{}
+	for _, s := range p.seen {
+		if !s.Reply {
+			n[s.Status]++
+		}
+	}
+	var parts []string
+	for _, st := range []status.Status{status.Succeeded, status.Failed, status.ExecutionTimedOut, status.DeliveryTimedOut,
+		status.Undeliverable, status.Rejected, status.Cancelled, status.Running, status.Delivered, status.Pending} {
+		if n[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[st], st))
+		}
+	}
+	if k := p.notYet(); k > 0 {
+		parts = append(parts, fmt.Sprintf("%d not sent yet", k))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // finish ends the line a terminal shows.

@@ -36,6 +36,82 @@ type fakeFleet struct {
 	removed []string
 	now     time.Time // the broker's clock
 	closed  bool
+
+	// sendOpts is what SendWith was given.
+	sendOpts client.SendOptions
+	// simulate makes Publish and WaitWith play a fleet: each delivery
+	// published is reported pending, then ends (in the order published)
+	// with its node's outcome (succeeded when none is given).
+	simulate    bool
+	outcomes    map[string]status.Status
+	published   []string
+	withheld    []string
+	events      []*status.Record
+	inflight    int
+	maxInflight int
+}
+
+func (f *fakeFleet) SendWith(ctx context.Context, input []byte, o client.SendOptions) ([]client.Receipt, error) {
+	f.sendOpts = o
+	return f.Send(ctx, input)
+}
+
+func (f *fakeFleet) Publish(_ context.Context, m *message.Message, nodes []string) error {
+	for _, n := range nodes {
+		f.published = append(f.published, n)
+		f.events = append(f.events, rec(m.ID, n, status.Pending, ""))
+		f.inflight++
+		f.maxInflight = max(f.maxInflight, f.inflight)
+	}
+	return nil
+}
+
+func (f *fakeFleet) Withhold(_ context.Context, m *message.Message, nodes []string, reason string) error {
+	f.withheld = append(f.withheld, nodes...)
+	for _, n := range nodes {
+		r := rec(m.ID, n, status.Cancelled, "")
+		r.Error, r.ErrorCode, r.ExitCode = reason, sender.CodeNotSent, nil
+		f.events = append(f.events, r)
+	}
+	return nil
+}
+
+func (f *fakeFleet) WaitWith(ctx context.Context, ids []string, o client.WaitOptions) ([]*status.Record, error) {
+	if !f.simulate {
+		return f.Wait(ctx, ids, o.Progress)
+	}
+	f.waitIDs = ids
+	latest := map[string]*status.Record{}
+	var order []string
+	for len(f.events) > 0 {
+		r := f.events[0]
+		f.events = f.events[1:]
+		if r.Status == status.Pending {
+			end, ok := f.outcomes[r.Node]
+			if !ok {
+				end = status.Succeeded
+			}
+			f.events = append(f.events, rec(r.ID, r.Node, end, "out "+r.Node))
+		} else if r.Status != status.Cancelled {
+			f.inflight--
+		}
+		if _, ok := latest[r.Key()]; !ok {
+			order = append(order, r.Key())
+		}
+		latest[r.Key()] = r
+		o.Progress(r)
+		if len(f.events) == 0 && (o.More == nil || !o.More()) {
+			break
+		}
+	}
+	if o.More != nil && o.More() {
+		return nil, errors.New("fake: the rollout waits for more, but nothing is under way")
+	}
+	var out []*status.Record
+	for _, k := range order {
+		out = append(out, latest[k])
+	}
+	return out, nil
 }
 
 func (f *fakeFleet) Send(_ context.Context, input []byte) ([]client.Receipt, error) {

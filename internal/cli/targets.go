@@ -11,6 +11,7 @@ import (
 	"github.com/stewardfleet/steward/internal/client"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/registry"
+	"github.com/stewardfleet/steward/internal/target"
 )
 
 // knownNodes is the node registry as send saw it before sending, judged
@@ -80,6 +81,9 @@ func (a *app) checkTargets(ctx context.Context, fl fleet, input []byte, strict b
 	var unknown []string
 	for _, m := range msgs {
 		for _, t := range m.Targets() {
+			if target.IsExpr(t) {
+				continue // resolved against the registry when sent
+			}
 			if _, ok := k.byName[t]; !ok && !slices.Contains(unknown, t) {
 				unknown = append(unknown, t)
 			}
