@@ -14,11 +14,12 @@ import (
 	"github.com/stewardfleet/steward/internal/client"
 	"github.com/stewardfleet/steward/internal/config"
 	"github.com/stewardfleet/steward/internal/registry"
+	"github.com/stewardfleet/steward/internal/target"
 )
 
 // defaultNodeExpiry is how long a node may go unseen before steward nodes
 // hides it (--node-expiry, STEWARD_NODE_EXPIRY).
-const defaultNodeExpiry = 30 * 24 * time.Hour
+const defaultNodeExpiry = target.DefaultExpiry
 
 // envNodeExpiry sets --node-expiry when the flag is not given.
 const envNodeExpiry = "STEWARD_NODE_EXPIRY"
@@ -31,8 +32,8 @@ func newNodesCmd(a *app) *cobra.Command {
 		Short: "List the nodes of the fleet",
 		Long: `List the node registry that the central node keeps from the hellos nodes
 send: each node's state (online while its last hello is younger than three
-hello intervals), when it was last seen, its version and how many methods
-it runs. -o json prints the full records.
+hello intervals), when it was last seen, its version, how many methods it
+runs and its labels. -o json prints the full records.
 
 Nodes not seen for longer than --node-expiry (default 30 days; also
 $STEWARD_NODE_EXPIRY; 0 shows every node) are left out, and standard error
@@ -68,13 +69,17 @@ says how many; "steward nodes rm --expired" removes them from the registry.`,
 			if output.structured() {
 				return writeOutput(a.stdout, *output, shown)
 			}
-			t := newTable(a.stdout, "NODE", "STATE", "LAST SEEN", "VERSION", "METHODS")
+			t := newTable(a.stdout, "NODE", "STATE", "LAST SEEN", "VERSION", "METHODS", "LABELS")
 			for _, n := range shown {
 				version := n.Version
 				if version == "" {
 					version = "-"
 				}
-				t.row(n.Name, nodeState(n, now), age(now, n.LastSeen), version, strconv.Itoa(len(n.Methods)))
+				labels := target.Labels(n.Labels).String()
+				if labels == "" {
+					labels = "-"
+				}
+				t.row(n.Name, nodeState(n, now), age(now, n.LastSeen), version, strconv.Itoa(len(n.Methods)), labels)
 			}
 			return t.flush()
 		},

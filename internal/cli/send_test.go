@@ -395,7 +395,8 @@ func TestNodes(t *testing.T) {
 	// judged on the broker's.
 	broker := testNow.Add(time.Hour)
 	f := &fakeFleet{now: broker, nodes: []*registry.Node{
-		{Name: "central", Version: "v1.0.0", Methods: []string{"REQPing", "REQHello"}, LastSeen: broker.Add(-3 * time.Second), HelloInterval: 30 * time.Second},
+		{Name: "central", Version: "v1.0.0", Methods: []string{"REQPing", "REQHello"}, LastSeen: broker.Add(-3 * time.Second), HelloInterval: 30 * time.Second,
+			Labels: map[string]string{"site": "north", "role": "hub"}},
 		{Name: "ship1", LastSeen: broker.Add(-3 * time.Hour), HelloInterval: 30 * time.Second},
 		{Name: "ship2", LastSeen: broker.Add(-5 * time.Second), StoppedAt: broker.Add(-5 * time.Second), HelloInterval: 30 * time.Second},
 		{Name: "ship3", LastSeen: broker.Add(-5 * time.Second), HelloInterval: 30 * time.Second, Instance: "B", Conflict: "instances A and B"},
@@ -405,11 +406,11 @@ func TestNodes(t *testing.T) {
 	if err := e.run(t, "nodes", "--config-folder", t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	want := "NODE     STATE                                 LAST SEEN  VERSION  METHODS\n" +
-		"central  online                                3s ago     v1.0.0   2\n" +
-		"ship1    offline                               3h ago     -        0\n" +
-		"ship2    stopped                               5s ago     -        0\n" +
-		"ship3    online, name conflict, queue missing  5s ago     -        0\n"
+	want := "NODE     STATE                                 LAST SEEN  VERSION  METHODS  LABELS\n" +
+		"central  online                                3s ago     v1.0.0   2        role=hub,site=north\n" +
+		"ship1    offline                               3h ago     -        0        -\n" +
+		"ship2    stopped                               5s ago     -        0        -\n" +
+		"ship3    online, name conflict, queue missing  5s ago     -        0        -\n"
 	if e.stdout.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", e.stdout, want)
 	}
@@ -417,7 +418,7 @@ func TestNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var nodes []registry.Node
-	if err := json.Unmarshal(e.stdout.Bytes(), &nodes); err != nil || len(nodes) != 4 {
+	if err := json.Unmarshal(e.stdout.Bytes(), &nodes); err != nil || len(nodes) != 4 || nodes[0].Labels["role"] != "hub" {
 		t.Fatalf("json: %v\n%s", err, e.stdout)
 	}
 }
