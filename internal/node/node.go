@@ -53,7 +53,6 @@ import (
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/signature"
-	"github.com/stewardfleet/steward/internal/socket"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
 )
@@ -394,14 +393,14 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	if n.isCentral() {
 		dues = n.newDueConsumer()
 	}
-	sock, err := socket.Listen(n.cfg.SocketPath(), n.socketInput, n.log.With("component", "socket"))
+	sock, api, err := n.listenInputs()
 	if err != nil {
 		return err
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 8)
 	goRun := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -420,6 +419,9 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 		goRun("deadlines", dues.Run)
 	}
 	goRun("socket", sock.Serve)
+	if api != nil {
+		goRun("http-api", api.Serve)
+	}
 	goRun("hello", n.helloLoop)
 	goRun("chunks", n.sweepChunks)
 	goRun("outbox", n.forwardLoop)
