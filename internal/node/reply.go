@@ -156,7 +156,7 @@ func (n *Node) hello(ctx context.Context, goodbye bool) (jetstream.PubAckFuture,
 // socketInput sends what an operator wrote to the socket and answers with
 // one line per message.
 func (n *Node) socketInput(ctx context.Context, input []byte) []byte {
-	receipts, err := n.sender.SendInput(ctx, input)
+	receipts, err := n.sender.SendInputWith(ctx, input, sender.InputOptions{Resolver: n.targetResolver()})
 	if err != nil {
 		n.log.Warn("socket input refused", "error", err)
 		return fmt.Appendf(nil, "error: %v\n", err)
