@@ -140,6 +140,7 @@ into it. The original's flags (-nodeName=ship1, -brokerAddress=…) still work.`
 		newNodesCmd(a),
 		newResultsCmd(a),
 		newPsCmd(a),
+		newCancelCmd(a),
 		newMethodsCmd(a),
 		newSetupCmd(a),
 		newKeysCmd(a),

@@ -58,13 +58,59 @@ func Schedule(ctx context.Context, js jetstream.JetStream, deliveryID string, at
 		jetstream.WithScheduleTTL(ttl))
 }
 
+// ErrCancelled: the delivery was cancelled before its node claimed it.
+var ErrCancelled = errors.New("the delivery was cancelled before it ran")
+
+// Cancel takes a delivery away before its node claims it (steward
+// cancel): like a claim, it is stored only while the delivery's schedule is
+// there and removes it, so exactly one of the node's claim, the cancel and
+// the deadline wins. by names who cancelled. It reports whether the cancel
+// won; false when the node claimed it first, the deadline passed, or it
+// was cancelled before.
+func Cancel(ctx context.Context, js jetstream.JetStream, deadlines jetstream.Stream, deliveryID, by string) (bool, error) {
+	schedule := stream.DeadlineSubject(deliveryID)
+	last, err := deadlines.GetLastMsgForSubject(ctx, schedule)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cancel %s: %w", deliveryID, err)
+	}
+	msg := nats.NewMsg(stream.CancelSubject(deliveryID))
+	msg.Data = []byte(by)
+	msg.Header.Set(schedulerHeader, schedule)
+	msg.Header.Set(scheduleNextHeader, scheduleNextPurge)
+	_, err = js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequenceForSubject(last.Sequence, schedule),
+		jetstream.WithMsgTTL(message.MaxTimeout+message.Grace))
+	switch {
+	case err == nil:
+		return true, nil
+	case isWrongLastSequence(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("cancel %s: %w", deliveryID, err)
+}
+
+// CancelledBy says who cancelled a delivery ("" when nobody did).
+func CancelledBy(ctx context.Context, deadlines jetstream.Stream, deliveryID string) (string, error) {
+	m, err := deadlines.GetLastMsgForSubject(ctx, stream.CancelSubject(deliveryID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(m.Data), nil
+}
+
 // Claim claims delivery deliveryID for the node that is about to run it.
 // seq is the stream sequence of its schedule (0: the delivery has no
 // deadline, and the claim is won at once); msgID is the claim's
 // Nats-Msg-Id, the same for every try of one node (signature.Signer.MsgID
 // of "claim.<deliveryID>", so no other client can take it first). It
 // returns true if the node owns the delivery (now, or since an earlier
-// claim), false if the deadline passed first.
+// claim), false if the deadline passed first, and ErrCancelled when a
+// sender cancelled it first.
 func Claim(ctx context.Context, js jetstream.JetStream, deadlines jetstream.Stream, deliveryID, msgID string, seq uint64, ttl time.Duration) (bool, error) {
 	if seq == 0 {
 		return true, nil
@@ -90,6 +136,12 @@ func Claim(ctx context.Context, js jetstream.JetStream, deadlines jetstream.Stre
 		claimed, err := exists(ctx, deadlines, stream.ClaimSubject(deliveryID))
 		if err != nil || claimed {
 			return claimed, err
+		}
+		if cancelled, err := exists(ctx, deadlines, stream.CancelSubject(deliveryID)); err != nil || cancelled {
+			if cancelled {
+				err = ErrCancelled
+			}
+			return false, err
 		}
 		last, err := deadlines.GetLastMsgForSubject(ctx, schedule)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {

@@ -232,6 +232,10 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 	rerun := entry.State == ledger.Started
 	if d.tracked && !rerun {
 		won, err := deadline.Claim(ctx, n.js, n.assets.Deadlines, d.key, n.signer.MsgID("claim."+d.key), m.DeadlineSeq, m.StorageTTL(n.now()))
+		if errors.Is(err, deadline.ErrCancelled) {
+			by, _ := deadline.CancelledBy(ctx, n.assets.Deadlines, d.key)
+			return n.refuse(ctx, d, status.Cancelled, string(status.Cancelled), fmt.Sprintf("cancelled by %s before it ran (steward cancel)", by))
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return consumer.Nak(0)
@@ -546,7 +550,7 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome, again
 	}
 	st := status.Status(o.Status)
 	d.outcome = o.Status
-	refused := !ranMethod(st)
+	refused := !ran(o)
 	var futures []jetstream.PubAckFuture
 	var writes, pendingWrites []*status.Write
 	if d.tracked {

@@ -28,7 +28,7 @@ const chunkSize = 128 << 10
 // re-sent reply is dropped by the broker's deduplication, and by the
 // sender's ledger after the deduplication window.
 func (n *Node) publishReply(ctx context.Context, d *delivery, o *ledger.Outcome) ([]jetstream.PubAckFuture, error) {
-	if !ranMethod(status.Status(o.Status)) {
+	if !ran(o) {
 		return nil, nil
 	}
 	chunks := splitChunks(o.Output)
@@ -54,10 +54,17 @@ func (n *Node) publishReply(ctx context.Context, d *delivery, o *ledger.Outcome)
 	return futures, nil
 }
 
-// ranMethod reports whether the method ran, so there is output to return
-// (a method stopped while it ran is cancelled, with its output so far).
-func ranMethod(s status.Status) bool {
-	return s == status.Succeeded || s == status.Failed || s == status.ExecutionTimedOut || s == status.Cancelled
+// ran reports whether the method ran, so there is output to return: a
+// method stopped while it ran is cancelled with its output so far; one
+// cancelled before it ran never started.
+func ran(o *ledger.Outcome) bool {
+	switch status.Status(o.Status) {
+	case status.Succeeded, status.Failed, status.ExecutionTimedOut:
+		return true
+	case status.Cancelled:
+		return !o.StartedAt.IsZero()
+	}
+	return false
 }
 
 func splitChunks(out []byte) [][]byte {

@@ -90,6 +90,10 @@ func DeadlineSubject(deliveryID string) string { return deadlineAtPrefix + deliv
 // deadline (see package deadline).
 func ClaimSubject(deliveryID string) string { return claimPrefix + deliveryID }
 
+// CancelSubject is where a sender cancels a delivery before it runs
+// (steward cancel): the alternative to the node's claim.
+func CancelSubject(deliveryID string) string { return deadlinePrefix + "cancel." + deliveryID }
+
 // ClaimSubjectPrefix starts every claim subject ("<prefix><id>.<node>").
 const ClaimSubjectPrefix = claimPrefix
 
