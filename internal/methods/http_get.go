@@ -121,7 +121,7 @@ func runHTTPGet(ctx context.Context, req *Request) (*Result, error) {
 		failed = fmt.Sprintf("HTTP %s, and ", resp.Status)
 	}
 	if resp.ContentLength > int64(maxHTTPBody) {
-		return &Result{}, getError(where, "%sthe server announces a body of %d bytes, over REQHttpGet's cap of %s: nothing was read", failed, resp.ContentLength, sizeText(maxHTTPBody))
+		return &Result{}, withCode(ErrOutputCap, getError(where, "%sthe server announces a body of %d bytes, over REQHttpGet's cap of %s: nothing was read", failed, resp.ContentLength, sizeText(maxHTTPBody)))
 	}
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, int64(maxHTTPBody)+1))
 	res := &Result{Output: body}
@@ -132,9 +132,9 @@ func runHTTPGet(ctx context.Context, req *Request) (*Result, error) {
 		return res, getError(where, "%sbody cut off after %d bytes: %w", failed, len(body), unwrapURLError(readErr))
 	case len(body) > maxHTTPBody:
 		res.Output = body[:maxHTTPBody]
-		return res, getError(where, "%sthe body is over REQHttpGet's cap of %s: the first %s are returned, the rest was not read", failed, sizeText(maxHTTPBody), sizeText(maxHTTPBody))
+		return res, withCode(ErrOutputCap, getError(where, "%sthe body is over REQHttpGet's cap of %s: the first %s are returned, the rest was not read", failed, sizeText(maxHTTPBody), sizeText(maxHTTPBody)))
 	case !httpSuccess(resp.StatusCode):
-		return res, getError(where, "HTTP %s", resp.Status)
+		return res, withCode(ErrHTTPStatus, getError(where, "HTTP %s", resp.Status))
 	}
 	return res, nil
 }
@@ -185,11 +185,11 @@ func describeHTTPError(ctx context.Context, target string, err error) error {
 	)
 	switch {
 	case errors.As(err, &dnsErr):
-		return getError(target, "cannot resolve host %q: %w", dnsErr.Name, dnsErr)
+		return withCode(ErrUnreachable, getError(target, "cannot resolve host %q: %w", dnsErr.Name, dnsErr))
 	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &caErr), errors.As(err, &invErr):
-		return getError(target, "the server's TLS certificate is not accepted: %w", unwrapURLError(err))
+		return withCode(ErrUnreachable, getError(target, "the server's TLS certificate is not accepted: %w", unwrapURLError(err)))
 	case errors.As(err, &opErr) && opErr.Op == "dial":
-		return getError(target, "cannot connect to %s: %w", opErr.Addr, opErr.Err)
+		return withCode(ErrUnreachable, getError(target, "cannot connect to %s: %w", opErr.Addr, opErr.Err))
 	}
 	return getError(target, "%w", unwrapURLError(err))
 }

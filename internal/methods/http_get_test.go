@@ -180,6 +180,9 @@ func TestHTTPGet(t *testing.T) {
 			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("error %v, want one with %q", err, tt.wantErr)
 			}
+			if strings.HasPrefix(tt.wantErr, "HTTP ") && !errors.Is(err, ErrHTTPStatus) {
+				t.Errorf("error %v does not carry the http_status code", err)
+			}
 			var out string
 			if res != nil {
 				out = string(res.Output)
@@ -371,6 +374,9 @@ func TestHTTPGetConnectionErrors(t *testing.T) {
 			res, err := getURL(t, t.Context(), tt.url)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasSuffix(err.Error(), " (GET "+tt.url+")") {
 				t.Fatalf("error %v, want …%s… (GET %s)", err, tt.wantErr, tt.url)
+			}
+			if tt.name != "https to a plain server" && !errors.Is(err, ErrUnreachable) {
+				t.Errorf("error %v does not carry the unreachable code", err)
 			}
 			if res != nil && len(res.Output) > 0 {
 				t.Errorf("output %q with no response", res.Output)

@@ -854,6 +854,12 @@ func codeOf(err error) string {
 		return "method_disabled"
 	case errors.Is(err, methods.ErrBadArgs):
 		return "bad_args"
+	case errors.Is(err, methods.ErrHTTPStatus):
+		return "http_status"
+	case errors.Is(err, methods.ErrUnreachable):
+		return "unreachable"
+	case errors.Is(err, methods.ErrOutputCap):
+		return "output_cap"
 	}
 	return string(message.CodeOf(err))
 }

@@ -141,7 +141,7 @@ func TestHttpGetNotFoundFails(t *testing.T) {
 		t.Fatalf("status %s: %+v", id, recs)
 	}
 	r := recs[0]
-	if r.Node != "ship1" || r.Status != status.Failed || !strings.HasPrefix(r.Error, "HTTP 404 Not Found") ||
+	if r.Node != "ship1" || r.Status != status.Failed || r.ErrorCode != "http_status" || !strings.HasPrefix(r.Error, "HTTP 404 Not Found") ||
 		!strings.Contains(r.Error, srv.URL+"/missing") || r.Output != httpGetMissingPage {
 		t.Errorf("status: %s %s error %q output %q", r.Node, r.Status, r.Error, r.Output)
 	}
