@@ -82,8 +82,10 @@ func (n *Node) textInput(ctx context.Context, input []byte) []byte {
 
 // sendInput sends operator input through the node's sender (into the
 // outbox while the broker cannot be reached) and logs what became of it.
+// Target expressions ("*", label selectors) are resolved on the central
+// node and refused elsewhere (targetResolver), for every input alike.
 func (n *Node) sendInput(ctx context.Context, input []byte) ([]sender.Receipt, error) {
-	receipts, err := n.sender.SendInput(ctx, input)
+	receipts, err := n.sender.SendInputWith(ctx, input, sender.InputOptions{Resolver: n.targetResolver()})
 	if err != nil {
 		n.log.Warn("input refused", "error", err, "code", socket.Code(err))
 		return nil, err
