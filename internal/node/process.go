@@ -555,6 +555,7 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome, again
 	var writes, pendingWrites []*status.Write
 	if d.tracked {
 		// The reply goes first: it is what the sender waits for.
+		replySent := false
 		if spec, _ := n.methods.Lookup(m.Method); spec.Kind == methods.Command && !refused {
 			fs, err := n.publishReply(ctx, d, o)
 			if err != nil {
@@ -562,9 +563,10 @@ func (n *Node) finish(ctx context.Context, d *delivery, o *ledger.Outcome, again
 				return consumer.Nak(m.ACKTimeoutDuration())
 			}
 			futures = append(futures, fs...)
-			d.record.ReplySent = true
+			replySent = true
 		}
-		d.mu.Lock()
+		d.mu.Lock() // the "running" timer may be writing the record
+		d.record.ReplySent = d.record.ReplySent || replySent
 		d.finished = true
 		if d.runningTimer != nil {
 			d.runningTimer.Stop()

@@ -160,33 +160,6 @@ func (n *Node) hello(ctx context.Context, goodbye bool) (jetstream.PubAckFuture,
 	return n.publish(ctx, ev, "hello."+ev.ID, ttl)
 }
 
-// socketInput sends what an operator wrote to the socket and answers with
-// one line per message.
-func (n *Node) socketInput(ctx context.Context, input []byte) []byte {
-	receipts, err := n.sender.SendInputWith(ctx, input, sender.InputOptions{Resolver: n.targetResolver()})
-	if err != nil {
-		n.log.Warn("socket input refused", "error", err)
-		return fmt.Appendf(nil, "error: %v\n", err)
-	}
-	var out []byte
-	for _, r := range receipts {
-		switch {
-		case r.Queued:
-			out = fmt.Appendf(out, "%s %s -> %v queued: the broker cannot be reached; it is sent when it can\n", r.ID, r.Method, r.Nodes)
-			n.log.Info("message queued in the outbox", "msg_id", r.ID, "method", r.Method, "to", r.Nodes)
-			n.wakeForwarder()
-			continue
-		case r.OK():
-			out = fmt.Appendf(out, "%s %s -> %v\n", r.ID, r.Method, r.Nodes)
-			n.log.Info("message sent", "msg_id", r.ID, "method", r.Method, "to", r.Nodes)
-			continue
-		}
-		out = fmt.Appendf(out, "error: message %d: %s\n", r.Index+1, r.Error)
-		n.log.Warn("socket message refused", "index", r.Index+1, "error", r.Error)
-	}
-	return out
-}
-
 // publish signs (if the node has a key) and publishes a message the node
 // built itself: a reply, an error report, a hello. deliveryID is its
 // deduplication key, tagged by the node's key (signature.Signer.MsgID).
