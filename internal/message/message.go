@@ -61,6 +61,12 @@ type Message struct {
 	// DeliveryDeadline bounds how long steward tries to deliver: seconds
 	// from sending, or an RFC 3339 time. Optional; a default applies.
 	DeliveryDeadline *Deadline `json:"deliveryDeadline,omitempty"`
+	// Repeat runs the method this many times, RepeatInterval seconds
+	// apart: each run is a message of its own, with its own ID (the first
+	// run's ID, then <id>r2, <id>r3, …), status and delivery deadline
+	// (counted from the time the run is due).
+	Repeat         int `json:"repeat,omitempty"`
+	RepeatInterval int `json:"repeatInterval,omitempty"`
 
 	// ID identifies the message; every delivery of it shares the ID.
 	// Steward assigns one (a NUID) unless the operator chose it: a client
@@ -80,6 +86,12 @@ type Message struct {
 	// schedule, which the receiving node claims before it runs the method
 	// (see package deadline).
 	DeadlineSeq uint64 `json:"deadlineSeq,omitempty"`
+	// RepeatOf is the first run's ID and RepeatRun this run's number (2
+	// and up) in a repeated message; RunAt, set by steward, is when the
+	// run is due: its node does not start it before.
+	RepeatOf  string    `json:"repeatOf,omitempty"`
+	RepeatRun int       `json:"repeatRun,omitempty"`
+	RunAt     time.Time `json:"runAt,omitzero"`
 	// Event marks internal traffic (hello, error reports) that has no
 	// status record and no reply.
 	Event bool `json:"event,omitempty"`

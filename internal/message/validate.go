@@ -72,6 +72,8 @@ func ValidateInput(m *Message, cat Catalogue) error {
 		return fmt.Errorf("fields \"sentAt\" and \"deadline\" are set by steward (use deliveryDeadline): %w", ErrReserved)
 	case m.DeadlineSeq != 0:
 		return fmt.Errorf("field \"deadlineSeq\" is internal to steward: %w", ErrReserved)
+	case !m.RunAt.IsZero():
+		return fmt.Errorf("field \"runAt\" is set by steward (use repeat and repeatInterval): %w", ErrReserved)
 	case m.Event:
 		return fmt.Errorf("field \"event\" is internal to steward: %w", ErrReserved)
 	case m.Reply != nil:
@@ -123,6 +125,9 @@ func Validate(m *Message, cat Catalogue) error {
 			return fmt.Errorf("replyMethod %q cannot handle replies (use REQToFileAppend, REQToFile or REQToConsole): %w", m.ReplyMethod, ErrFieldValue)
 		}
 		m.ReplyMethod = canonical
+	}
+	if err := validRepeat(m); err != nil {
+		return err
 	}
 	if len(m.MethodArgs) > MaxArgs || len(m.ReplyMethodArgs) > MaxArgs {
 		return fmt.Errorf("more than %d method arguments: %w", MaxArgs, ErrFieldValue)
@@ -230,6 +235,35 @@ func validReply(m *Message) error {
 	}
 	if r.Lines < 0 || (r.Lines > 0 || r.Streamed) && (r.Seq == 0 || r.Chunks > 1) || r.Lines > 0 && r.Streamed {
 		return fmt.Errorf("reply part of %d lines from line %d is out of range: %w", r.Lines, r.Seq, ErrFieldValue)
+	}
+	return nil
+}
+
+// MaxRepeat bounds how many runs a repeated message asks for.
+const MaxRepeat = 1000
+
+// RunID is the ID of run n (from 2) of the repeated message id.
+func RunID(id string, n int) string { return fmt.Sprintf("%sr%d", id, n) }
+
+// validRepeat checks repeat, repeatInterval and, on a run of a repeated
+// message, that it is the run it says.
+func validRepeat(m *Message) error {
+	switch {
+	case m.Repeat < 0 || m.Repeat > MaxRepeat:
+		return fmt.Errorf("field \"repeat\": %d runs; from 1 to %d: %w", m.Repeat, MaxRepeat, ErrFieldValue)
+	case m.RepeatInterval < 0:
+		return fmt.Errorf("field \"repeatInterval\": %d seconds is negative: %w", m.RepeatInterval, ErrFieldValue)
+	case m.Repeat > 1 && m.RepeatInterval == 0:
+		return fmt.Errorf("field \"repeatInterval\" is needed with repeat %d: the seconds between runs: %w", m.Repeat, ErrFieldValue)
+	case m.Repeat > 1 && time.Duration(m.Repeat-1)*time.Duration(m.RepeatInterval)*time.Second > MaxTimeout:
+		return fmt.Errorf("repeat %d every %d seconds reaches beyond %s: %w", m.Repeat, m.RepeatInterval, MaxTimeout, ErrFieldValue)
+	case m.Repeat > 1 && m.ID != "" && len(RunID(m.ID, m.Repeat)) > MaxIDLen:
+		return fmt.Errorf("id %q is too long to number %d runs (%s): %w", m.ID, m.Repeat, RunID(m.ID, m.Repeat), ErrFieldValue)
+	case m.RepeatRun == 0 && m.RepeatOf == "":
+		return nil
+	case m.RepeatRun < 2 || m.RepeatRun > m.Repeat || m.ID != RunID(m.RepeatOf, m.RepeatRun):
+		return fmt.Errorf("run %d of %q is not a run of a message repeated %d times (its id must be %s): %w",
+			m.RepeatRun, m.RepeatOf, m.Repeat, RunID(m.RepeatOf, m.RepeatRun), ErrFieldValue)
 	}
 	return nil
 }

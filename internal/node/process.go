@@ -230,6 +230,13 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 		return n.finish(ctx, d, entry.Outcome, true)
 	}
 	rerun := entry.State == ledger.Started
+	if d.tracked && !rerun && entry.State == "" {
+		// A later run of a repeated message waits on the broker until it
+		// is due.
+		if wait := n.untilDue(ctx, m); wait > 0 {
+			return consumer.Nak(wait)
+		}
+	}
 	if d.tracked && !rerun {
 		won, err := deadline.Claim(ctx, n.js, n.assets.Deadlines, d.key, n.signer.MsgID("claim."+d.key), m.DeadlineSeq, m.StorageTTL(n.now()))
 		if errors.Is(err, deadline.ErrCancelled) {
@@ -659,6 +666,23 @@ func (n *Node) refuse(ctx context.Context, d *delivery, st status.Status, code, 
 	}
 	return n.finish(ctx, d, o, false)
 }
+
+// untilDue is how long m waits before it is due (its RunAt), on the
+// broker's clock, at most maxDueWait at a time (it is checked again then).
+func (n *Node) untilDue(ctx context.Context, m *message.Message) time.Duration {
+	if m.RunAt.IsZero() || n.now().After(m.RunAt.Add(time.Minute)) {
+		return 0
+	}
+	now := n.now()
+	if b, err := stream.BrokerNow(ctx, n.js, n.assets.Deadlines, n.cfg.NodeName); err == nil {
+		now = b
+	}
+	return min(max(m.RunAt.Sub(now), 0), maxDueWait)
+}
+
+// maxDueWait is the longest a message that is not due waits before the
+// node looks at it again.
+const maxDueWait = 10 * time.Minute
 
 // solicited checks that reply m answers a request this node sent: the
 // request is read where the answering node says it took it (only senders

@@ -142,6 +142,9 @@ type Receipt struct {
 	Error string `json:"error,omitempty"`
 	// Code is the error's stable code.
 	Code string `json:"code,omitempty"`
+	// Runs are the IDs of the later runs of a repeated message (the
+	// first run's is ID).
+	Runs []string `json:"runs,omitempty"`
 	// Duplicate says the message's ID was sent before, and nothing new
 	// was sent now.
 	Duplicate bool `json:"duplicate,omitempty"`
@@ -213,6 +216,7 @@ func (s *Sender) SendInputWith(ctx context.Context, input []byte, o InputOptions
 	}
 	var good []*message.Message
 	var goodIndexes []int
+	runs := map[int][]int{} // input index → positions in good of its later runs
 	for i, m := range msgs {
 		if err := s.resolve(ctx, m, o); err != nil {
 			s.refuse(err, m)
@@ -220,15 +224,48 @@ func (s *Sender) SendInputWith(ctx context.Context, input []byte, o InputOptions
 			continue
 		}
 		if o.Hold {
+			if m.Repeat > 1 {
+				err := fmt.Errorf("a repeated message (repeat %d) is sent whole, not in waves: send it without --max-concurrency: %w", m.Repeat, message.ErrFieldValue)
+				s.refuse(err, m)
+				receipts[indexes[i]] = failed(indexes[i], err)
+				continue
+			}
 			receipts[indexes[i]] = s.hold(ctx, indexes[i], m)
 			continue
 		}
 		good, goodIndexes = append(good, m), append(goodIndexes, indexes[i])
+		// A repeated message is one message per run.
+		if m.Repeat > 1 && m.RepeatRun == 0 {
+			if m.ID == "" {
+				m.ID = nuid.Next()
+			}
+			for n := 2; n <= m.Repeat; n++ {
+				run := m.Clone()
+				run.ID, run.RepeatOf, run.RepeatRun = message.RunID(m.ID, n), m.ID, n
+				runs[indexes[i]] = append(runs[indexes[i]], len(good))
+				good, goodIndexes = append(good, run), append(goodIndexes, indexes[i])
+			}
+		}
 	}
+	later := make([]Receipt, len(good))
 	for start := 0; start < len(good); start += Window {
 		end := min(start+Window, len(good))
 		for i, r := range s.sendWindow(ctx, good[start:end], goodIndexes[start:end]) {
-			receipts[goodIndexes[start+i]] = r
+			later[start+i] = r
+		}
+	}
+	for pos, r := range later {
+		if good[pos].RepeatRun == 0 {
+			receipts[goodIndexes[pos]] = r
+		}
+	}
+	for index, positions := range runs {
+		for _, pos := range positions {
+			r := later[pos]
+			receipts[index].Runs = append(receipts[index].Runs, good[pos].ID)
+			if !r.OK() && receipts[index].OK() {
+				receipts[index].Error, receipts[index].Code = fmt.Sprintf("run %d (%s): %s", good[pos].RepeatRun, good[pos].ID, r.Error), r.Code
+			}
 		}
 	}
 	return receipts, nil
@@ -540,6 +577,16 @@ func (s *Sender) prepare(m *message.Message, now time.Time) error {
 		}
 	} else {
 		m.Deadline = now.Add(d.DeliveryDeadline)
+	}
+	if m.RepeatRun > 1 {
+		// A later run of a repeated message is due later; its deadline
+		// counts from then.
+		later := time.Duration(m.RepeatRun-1) * time.Duration(m.RepeatInterval) * time.Second
+		m.RunAt, m.Deadline = now.Add(later), m.Deadline.Add(later)
+		if m.Deadline.Sub(now) > message.MaxTimeout {
+			return fmt.Errorf("run %d of %s is due at %s, and its delivery deadline more than %s away: %w",
+				m.RepeatRun, m.RepeatOf, m.RunAt.Format(time.RFC3339), message.MaxTimeout, message.ErrFieldValue)
+		}
 	}
 	return nil
 }
