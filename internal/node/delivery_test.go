@@ -227,7 +227,7 @@ func TestSocketInput(t *testing.T) {
 		}
 	}
 	lines := strings.Split(strings.TrimSpace(answer.String()), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[0], "REQPing -> [ship1]") || !strings.Contains(lines[1], "error: message 2") {
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], " REQPing ship1") || !strings.Contains(lines[1], "error: message 2") {
 		t.Fatalf("unexpected answer:\n%s", answer.String())
 	}
 	id := strings.Fields(lines[0])[0]

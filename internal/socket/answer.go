@@ -3,7 +3,6 @@ package socket
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/sender"
@@ -12,10 +11,10 @@ import (
 // Answer is the text answer to one JSON value, as the node's handler
 // writes it: when the input as a whole could not be read (err), one line
 // "error: <reason> (<code>)"; otherwise one line per message, in input
-// order:
+// order, the line `steward send` prints for it (sender.Receipt.Line):
 //
-//	<id> <method> -> [<nodes>]
-//	<id> <method> -> [<nodes>] queued: the broker cannot be reached; it is sent when it can
+//	<id> <method> <node1,node2>
+//	<id> <method> <node1,node2> queued: the broker cannot be reached; it is sent when it can
 //	error: message <n>: <reason> (<code>)
 //
 // n counts from 1. The codes are the receipts' (message.Code, and the
@@ -27,27 +26,10 @@ func Answer(receipts []sender.Receipt, err error) []byte {
 	}
 	var out []byte
 	for _, r := range receipts {
-		switch {
-		case r.Queued:
-			out = fmt.Appendf(out, "%s %s -> %v queued: the broker cannot be reached; it is sent when it can\n", r.ID, r.Method, r.Nodes)
-		case r.OK():
-			out = fmt.Appendf(out, "%s %s -> %v\n", r.ID, r.Method, r.Nodes)
-		default:
-			out = append(out, rejectLine(r)...)
-		}
+		out = append(out, r.Line()...)
+		out = append(out, '\n')
 	}
 	return out
-}
-
-// rejectLine is "error: message <n>: <reason> (<code>)\n".
-func rejectLine(r sender.Receipt) []byte {
-	prefix := fmt.Sprintf("message %d: ", r.Index+1)
-	reason := strings.TrimPrefix(r.Error, prefix)
-	line := "error: " + prefix + reason
-	if r.Code != "" {
-		line += " (" + r.Code + ")"
-	}
-	return []byte(line + "\n")
 }
 
 // ErrorLine is the answer to input refused as a whole:
