@@ -41,8 +41,9 @@ func newSendCmd(a *app) *cobra.Command {
 		Short: "Send messages to nodes and optionally wait for their results",
 		Long: `Send the messages in FILE (a JSON array of messages, or one message; "-"
 reads standard input) and print one line per message sent: its ID, method
-and nodes. A message that is rejected is reported on standard error as
-"message N: reason" (N counts from 1); the others are still sent.
+and nodes ("<id> <method> <node1,node2>", as the node's socket answers). A
+message that is rejected is reported on standard error as "error: message
+N: reason (code)" (N counts from 1); the others are still sent.
 
 With --wait, send waits until every delivery has ended and its reply has
 been handled here (the reply file exists), showing progress on standard
@@ -82,7 +83,8 @@ The command connects to --broker-address, or to the embedded broker on
 --broker-listen when none is set, as node --node-name. When the broker
 cannot be reached and a node runs beside this command (its data folder is
 here), the messages are kept in that node's outbox and the node sends them
-when it can: they are printed with "queued".
+when it can: their lines end "queued: the broker cannot be reached; it is
+sent when it can".
 
 Exit codes:
   0  every message was sent or queued (and with --wait every delivery succeeded)
@@ -185,10 +187,10 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	if err == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("timeout %s passed while storing the messages", o.timeout)
 		for _, r := range receipts {
-			if r.Error != "" {
-				fmt.Fprintln(a.stderr, rejectLine(r))
+			if r.ID == "" || r.Error != "" {
+				fmt.Fprintln(a.stderr, r.Line())
 			} else {
-				fmt.Fprintf(a.stdout, "%s %s %s\n", r.ID, r.Method, strings.Join(r.Nodes, ","))
+				fmt.Fprintln(a.stdout, r.Line())
 			}
 		}
 		return exitError(ExitTimeout, err)
@@ -208,13 +210,13 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 	for _, r := range receipts {
 		if r.ID == "" || r.Error != "" {
 			rejected++
-			fmt.Fprintln(a.stderr, rejectLine(r))
+			fmt.Fprintln(a.stderr, r.Line())
 			continue
 		}
 		ids = append(ids, r.ID)
 		deliveries += len(r.Nodes)
 		if *o.output == outputTable {
-			fmt.Fprintf(a.stdout, "%s %s %s\n", r.ID, r.Method, strings.Join(r.Nodes, ","))
+			fmt.Fprintln(a.stdout, r.Line())
 		}
 	}
 	res := sendResult{Receipts: receipts}
@@ -342,7 +344,7 @@ func (a *app) dryRun(receipts []client.Receipt, o sendOptions) error {
 	valid := 0
 	for _, r := range receipts {
 		if !r.OK() {
-			fmt.Fprintln(a.stderr, rejectLine(r))
+			fmt.Fprintln(a.stderr, r.Line())
 			continue
 		}
 		valid++
@@ -386,12 +388,12 @@ func (a *app) sendQueued(cmd *cobra.Command, input []byte, o sendOptions) (handl
 	queued := 0
 	for _, r := range receipts {
 		if !r.Queued {
-			fmt.Fprintln(a.stderr, rejectLine(r))
+			fmt.Fprintln(a.stderr, r.Line())
 			continue
 		}
 		queued++
 		if *o.output == outputTable {
-			fmt.Fprintf(a.stdout, "%s %s %s queued\n", r.ID, r.Method, strings.Join(r.Nodes, ","))
+			fmt.Fprintln(a.stdout, r.Line())
 		}
 	}
 	if o.output.structured() {
@@ -425,22 +427,6 @@ func (a *app) readInput(name string) ([]byte, error) {
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
 	return data, nil
-}
-
-// rejectLine reports a message that was not sent: "message 2: reason".
-func rejectLine(r client.Receipt) string {
-	prefix := fmt.Sprintf("message %d: ", r.Index+1)
-	msg := r.Error
-	if msg == "" {
-		msg = "not sent"
-	}
-	if !strings.HasPrefix(msg, prefix) {
-		msg = prefix + msg
-	}
-	if r.Code != "" {
-		msg += " (" + r.Code + ")"
-	}
-	return msg
 }
 
 // progress shows on standard error how many deliveries have ended: one

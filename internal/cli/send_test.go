@@ -17,6 +17,7 @@ import (
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/sender"
+	"github.com/stewardfleet/steward/internal/socket"
 	"github.com/stewardfleet/steward/internal/status"
 )
 
@@ -212,13 +213,13 @@ func TestSend(t *testing.T) {
 				{Index: 1, Error: `unknown method "REQNope"`, Code: "unknown_method"}}},
 			code:   ExitFailed,
 			stdout: []string{"m1 REQCliCommand ship1\n"},
-			stderr: []string{"message 2: unknown method \"REQNope\" (unknown_method)\n", "1 of 2 messages rejected"},
+			stderr: []string{"error: message 2: unknown method \"REQNope\" (unknown_method)\n", "1 of 2 messages rejected"},
 		},
 		{
 			name:   "all rejected",
 			fleet:  &fakeFleet{receipts: []client.Receipt{{Index: 0, Error: "message 1: missing toNode"}}},
 			code:   ExitUsage,
-			stderr: []string{"message 1: missing toNode\n", "no message was sent"},
+			stderr: []string{"error: message 1: missing toNode\n", "no message was sent"},
 		},
 		{
 			name:   "malformed input",
@@ -608,5 +609,45 @@ func TestProgressTerminalLine(t *testing.T) {
 	want := "\r0/2 deliveries done; waiting for ship2 offline since 2025-03-01 09:00 UTC (3h ago)\x1b[K"
 	if !strings.HasPrefix(b.String(), want) || !strings.HasSuffix(b.String(), "\r1/2 deliveries done; waiting for ship2 offline since 2025-03-01 09:00 UTC (3h ago)\x1b[K") {
 		t.Fatalf("terminal line %q", b.String())
+	}
+}
+
+// TestSendLinesAreTheSocketAnswer: steward send prints each receipt as the
+// node's socket answers it, sent or queued on standard output, refused on
+// standard error.
+func TestSendLinesAreTheSocketAnswer(t *testing.T) {
+	refused := client.Receipt{Index: 1, Error: `unknown method "REQNope"`, Code: "unknown_method"}
+	tests := []struct {
+		name     string
+		receipts []client.Receipt
+		queue    bool
+		code     int
+	}{
+		{"sent", []client.Receipt{{ID: "m1", Method: "REQPing", Nodes: []string{"ship1", "ship2"}}, refused}, false, ExitFailed},
+		{"queued", []client.Receipt{{ID: "m1", Method: "REQPing", Nodes: []string{"ship1", "ship2"}, Queued: true}, refused}, true, ExitFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			e := newTestEnv(t)
+			if tt.queue {
+				e.app.connect = func(context.Context, config.Config) (fleet, error) {
+					return nil, fmt.Errorf("%w at nats://x:1: refused", client.ErrUnreachable)
+				}
+				e.app.queue = func(context.Context, config.Config, []byte) ([]client.Receipt, error) { return tt.receipts, nil }
+			} else {
+				e.useFleet(&fakeFleet{receipts: tt.receipts, nodes: []*registry.Node{{Name: "ship1"}, {Name: "ship2"}}})
+			}
+			e.app.stdin = strings.NewReader(`[{"toNodes":["ship1","ship2"],"method":"REQPing"},{"toNode":"ship1","method":"REQNope"}]`)
+			err := e.run(t, "send", "-f", "-", "--config-folder", t.TempDir())
+			wantCode(t, err, tt.code)
+			answer := strings.Split(strings.TrimSuffix(string(socket.Answer(tt.receipts, nil)), "\n"), "\n")
+			if got := e.stdout.String(); got != answer[0]+"\n" {
+				t.Errorf("stdout %q, want the socket's line %q", got, answer[0])
+			}
+			if !strings.HasPrefix(e.stderr.String(), answer[1]+"\n") {
+				t.Errorf("stderr %q, want the socket's line %q first", e.stderr, answer[1])
+			}
+		})
 	}
 }

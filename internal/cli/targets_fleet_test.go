@@ -157,7 +157,7 @@ func TestTargetsOnARealFleet(t *testing.T) {
 	_ = conn.(*net.UnixConn).CloseWrite()
 	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	answer, _ := io.ReadAll(conn)
-	if !strings.Contains(string(answer), "REQPing -> [ship3]") {
+	if !strings.Contains(string(answer), "REQPing ship3\n") {
 		t.Fatalf("socket answered %q", answer)
 	}
 }

@@ -594,7 +594,8 @@ func TestCutOffShipKeepsItsInputAcrossSIGKILL(t *testing.T) {
 	for i := range 5 {
 		id := fmt.Sprintf("sock%d", i)
 		eventually(t, 30*time.Second, "ship1's socket to queue "+id, func() bool {
-			return strings.Contains(f.socketSend("ship1", msg(id)), "queued")
+			// The socket answers the line steward send prints below.
+			return strings.HasPrefix(f.socketSend("ship1", msg(id)), id+" REQCliCommand ship2 queued: ")
 		})
 		ids = append(ids, id)
 	}
