@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/stewardfleet/steward/internal/audit"
 	"github.com/stewardfleet/steward/internal/client"
 	"github.com/stewardfleet/steward/internal/config"
@@ -41,6 +43,7 @@ type fleet struct {
 	client *client.Client
 	status *status.Store
 	nodes  *registry.Registry
+	procs  jetstream.KeyValue // the process-table bucket
 }
 
 func newFleet(t testing.TB) *fleet {
@@ -57,7 +60,7 @@ func newFleet(t testing.TB) *fleet {
 		t.Fatalf("Connect: %v", err)
 	}
 	t.Cleanup(c.Close)
-	return &fleet{client: c, status: status.NewStore(js, a.Status), nodes: registry.New(a.Nodes)}
+	return &fleet{client: c, status: status.NewStore(js, a.Status), nodes: registry.New(a.Nodes), procs: a.Procs}
 }
 
 // send sends input and returns the IDs of the sent messages.
