@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,6 +30,7 @@ const envNodeExpiry = "STEWARD_NODE_EXPIRY"
 
 func newNodesCmd(a *app) *cobra.Command {
 	var output *outputFormat
+	var watch bool
 	expiry := newDurationValue(defaultNodeExpiry)
 	cmd := &cobra.Command{
 		Use:   "nodes",
@@ -37,54 +42,47 @@ runs and its labels. -o json prints the full records.
 
 Nodes not seen for longer than --node-expiry (default 30 days; also
 $STEWARD_NODE_EXPIRY; 0 shows every node) are left out, and standard error
-says how many; "steward nodes rm --expired" removes them from the registry.`,
+says how many; "steward nodes rm --expired" removes them from the registry.
+
+--watch keeps the list on screen: it is shown again whenever the registry
+changes (a hello, a goodbye, a node removed) and when a node's hellos are
+overdue (it is offline now), until Ctrl-C. On a terminal each list
+replaces the last; otherwise each is printed after a blank line.`,
 		Example: `  steward nodes
 
   # The names of the nodes that are online
   steward nodes -o json | jq -r '.[].name'
 
   # Every node, however long ago it was seen
-  steward nodes --node-expiry 0`,
+  steward nodes --node-expiry 0
+
+  # A live view
+  steward nodes --watch`,
 		Args: groupArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			keep, err := nodeExpiry(cmd, expiry)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			fl, err := a.connectClient(cmd)
 			if err != nil {
 				return err
 			}
 			defer fl.Close()
+			v := &nodesView{a: a, output: *output, keep: keep}
+			if watch {
+				return a.watchNodes(ctx, fl, v)
+			}
 			nodes, now, err := a.listNodes(ctx, fl)
 			if err != nil {
 				return err
 			}
-			keep, err := nodeExpiry(cmd, expiry)
-			if err != nil {
-				return err
-			}
-			shown, expired := splitExpired(nodes, now, keep)
-			if len(expired) > 0 {
-				fmt.Fprintf(a.stderr, "%d nodes not seen for more than %s are not shown (--node-expiry 0 shows them; steward nodes rm --expired removes them)\n",
-					len(expired), longDuration(keep))
-			}
-			if output.structured() {
-				return writeOutput(a.stdout, *output, shown)
-			}
-			t := newTable(a.stdout, "NODE", "STATE", "LAST SEEN", "VERSION", "METHODS", "LABELS")
-			for _, n := range shown {
-				version := n.Version
-				if version == "" {
-					version = "-"
-				}
-				labels := target.Labels(n.Labels).String()
-				if labels == "" {
-					labels = "-"
-				}
-				t.row(n.Name, nodeState(n, now), age(now, n.LastSeen), version, strconv.Itoa(len(n.Methods)), labels)
-			}
-			return t.flush()
+			return v.write(a.stdout, nodes, now)
 		},
 	}
 	output = addOutputFlag(cmd)
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "keep the list on screen and show it again whenever the registry changes, until Ctrl-C")
 	cmd.PersistentFlags().Var(expiry, "node-expiry",
 		"hide nodes not seen for longer than this (seconds or a Go duration; 0: show all; $"+envNodeExpiry+")")
 	addConfigFlags(cmd.Flags(), clientKeys()...)
@@ -269,4 +267,171 @@ func longDuration(d time.Duration) string {
 		return fmt.Sprintf("%d days", d/day)
 	}
 	return config.FormatDuration(d)
+}
+
+// nodesView writes what steward nodes shows of a registry.
+type nodesView struct {
+	a      *app
+	output outputFormat
+	keep   time.Duration // --node-expiry
+	// hidden is how many nodes the last view left out as expired: the
+	// note on standard error is repeated only when it changes.
+	hidden int
+}
+
+// write shows nodes at now (the broker's time) on w, and says on standard
+// error how many nodes it leaves out as expired.
+func (v *nodesView) write(w io.Writer, nodes []*registry.Node, now time.Time) error {
+	shown, expired := splitExpired(nodes, now, v.keep)
+	if len(expired) > 0 && len(expired) != v.hidden {
+		fmt.Fprintf(v.a.stderr, "%d nodes not seen for more than %s are not shown (--node-expiry 0 shows them; steward nodes rm --expired removes them)\n",
+			len(expired), longDuration(v.keep))
+	}
+	v.hidden = len(expired)
+	if v.output.structured() {
+		if shown == nil {
+			shown = []*registry.Node{} // [] rather than null
+		}
+		return writeOutput(w, v.output, shown)
+	}
+	t := newTable(w, "NODE", "STATE", "LAST SEEN", "VERSION", "METHODS", "LABELS")
+	for _, n := range shown {
+		version := n.Version
+		if version == "" {
+			version = "-"
+		}
+		labels := target.Labels(n.Labels).String()
+		if labels == "" {
+			labels = "-"
+		}
+		t.row(n.Name, nodeState(n, now), age(now, n.LastSeen), version, strconv.Itoa(len(n.Methods)), labels)
+	}
+	return t.flush()
+}
+
+// nodesWatcher is the part of a fleet connection steward nodes --watch
+// uses.
+type nodesWatcher interface {
+	WatchNodes(ctx context.Context) (<-chan []*registry.Node, error)
+}
+
+var _ nodesWatcher = (*client.Client)(nil)
+
+// watchNodes shows the registry again whenever it changes, and when a
+// node shown online passes its online window (nothing is written then),
+// until ctx ends or Ctrl-C (exit 0).
+func (a *app) watchNodes(ctx context.Context, fl fleet, v *nodesView) error {
+	nw, ok := fl.(nodesWatcher)
+	if !ok {
+		return errors.New("this connection cannot watch the node registry")
+	}
+	ctx, stop := watchContext(ctx)
+	defer stop()
+	// Online is judged on the broker's clock: read it once, and follow it
+	// with this machine's.
+	var offset time.Duration
+	if now, err := fl.Now(ctx); err != nil {
+		fmt.Fprintf(a.stderr, "cannot read the broker's clock (%v); using this machine's\n", err)
+	} else {
+		offset = now.Sub(a.now())
+	}
+	updates, err := nw.WatchNodes(ctx)
+	if err != nil {
+		return watchError(ctx, err)
+	}
+	sc := newScreen(a.stdout, v.output)
+	var nodes []*registry.Node
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case list, ok := <-updates:
+			if !ok {
+				return watchError(ctx, errors.New("the registry watch ended"))
+			}
+			nodes = list
+		}
+		now := a.now().Add(offset)
+		if err := sc.show(func(w io.Writer) error { return v.write(w, nodes, now) }); err != nil {
+			return err
+		}
+		if d, ok := nextOffline(nodes, now); ok {
+			timer.Reset(d)
+		}
+	}
+}
+
+// nextOffline is how long until the first node online at now passes its
+// online window, and a moment more: nothing in the registry changes then,
+// but its state does.
+func nextOffline(nodes []*registry.Node, now time.Time) (time.Duration, bool) {
+	var first time.Duration
+	found := false
+	for _, n := range nodes {
+		if !n.Online(now) {
+			continue
+		}
+		if d := n.LastSeen.Add(n.OnlineWindow()).Sub(now); !found || d < first {
+			first, found = d, true
+		}
+	}
+	return first + time.Second, found
+}
+
+// watchContext is ctx, ended by Ctrl-C (or SIGTERM) too: a watch ends
+// cleanly then.
+func watchContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+// watchError is a watch's result when it stops with err: none when its
+// context ended (Ctrl-C), else the broker is out of reach.
+func watchError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	if errors.Is(err, client.ErrNotFound) {
+		return exitError(ExitUsage, err)
+	}
+	return exitError(ExitUnreachable, err)
+}
+
+// screen shows a live view: on a terminal each view replaces the last
+// (the screen is cleared and drawn again), elsewhere each view follows
+// the last after a blank line ("---" between YAML documents).
+type screen struct {
+	w     io.Writer
+	tty   bool
+	sep   string
+	drawn bool
+}
+
+func newScreen(w io.Writer, output outputFormat) *screen {
+	sep := "\n"
+	if output == outputYAML {
+		sep = "---\n"
+	}
+	return &screen{w: w, tty: isTerminal(w), sep: sep}
+}
+
+// show writes the view draw renders. It is rendered first, so a terminal
+// is never left with half a view.
+func (s *screen) show(draw func(io.Writer) error) error {
+	var b bytes.Buffer
+	switch {
+	case s.tty:
+		b.WriteString("\x1b[H\x1b[2J") // cursor home, clear the screen
+	case s.drawn:
+		b.WriteString(s.sep)
+	}
+	if err := draw(&b); err != nil {
+		return err
+	}
+	s.drawn = true
+	_, err := s.w.Write(b.Bytes())
+	return err
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -154,4 +155,152 @@ func (h *helloDuringRm) Nodes(ctx context.Context) ([]*registry.Node, error) {
 		n.LastSeen = n.LastSeen.Add(time.Second)
 	}
 	return copies, err
+}
+
+// runWith executes a fresh command tree of e's app with args under ctx.
+func runWith(ctx context.Context, e *testEnv, args ...string) error {
+	e.stdout.Reset()
+	e.stderr.Reset()
+	root := newRootCmd(e.app)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
+
+// watchedFleet is a fakeFleet whose registry watch gives lists, one
+// after the other, then ends the command's context (Ctrl-C), or closes
+// the watch when lost is set.
+type watchedFleet struct {
+	*fakeFleet
+	lists  [][]*registry.Node
+	lost   bool
+	cancel context.CancelFunc
+}
+
+func (w *watchedFleet) WatchNodes(ctx context.Context) (<-chan []*registry.Node, error) {
+	ch := make(chan []*registry.Node)
+	go func() {
+		for _, l := range w.lists {
+			select {
+			case ch <- l:
+			case <-ctx.Done():
+				return
+			}
+		}
+		// The command has taken the last list: it shows it before it
+		// looks at its context again.
+		if w.lost {
+			close(ch)
+			return
+		}
+		w.cancel()
+	}()
+	return ch, nil
+}
+
+// TestNodesWatch: --watch shows the registry, then again after each
+// change, each table after a blank line when standard output is not a
+// terminal; Ctrl-C ends it with exit 0.
+func TestNodesWatch(t *testing.T) {
+	clearEnv(t)
+	node := func(name string, ago time.Duration) *registry.Node {
+		return &registry.Node{Name: name, LastSeen: testNow.Add(-ago), HelloInterval: 30 * time.Second}
+	}
+	lists := [][]*registry.Node{
+		{node("central", time.Second), node("shp1", 100*24*time.Hour)},
+		{node("central", time.Second), node("ship1", 0), node("shp1", 100*24*time.Hour)},
+	}
+	e := newTestEnv(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	w := &watchedFleet{fakeFleet: &fakeFleet{now: testNow}, lists: lists, cancel: cancel}
+	e.app.connect = func(context.Context, config.Config) (fleet, error) { return w, nil }
+	if err := runWith(ctx, e, "nodes", "--watch", "--config-folder", t.TempDir()); err != nil {
+		t.Fatalf("Ctrl-C: %v, want exit 0", err)
+	}
+	want := "NODE     STATE   LAST SEEN  VERSION  METHODS  LABELS\n" +
+		"central  online  1s ago     -        0        -\n" +
+		"\n" +
+		"NODE     STATE   LAST SEEN  VERSION  METHODS  LABELS\n" +
+		"central  online  1s ago     -        0        -\n" +
+		"ship1    online  now        -        0        -\n"
+	if e.stdout.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", e.stdout, want)
+	}
+	// The expired node is noted once, not under every table.
+	if n := strings.Count(e.stderr.String(), "1 nodes not seen for more than 30 days are not shown"); n != 1 {
+		t.Errorf("stderr says so %d times:\n%s", n, e.stderr)
+	}
+	if !w.closed {
+		t.Error("client not closed")
+	}
+
+	// -o json: one JSON value per change.
+	ctx, cancel = context.WithCancel(t.Context())
+	defer cancel()
+	w = &watchedFleet{fakeFleet: &fakeFleet{now: testNow}, lists: lists, cancel: cancel}
+	if err := runWith(ctx, e, "nodes", "--watch", "-o", "json", "--config-folder", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(strings.NewReader(e.stdout.String()))
+	var got [][]string
+	for dec.More() {
+		var nodes []registry.Node
+		if err := dec.Decode(&nodes); err != nil {
+			t.Fatalf("json: %v\n%s", err, e.stdout)
+		}
+		var names []string
+		for _, n := range nodes {
+			names = append(names, n.Name)
+		}
+		got = append(got, names)
+	}
+	if len(got) != 2 || !slices.Equal(got[0], []string{"central"}) || !slices.Equal(got[1], []string{"central", "ship1"}) {
+		t.Errorf("json views %v", got)
+	}
+
+	// A watch that ends by itself lost the broker.
+	w = &watchedFleet{fakeFleet: &fakeFleet{now: testNow}, lists: lists[:1], lost: true}
+	err := runWith(t.Context(), e, "nodes", "--watch", "--config-folder", t.TempDir())
+	wantCode(t, err, ExitUnreachable)
+}
+
+func TestNextOffline(t *testing.T) {
+	nodes := []*registry.Node{
+		{Name: "a", LastSeen: testNow.Add(-80 * time.Second), HelloInterval: 30 * time.Second}, // online for 10s more
+		{Name: "b", LastSeen: testNow.Add(-time.Second), HelloInterval: 30 * time.Second},
+		{Name: "c", LastSeen: testNow.Add(-time.Hour), HelloInterval: 30 * time.Second},                                    // offline already
+		{Name: "d", LastSeen: testNow.Add(-time.Second), StoppedAt: testNow.Add(-time.Second), HelloInterval: time.Second}, // stopped
+	}
+	if d, ok := nextOffline(nodes, testNow); !ok || d != 11*time.Second {
+		t.Errorf("next offline in %s, %v; want 11s (a's window, and a second)", d, ok)
+	}
+	if _, ok := nextOffline(nodes[2:], testNow); ok {
+		t.Error("no node is online: nothing to wait for")
+	}
+}
+
+// TestScreen: a terminal is cleared before each view; elsewhere views
+// are separated.
+func TestScreen(t *testing.T) {
+	var b strings.Builder
+	s := newScreen(&b, outputTable)
+	s.tty = true
+	for _, v := range []string{"one\n", "two\n"} {
+		if err := s.show(func(w io.Writer) error { _, err := io.WriteString(w, v); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := "\x1b[H\x1b[2Jone\n\x1b[H\x1b[2Jtwo\n"; b.String() != want {
+		t.Errorf("terminal %q, want %q", b.String(), want)
+	}
+	b.Reset()
+	s = newScreen(&b, outputYAML)
+	for _, v := range []string{"- a\n", "- b\n"} {
+		if err := s.show(func(w io.Writer) error { _, err := io.WriteString(w, v); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := "- a\n---\n- b\n"; b.String() != want {
+		t.Errorf("yaml %q, want %q", b.String(), want)
+	}
 }
