@@ -402,12 +402,13 @@ func watchError(ctx context.Context, err error) error {
 
 // screen shows a live view: on a terminal each view replaces the last
 // (the screen is cleared and drawn again), elsewhere each view follows
-// the last after a blank line ("---" between YAML documents).
+// the last after a blank line ("---" between YAML documents). A view the
+// same as the last is not shown again.
 type screen struct {
-	w     io.Writer
-	tty   bool
-	sep   string
-	drawn bool
+	w    io.Writer
+	tty  bool
+	sep  string
+	last []byte // the last view shown; nil before the first
 }
 
 func newScreen(w io.Writer, output outputFormat) *screen {
@@ -421,17 +422,22 @@ func newScreen(w io.Writer, output outputFormat) *screen {
 // show writes the view draw renders. It is rendered first, so a terminal
 // is never left with half a view.
 func (s *screen) show(draw func(io.Writer) error) error {
+	var view bytes.Buffer
+	if err := draw(&view); err != nil {
+		return err
+	}
+	if s.last != nil && bytes.Equal(view.Bytes(), s.last) {
+		return nil
+	}
 	var b bytes.Buffer
 	switch {
 	case s.tty:
 		b.WriteString("\x1b[H\x1b[2J") // cursor home, clear the screen
-	case s.drawn:
+	case s.last != nil:
 		b.WriteString(s.sep)
 	}
-	if err := draw(&b); err != nil {
-		return err
-	}
-	s.drawn = true
+	b.Write(view.Bytes())
+	s.last = view.Bytes()
 	_, err := s.w.Write(b.Bytes())
 	return err
 }
