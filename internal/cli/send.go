@@ -214,7 +214,8 @@ func (a *app) send(cmd *cobra.Command, o sendOptions) error {
 			continue
 		}
 		ids = append(ids, r.ID)
-		deliveries += len(r.Nodes)
+		ids = append(ids, r.Runs...) // a repeated message's later runs
+		deliveries += len(r.Nodes) * (1 + len(r.Runs))
 		if *o.output == outputTable {
 			fmt.Fprintln(a.stdout, r.Line())
 		}

@@ -13,6 +13,7 @@ const QueuedNote = "queued: the broker cannot be reached; it is sent when it can
 // answer, so an operator reads the same thing from either.
 //
 //	<id> <method> <node1,node2>
+//	<id> <method> <node1,node2> runs <id>r2,<id>r3   (a repeated message)
 //	<id> <method> <node1,node2> queued: the broker cannot be reached; it is sent when it can
 //	error: message <n>: <reason> (<code>)
 //
@@ -32,6 +33,9 @@ func (r *Receipt) Line() string {
 		return line
 	}
 	line := r.ID + " " + r.Method + " " + strings.Join(r.Nodes, ",")
+	if len(r.Runs) > 0 {
+		line += " runs " + strings.Join(r.Runs, ",")
+	}
 	if r.Queued {
 		line += " " + QueuedNote
 	}

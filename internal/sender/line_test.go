@@ -25,6 +25,8 @@ func TestReceiptLine(t *testing.T) {
 		{"refused after it got an ID", sender.Receipt{ID: "m1", Method: "REQPing", Nodes: []string{"ship1"}, Error: "publish: nats: timeout", Code: sender.CodePublishFailed},
 			"error: message 1: publish: nats: timeout (publish_failed)"},
 		{"no ID, no reason", sender.Receipt{Index: 2}, "error: message 3: not sent"},
+		{"repeated", sender.Receipt{ID: "m1", Method: "REQPing", Nodes: []string{"ship1"}, Runs: []string{"m1r2", "m1r3"}},
+			"m1 REQPing ship1 runs m1r2,m1r3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
