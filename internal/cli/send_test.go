@@ -362,15 +362,18 @@ func TestSendStdinJSON(t *testing.T) {
 
 func TestStatus(t *testing.T) {
 	clearEnv(t)
-	f := &fakeFleet{records: []*status.Record{rec("m1", "ship2", status.Failed, ""), rec("m1", "ship1", status.Succeeded, "line one\nline two")}}
+	reply := rec("m1", "ship1", status.Succeeded, "")
+	reply.Reply, reply.Method, reply.ExitCode, reply.Attempt = true, "REQToFileAppend", nil, 0
+	f := &fakeFleet{records: []*status.Record{rec("m1", "ship2", status.Failed, ""), reply, rec("m1", "ship1", status.Succeeded, "line one\nline two")}}
 	e := newTestEnv(t)
 	e.useFleet(f)
 	if err := e.run(t, "status", "m1", "--config-folder", t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	want := "NODE   STATUS     ATTEMPT  EXIT  UPDATED  ERROR/OUTPUT\n" +
-		"ship1  succeeded  1        0     5s ago   line one…\n" +
-		"ship2  failed     1        1     5s ago   exit status 1\n"
+	want := "NODE                       STATUS     ATTEMPT  EXIT  UPDATED  ERROR/OUTPUT\n" +
+		"ship1                      succeeded  1        0     5s ago   line one…\n" +
+		"  └ reply REQToFileAppend  succeeded  -        -     5s ago   \n" +
+		"ship2                      failed     1        1     5s ago   exit status 1\n"
 	if e.stdout.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", e.stdout, want)
 	}
@@ -379,7 +382,7 @@ func TestStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	var recs []status.Record
-	if err := json.Unmarshal(e.stdout.Bytes(), &recs); err != nil || len(recs) != 2 {
+	if err := json.Unmarshal(e.stdout.Bytes(), &recs); err != nil || len(recs) != 3 {
 		t.Fatalf("json: %v\n%s", err, e.stdout)
 	}
 

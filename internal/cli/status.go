@@ -98,7 +98,12 @@ func (a *app) writeStatus(w io.Writer, records []*status.Record, output outputFo
 		if r.Attempt > 0 {
 			attempt = strconv.FormatUint(r.Attempt, 10)
 		}
-		t.row(r.Node, string(r.Status), attempt, exitCell(r), age(now, r.UpdatedAt), oneLine(summary(r), cellWidth))
+		node := r.Node
+		if r.Reply {
+			// How the reply method on the sending node handled the output.
+			node = "  └ reply " + r.Method
+		}
+		t.row(node, string(r.Status), attempt, exitCell(r), age(now, r.UpdatedAt), oneLine(summary(r), cellWidth))
 	}
 	return t.flush()
 }
