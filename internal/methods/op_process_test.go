@@ -76,9 +76,9 @@ func TestOpProcessListStartStop(t *testing.T) {
 		t.Errorf("the delivery was stopped with %q", stopped)
 	}
 	for _, bad := range [][]string{
-		{"REQNope"},                                  // unknown
-		{"REQToFile"},                                // a reply method: always runs
-		{"REQOpProcessStart"},                        // would leave nothing to start it again
+		{"REQNope"},           // unknown
+		{"REQToFile"},         // a reply method: always runs
+		{"REQOpProcessStart"}, // would leave nothing to start it again
 		{"REQCliCommand", "ship1", "subscriber", ""}, // another node
 		{"REQCliCommand", "ship2", "publisher", ""},  // no such kind
 		{"REQCliCommand", "ship2", "subscriber", "nope.ship2"},
