@@ -75,6 +75,10 @@ type Record struct {
 	// ReplySent says the delivery sent its output back, so a reply record
 	// will follow.
 	ReplySent bool `json:"replySent,omitempty"`
+	// TraceID is the OpenTelemetry trace of the message, when its sender
+	// traced it (the sender sets it on the pending record, the node keeps
+	// it).
+	TraceID string `json:"traceId,omitempty"`
 	// Attempt is the delivery count when the state was written.
 	Attempt uint64 `json:"attempt,omitempty"`
 	// ExitCode is set for methods that run a process.
