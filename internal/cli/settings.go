@@ -57,6 +57,7 @@ func settings() []setting {
 		{"hello-interval", kindDuration, "how often the node says hello to central, 0 for never (seconds or a Go duration)"},
 		{"concurrency", kindInt, "how many methods the node runs at once"},
 		{"log-level", kindString, "log level: debug, info, warn or error"},
+		{"log-format", kindString, "log format: text or json"},
 		{"audit-max-size", kindInt, "MiB after which the audit log is rotated"},
 		{"audit-max-age", kindDuration, "age after which the audit log is rotated (seconds or a Go duration)"},
 		{"audit-keep", kindInt, "how many rotated audit logs are kept"},
@@ -78,6 +79,9 @@ func settings() []setting {
 		{"http-api", kindString, "host:port of the node's HTTP API, e.g. 127.0.0.1:8091 (beyond loopback it needs http-api-token-file); empty: none"},
 		{"http-api-token-file", kindString, "file (mode 0600) of the bearer token every HTTP API request must carry"},
 		{"http-data-folder", kindString, "folder inside the data folder the HTTP API serves read-only at /v1/files/ (. for all of it, never .steward); empty: none"},
+		{"prom-host-and-port", kindString, "host:port, or a port on loopback, where the node serves Prometheus metrics at /metrics (beyond loopback it needs prom-remote); empty: none"},
+		{"prom-remote", kindString, "networks beyond loopback (CIDRs or addresses, comma-separated) whose clients may scrape prom-host-and-port"},
+		{"profiling-port", kindString, "port (or 127.0.0.1:port) where the node serves Go's profiles at /debug/pprof/, on loopback only; empty: none"},
 	}
 }
 

@@ -105,6 +105,18 @@ type Config struct {
 	// read-only under /v1/files/ ("." for the whole data folder, never its
 	// state folder); empty: none.
 	HTTPDataFolder string `mapstructure:"http-data-folder"`
+	// PromHostAndPort is where the node serves Prometheus metrics at
+	// /metrics (host:port, or a port on loopback; empty: none). Beyond
+	// loopback it needs PromRemote.
+	PromHostAndPort string `mapstructure:"prom-host-and-port"`
+	// PromRemote lists the networks (CIDRs or addresses, comma-separated)
+	// beyond loopback whose clients may scrape PromHostAndPort.
+	PromRemote string `mapstructure:"prom-remote"`
+	// ProfilingPort is where the node serves Go's profiles at
+	// /debug/pprof/ (a port, or host:port on loopback; empty: none).
+	ProfilingPort string `mapstructure:"profiling-port"`
+	// LogFormat is text or json.
+	LogFormat string `mapstructure:"log-format"`
 	// Insecure lets the embedded broker listen beyond loopback with no
 	// authentication (a warning at every start). Only a flag of node run.
 	Insecure bool `mapstructure:"-"`
@@ -128,6 +140,7 @@ func Default() Config {
 		HelloInterval:           30 * time.Second,
 		Concurrency:             64,
 		LogLevel:                "info",
+		LogFormat:               "text",
 		AuditMaxSize:            100,
 		AuditMaxAge:             24 * time.Hour,
 		AuditKeep:               10,
@@ -191,6 +204,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("labels: %w", err))
 	}
 	errs = append(errs, c.validateInputs()...)
+	errs = append(errs, c.validateMetrics()...)
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
