@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stewardfleet/steward/internal/audit"
 	"github.com/stewardfleet/steward/internal/deadline"
@@ -38,6 +39,7 @@ import (
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
 	"github.com/stewardfleet/steward/internal/target"
+	"github.com/stewardfleet/steward/internal/telemetry"
 )
 
 // Defaults fill fields a message leaves out.
@@ -76,6 +78,9 @@ type Options struct {
 	// Signer, if not nil, signs each delivery before it is published, and
 	// tags its Nats-Msg-Id (signature.Signer.MsgID).
 	Signer *signature.Signer
+	// Tracing, if not nil, traces each message (span "send", a "publish"
+	// per delivery) and carries the trace in the deliveries' headers.
+	Tracing *telemetry.Tracing
 }
 
 // ClockRefresh is how long a measured offset to the broker's clock is used.
@@ -624,6 +629,9 @@ type publication struct {
 	nBefore   int
 	futures   []jetstream.PubAckFuture
 	err       error
+	// span and publishes trace the publication (nil: tracing off).
+	span      trace.Span
+	publishes []trace.Span
 }
 
 // start checks the size and writes the pending records (and a fresh ID's
@@ -632,6 +640,14 @@ type publication struct {
 // exists before the message, so the node can claim it.
 func (s *Sender) start(ctx context.Context, m *message.Message, targets []string, fresh bool) *publication {
 	p := &publication{s: s, m: m, targets: targets, fresh: fresh}
+	traceID := ""
+	if s.o.Tracing.On() {
+		var tctx context.Context
+		tctx, p.span = s.o.Tracing.Start(ctx, telemetry.SpanSend, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(telemetry.AttrMsgID.String(m.ID), telemetry.AttrMethod.String(m.Method),
+				telemetry.AttrFrom.String(m.FromNode), telemetry.AttrNodes.StringSlice(targets)))
+		traceID = telemetry.TraceID(tctx)
+	}
 	if p.err = s.checkSize(m, targets); p.err != nil {
 		return p
 	}
@@ -642,7 +658,7 @@ func (s *Sender) start(ctx context.Context, m *message.Message, targets []string
 	for i, node := range targets {
 		rec := &status.Record{
 			ID: m.ID, Node: node, FromNode: m.FromNode, Method: m.Method, Status: status.Pending,
-			SentAt: m.SentAt, Deadline: m.Deadline, UpdatedAt: m.SentAt,
+			SentAt: m.SentAt, Deadline: m.Deadline, UpdatedAt: m.SentAt, TraceID: traceID,
 		}
 		p.writes[i] = s.o.Status.CreateAsync(ctx, rec, statusTTL)
 	}
@@ -728,6 +744,9 @@ func (p *publication) publish(ctx context.Context) {
 		}
 		msg := nats.NewMsg(stream.MessageSubject(node))
 		msg.Data = data
+		if p.span != nil {
+			p.tracePublish(ctx, node, msg.Header)
+		}
 		f, err := stream.PublishAsync(ctx, p.s.o.JS, msg, jetstream.WithMsgID(p.s.o.Signer.MsgID(message.DeliveryID(m.ID, node))), jetstream.WithMsgTTL(p.ttl))
 		if err != nil {
 			p.err = err
@@ -740,10 +759,27 @@ func (p *publication) publish(ctx context.Context) {
 // await waits until the broker stored every delivery, and returns the
 // publication's error.
 func (p *publication) await(ctx context.Context) error {
-	if p.err != nil {
-		return p.err
+	err := p.err
+	if err == nil {
+		err = stream.Await(ctx, p.futures...)
 	}
-	return stream.Await(ctx, p.futures...)
+	if p.span != nil {
+		for _, span := range p.publishes {
+			telemetry.End(span, err)
+		}
+		telemetry.End(p.span, err)
+	}
+	return err
+}
+
+// tracePublish starts the span of the delivery to node, a child of the
+// message's, and puts its context in the delivery's headers h.
+func (p *publication) tracePublish(ctx context.Context, node string, h nats.Header) {
+	ctx, span := p.s.o.Tracing.Start(trace.ContextWithSpan(ctx, p.span), telemetry.SpanPublish,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(telemetry.AttrNode.String(node), telemetry.AttrMsgID.String(p.m.ID), telemetry.AttrMethod.String(p.m.Method)))
+	p.publishes = append(p.publishes, span)
+	p.s.o.Tracing.Inject(ctx, h)
 }
 
 // checkSize encodes every delivery of m: a message too large for one node
@@ -790,11 +826,20 @@ var ErrDuplicateID = errors.New("message id in use")
 // PublishPrepared publishes a message steward built itself (a reply or an
 // event) as delivery deliveryID, with the given storage TTL.
 func PublishPrepared(ctx context.Context, js jetstream.JetStream, m *message.Message, deliveryID string, ttl time.Duration) (jetstream.PubAckFuture, error) {
+	return PublishPreparedWith(ctx, js, m, deliveryID, ttl, nil)
+}
+
+// PublishPreparedWith is PublishPrepared with the headers in h as well
+// (a trace context, see package telemetry).
+func PublishPreparedWith(ctx context.Context, js jetstream.JetStream, m *message.Message, deliveryID string, ttl time.Duration, h nats.Header) (jetstream.PubAckFuture, error) {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode message: %w", err)
 	}
 	msg := nats.NewMsg(stream.MessageSubject(m.ToNode))
 	msg.Data = data
+	for k, v := range h {
+		msg.Header[k] = v
+	}
 	return stream.PublishAsync(ctx, js, msg, jetstream.WithMsgID(deliveryID), jetstream.WithMsgTTL(ttl.Round(time.Second)))
 }
