@@ -47,6 +47,7 @@ import (
 	"github.com/stewardfleet/steward/internal/ledger"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/methods"
+	"github.com/stewardfleet/steward/internal/metrics"
 	"github.com/stewardfleet/steward/internal/outbox"
 	"github.com/stewardfleet/steward/internal/policy"
 	"github.com/stewardfleet/steward/internal/procs"
@@ -96,6 +97,8 @@ type Done struct {
 	Key    string
 	Msg    *message.Message
 	Status string
+	// Attempts is how many times the broker had delivered the message.
+	Attempts uint64
 }
 
 // Node is a running node.
@@ -135,7 +138,8 @@ type Node struct {
 	queue    atomic.Pointer[queue]
 	dues     atomic.Pointer[consumer.Consumer] // central only
 	onDone   func(Done)
-	owns     owned // what the node opened, and closes
+	metrics  *metrics.Metrics // nil: the node serves no metrics
+	owns     owned            // what the node opened, and closes
 }
 
 // owned says which of its resources the node opened itself (the others
@@ -296,6 +300,7 @@ func (n *Node) setup(opts Options) {
 	if n.isCentral() {
 		n.env.Nodes = registry.New(n.assets.Nodes)
 	}
+	n.setupMetrics(opts.OnDone)
 }
 
 func (n *Node) isCentral() bool { return n.cfg.NodeName == n.cfg.CentralNodeName }
@@ -393,6 +398,11 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	if n.isCentral() {
 		dues = n.newDueConsumer()
 	}
+	obs, err := n.listenObservers()
+	if err != nil {
+		return err
+	}
+	defer obs.close()
 	sock, api, err := n.listenInputs()
 	if err != nil {
 		return err
@@ -400,7 +410,7 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	errs := make(chan error, 16) // one per part at most
 	goRun := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -426,6 +436,7 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	goRun("chunks", n.sweepChunks)
 	goRun("outbox", n.forwardLoop)
 	goRun("procs", n.publishProcs)
+	obs.run(goRun)
 	n.log.Info("node running", "central", n.cfg.CentralNodeName, "data", n.files.Dir(),
 		"socket", n.cfg.SocketPath(), "methods", len(n.methods.Names()), "instance", n.instance)
 	if opts.Ready != nil {

@@ -172,7 +172,7 @@ func (n *Node) handle(ctx context.Context, l *consumer.Lease) consumer.Dispositi
 	n.inflight.leave(d)
 	n.settled(disp)
 	if n.onDone != nil && d.outcome != "" && !disp.Retry() {
-		n.onDone(Done{Key: d.key, Msg: m, Status: d.outcome})
+		n.onDone(Done{Key: d.key, Msg: m, Status: d.outcome, Attempts: meta.NumDelivered})
 	}
 	return disp
 }
@@ -451,6 +451,7 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 		}
 		defer func() { <-n.slots }()
 	}
+	defer n.metrics.Running(spec.Name)()
 	timeout := m.MethodTimeoutDuration()
 	if timeout <= 0 {
 		timeout = spec.DefaultTimeout
