@@ -56,6 +56,7 @@ import (
 	"github.com/stewardfleet/steward/internal/signature"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
+	"github.com/stewardfleet/steward/internal/telemetry"
 )
 
 // Options are the node's collaborators that do not come from config.
@@ -71,6 +72,10 @@ type Options struct {
 	// OnDone, if not nil, is called after each delivery this node took to
 	// its end (acknowledged or terminated). It must not block.
 	OnDone func(Done)
+	// Tracing, if not nil, traces the messages the node sends and the
+	// traced deliveries it takes (package telemetry); its caller shuts
+	// it down after the node stopped.
+	Tracing *telemetry.Tracing
 
 	// Resources a caller may share between several nodes in one process.
 	// The node uses each one given instead of opening its own from cfg,
@@ -113,6 +118,7 @@ type Node struct {
 	keys     *signature.Keyring // nil: the node checks no signatures
 	policy   *policy.Policy     // nil: every request is allowed
 	procs    *procs.Table       // which methods it serves, for whom; what runs
+	tracing  *telemetry.Tracing // nil: tracing off
 
 	srv    *server.Server     // embedded broker, if any
 	sup    *broker.Supervisor // restarts its JetStream after a full disk
@@ -163,7 +169,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 }
 
 func newNode(cfg config.Config, opts Options) *Node {
-	n := &Node{cfg: cfg, log: opts.Logger, version: opts.Version, now: opts.Now, onDone: opts.OnDone}
+	n := &Node{cfg: cfg, log: opts.Logger, version: opts.Version, now: opts.Now, onDone: opts.OnDone, tracing: opts.Tracing}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -284,7 +290,7 @@ func (n *Node) setup(opts Options) {
 			DeliveryDeadline: n.cfg.DefaultDeliveryDeadline,
 		},
 		MaxPayload: n.nc.MaxPayload(), Audit: n.audit, Now: n.now,
-		Outbox: n.outbox, Connected: n.nc.IsConnected, Signer: n.signer,
+		Outbox: n.outbox, Connected: n.nc.IsConnected, Signer: n.signer, Tracing: n.tracing,
 		BrokerNow: func(ctx context.Context) (time.Time, error) {
 			return stream.BrokerNow(ctx, n.js, n.assets.Deadlines, n.cfg.NodeName)
 		},

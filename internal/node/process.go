@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stewardfleet/steward/internal/audit"
 	"github.com/stewardfleet/steward/internal/consumer"
@@ -21,6 +22,7 @@ import (
 	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
+	"github.com/stewardfleet/steward/internal/telemetry"
 )
 
 // A delivery goes through these steps on a node (process):
@@ -54,6 +56,10 @@ type delivery struct {
 	spec     methods.Spec
 	run      int // this run's number, from the ledger
 	log      *slog.Logger
+	// traceID is the trace the message's sender recorded ("" when none);
+	// span is this attempt's span (nil: not traced here, see trace.go).
+	traceID string
+	span    trace.Span
 	// record is the status record as this node last wrote it.
 	record status.Record
 	// outcome is the final status, once there is one.
@@ -154,21 +160,26 @@ func (n *Node) handle(ctx context.Context, l *consumer.Lease) consumer.Dispositi
 		ledgered: lookupErr != nil || !spec.Idempotent,
 	}
 	d.log = n.log.With("method", m.Method, "msg_id", m.ID, "from", m.FromNode, "delivery", meta.NumDelivered)
+	d.traceID = telemetry.HeaderTraceID(msg.Headers())
+	n.traceDelivery(ctx, d, msg.Headers(), meta)
 	if inHand, adopted := n.inflight.enter(d); adopted {
 		d.log.Info("the broker sent a delivery again while this node still has it; the one in hand keeps it")
+		endDelivery(d, consumer.Adopted(), true)
 		return consumer.Adopted()
 	} else if inHand != nil {
 		disp := n.drop(ctx, d, message.CodeReplayed, fmt.Sprintf(
 			"message %s came again as stream message %d while this node has it in hand (stream message %d); a replay, or a sender publishing it again: not run",
 			m.ID, meta.Sequence.Stream, inHand.lease.Meta().Sequence.Stream))
 		n.settled(disp)
+		endDelivery(d, disp, false)
 		return disp
 	}
 	d.record = status.Record{
 		ID: m.ID, Node: n.cfg.NodeName, FromNode: m.FromNode, Method: m.Method,
-		SentAt: m.SentAt, Deadline: m.Deadline,
+		SentAt: m.SentAt, Deadline: m.Deadline, TraceID: d.traceID,
 	}
 	disp := n.process(ctx, d)
+	endDelivery(d, disp, false)
 	n.inflight.leave(d)
 	n.settled(disp)
 	if n.onDone != nil && d.outcome != "" && !disp.Retry() {
@@ -318,7 +329,7 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 	if rerun {
 		d.log.Warn("running the method again: the node stopped or died while it ran", "run", d.run)
 	}
-	outcome, interrupted := n.execute(ctx, d, spec)
+	outcome, interrupted := n.executeTraced(ctx, d, spec)
 	if interrupted {
 		d.log.Info("method interrupted by the node stopping; it runs again after restart")
 		return consumer.Nak(0)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
@@ -45,7 +46,7 @@ func (n *Node) publishReply(ctx context.Context, d *delivery, o *ledger.Outcome)
 		if d.streamed > 0 {
 			r.Reply.Streamed, r.Reply.Seq = true, d.streamed
 		}
-		f, err := n.publish(ctx, r, deliveryKey(r, d.msg.FromNode), r.StorageTTL(r.SentAt))
+		f, err := n.publishAnswer(ctx, d, r, deliveryKey(r, d.msg.FromNode), r.StorageTTL(r.SentAt))
 		if err != nil {
 			return nil, err
 		}
@@ -164,8 +165,13 @@ func (n *Node) hello(ctx context.Context, goodbye bool) (jetstream.PubAckFuture,
 // built itself: a reply, an error report, a hello. deliveryID is its
 // deduplication key, tagged by the node's key (signature.Signer.MsgID).
 func (n *Node) publish(ctx context.Context, m *message.Message, deliveryID string, ttl time.Duration) (jetstream.PubAckFuture, error) {
+	return n.publishWith(ctx, m, deliveryID, ttl, nil)
+}
+
+// publishWith is publish with the headers in h as well (a trace context).
+func (n *Node) publishWith(ctx context.Context, m *message.Message, deliveryID string, ttl time.Duration, h nats.Header) (jetstream.PubAckFuture, error) {
 	if err := n.signer.Sign(m); err != nil {
 		return nil, err
 	}
-	return sender.PublishPrepared(ctx, n.js, m, n.signer.MsgID(deliveryID), ttl)
+	return sender.PublishPreparedWith(ctx, n.js, m, n.signer.MsgID(deliveryID), ttl, h)
 }

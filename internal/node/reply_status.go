@@ -22,7 +22,7 @@ func (n *Node) replyRecord(d *delivery, st status.Status, o *ledger.Outcome) *st
 	id, node, _ := message.SplitDeliveryID(m.Reply.DeliveryID)
 	r := &status.Record{
 		ID: id, Node: node, FromNode: n.cfg.NodeName, Method: m.Method, Status: st, Reply: true,
-		Attempt: uint64(d.run), SentAt: m.Reply.RequestSentAt, UpdatedAt: n.now().UTC(),
+		Attempt: uint64(d.run), SentAt: m.Reply.RequestSentAt, UpdatedAt: n.now().UTC(), TraceID: d.traceID,
 	}
 	if o != nil {
 		r.Error, r.ErrorCode, r.StartedAt, r.FinishedAt = o.Error, o.ErrorCode, o.StartedAt, o.FinishedAt

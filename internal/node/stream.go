@@ -224,7 +224,7 @@ func (s *lineStream) send(ctx context.Context, data []byte, lines, dropped int) 
 func (s *lineStream) publish(ctx context.Context, data []byte, first uint64, lines int) error {
 	m := s.n.replyMessage(s.d, string(status.Running), data)
 	m.Reply.Seq, m.Reply.Lines, m.Reply.Restart = first, lines, s.restart
-	f, err := s.n.publish(ctx, m, partKey(m.Reply.DeliveryID, first), m.StorageTTL(m.SentAt))
+	f, err := s.n.publishAnswer(ctx, s.d, m, partKey(m.Reply.DeliveryID, first), m.StorageTTL(m.SentAt))
 	if err != nil {
 		return err
 	}
