@@ -39,6 +39,10 @@ func legacyFlag(name string) (string, bool) {
 		return "log-level", true
 	case "tcpListener":
 		return "tcp-listener", true
+	case "promHostAndPort":
+		return "prom-host-and-port", true
+	case "profilingPort":
+		return "profiling-port", true
 	}
 	return "", false
 }
@@ -52,8 +56,7 @@ func legacyFlag(name string) (string, bool) {
 // (startSubMethods); those left here switched on subscribers of replies and
 // events, which every node here always runs, or of methods it does not
 // have. enableDebug and enableTUI
-// are replaced by --log-level and the CLI; promHostAndPort and
-// profilingPort will be covered by the metrics settings. Flags whose loss
+// are replaced by --log-level and the CLI. Flags whose loss
 // would change what a node may do (keys, TLS, signatures) are not in this
 // list: they stay errors.
 func ignoredLegacyFlags() map[string]bool {
@@ -71,8 +74,6 @@ func ignoredLegacyFlags() map[string]bool {
 		"startSubREQRelay":            false,
 		"enableDebug":                 false,
 		"enableTUI":                   false,
-		"promHostAndPort":             true,
-		"profilingPort":               true,
 	}
 }
 

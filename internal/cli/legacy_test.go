@@ -98,10 +98,9 @@ func TestRewriteLegacyArgs(t *testing.T) {
 			wantIgnored: []string{"-startSubREQErrorLog=*"},
 		},
 		{
-			name:        "ignored flag with a separate value drops the value",
-			in:          []string{"-promHostAndPort", ":12112", "-nodeName=ship1"},
-			want:        []string{"node", "run", "--node-name=ship1"},
-			wantIgnored: []string{"-promHostAndPort :12112"},
+			name: "metrics and profiling flags with a separate value",
+			in:   []string{"-promHostAndPort", ":12112", "-profilingPort=6060", "-nodeName=ship1"},
+			want: []string{"node", "run", "--prom-host-and-port", ":12112", "--profiling-port=6060", "--node-name=ship1"},
 		},
 		{
 			name: "no legacy flag, no node run",
@@ -182,7 +181,8 @@ func TestLegacyStartupLine(t *testing.T) {
 		t.Fatal("node did not run")
 	}
 	if c.NodeName != "ship1" || c.HelloInterval != 200*time.Second || c.DefaultMessageTimeout != 5*time.Second ||
-		c.BrokerAddress != "nats://127.0.0.1:4222" || c.DataFolder != "./var" || c.ConfigFolder != dir {
+		c.BrokerAddress != "nats://127.0.0.1:4222" || c.DataFolder != "./var" || c.ConfigFolder != dir ||
+		c.PromHostAndPort != "127.0.0.1:12112" {
 		t.Fatalf("config %+v", c)
 	}
 	if !strings.Contains(readFile(t, filepath.Join(dir, configFileName)), `hello-interval = "3m20s"`) {

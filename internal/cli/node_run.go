@@ -37,8 +37,9 @@ or a whole number of seconds, as the original took them.
 
 The original's flags keep working: -nodeName, -brokerAddress,
 -centralNodeName, -defaultMessageTimeout, -defaultMessageRetries,
--subscribersDataFolder, -socketFolder, -startPubREQHello and -configFolder
-are read as the flags below; the -startSubREQ… flags are ignored.`,
+-subscribersDataFolder, -socketFolder, -startPubREQHello, -configFolder,
+-promHostAndPort and -profilingPort are read as the flags below; the
+-startSubREQ… flags of request methods set --methods.`,
 		Example: `  # Central node with an embedded broker on 127.0.0.1:4222
   steward node run --node-name central
 
@@ -60,7 +61,7 @@ are read as the flags below; the -startSubREQ… flags are ignored.`,
 				return err
 			}
 			// node.Run narrows the logger to the node itself.
-			log := newLogger(a.stderr, l.cfg.LogLevel)
+			log := newLogger(a.stderr, l.cfg.LogLevel, l.cfg.LogFormat)
 			switch {
 			case !l.existed:
 				log.Info("created config file", "node", l.cfg.NodeName, "path", l.path)
@@ -90,14 +91,18 @@ are read as the flags below; the -startSubREQ… flags are ignored.`,
 	return cmd
 }
 
-// newLogger is the node's logger: text to w at level (debug, info, warn
-// or error; config.Validate checked it).
-func newLogger(w io.Writer, level string) *slog.Logger {
+// newLogger is the node's logger: text or json (format) to w at level
+// (debug, info, warn or error; config.Validate checked both).
+func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if strings.EqualFold(format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // warnUnknown tells about keys in config.toml that steward ignores.

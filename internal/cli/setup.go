@@ -32,7 +32,7 @@ written by a newer steward is left as it is.`,
 			if err != nil {
 				return err
 			}
-			log := newLogger(a.stderr, "info")
+			log := newLogger(a.stderr, "info", "text")
 			assets, err := client.Setup(cmd.Context(), l.cfg, log)
 			switch {
 			case errors.Is(err, config.ErrInvalid):
