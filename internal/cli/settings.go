@@ -82,6 +82,7 @@ func settings() []setting {
 		{"prom-host-and-port", kindString, "host:port, or a port on loopback, where the node serves Prometheus metrics at /metrics (beyond loopback it needs prom-remote); empty: none"},
 		{"prom-remote", kindString, "networks beyond loopback (CIDRs or addresses, comma-separated) whose clients may scrape prom-host-and-port"},
 		{"profiling-port", kindString, "port (or 127.0.0.1:port) where the node serves Go's profiles at /debug/pprof/, on loopback only; empty: none"},
+		{"otlp-endpoint", kindString, "where traces are exported over OTLP/HTTP (host:port or an http(s) URL, e.g. 127.0.0.1:4318); empty: off unless OTEL_* variables turn tracing on"},
 	}
 }
 

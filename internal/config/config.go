@@ -117,6 +117,10 @@ type Config struct {
 	ProfilingPort string `mapstructure:"profiling-port"`
 	// LogFormat is text or json.
 	LogFormat string `mapstructure:"log-format"`
+	// OTLPEndpoint is where the node exports traces over OTLP/HTTP
+	// (host:port or an http(s) URL; empty: tracing is off unless the
+	// OTEL_* environment turns it on, see package telemetry).
+	OTLPEndpoint string `mapstructure:"otlp-endpoint"`
 	// Insecure lets the embedded broker listen beyond loopback with no
 	// authentication (a warning at every start). Only a flag of node run.
 	Insecure bool `mapstructure:"-"`
