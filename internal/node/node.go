@@ -151,7 +151,7 @@ type Node struct {
 // owned says which of its resources the node opened itself (the others
 // are its caller's, see Options).
 type owned struct {
-	link, ledger, files, audit bool
+	link, ledger, files, audit, tracing bool
 }
 
 // Run runs a node until ctx ends, then shuts it down in order. It opens
@@ -201,6 +201,13 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 		if n.policy, err = policy.Load(n.cfg.PolicyFile); err != nil {
 			return err
 		}
+	}
+	if n.tracing == nil {
+		// Off (nil) unless otlp-endpoint or the OTEL_* environment asks.
+		if n.tracing, err = telemetry.New(ctx, telemetry.Settings{Endpoint: n.cfg.OTLPEndpoint, ServiceName: n.cfg.NodeName}); err != nil {
+			return err
+		}
+		n.owns.tracing = n.tracing.On()
 	}
 	if n.files = opts.Files; n.files == nil {
 		if n.files, err = datafolder.Open(n.cfg.DataFolder); err != nil {
@@ -488,6 +495,14 @@ func (n *Node) close() {
 	}
 	if n.files != nil && n.owns.files {
 		n.files.Close()
+	}
+	if n.owns.tracing {
+		// Last: the spans of the shutdown are exported too.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.tracing.Shutdown(ctx); err != nil {
+			n.log.Warn("traces not all exported", "error", err)
+		}
+		cancel()
 	}
 	n.log.Info("node stopped")
 }
