@@ -30,6 +30,7 @@ import (
 	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
 	"github.com/stewardfleet/steward/internal/target"
+	"github.com/stewardfleet/steward/internal/telemetry"
 )
 
 // ErrUnreachable wraps failures to reach the broker.
@@ -49,14 +50,33 @@ type Client struct {
 	sender *sender.Sender
 	audit  *audit.Log
 	signer *signature.Signer // nil without an nkey
+	// tracing traces what the client sends (nil: off); ownTracing says
+	// the client built it, and flushes it on Close.
+	tracing    *telemetry.Tracing
+	ownTracing bool
 }
 
 // Connect connects to cfg.ClientBrokerURL() as node cfg.NodeName. It only
 // opens the JetStream layout: the central node (or `steward setup`)
-// creates it.
+// creates it. What it sends is traced when cfg's otlp-endpoint or the
+// OTEL_* environment asks (package telemetry).
 func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
+	return ConnectTraced(ctx, cfg, nil)
+}
+
+// ConnectTraced is Connect with the tracing tr, which its caller shuts
+// down (nil: as Connect decides).
+func ConnectTraced(ctx context.Context, cfg config.Config, tr *telemetry.Tracing) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	own := false
+	if tr == nil {
+		var err error
+		if tr, err = telemetry.New(ctx, telemetry.Settings{Endpoint: cfg.OTLPEndpoint, ServiceName: cfg.NodeName}); err != nil {
+			return nil, err
+		}
+		own = tr.On()
 	}
 	url := cfg.ClientBrokerURL()
 	timeout := 5 * time.Second
@@ -96,7 +116,7 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 		}
 	}
 	c := &Client{cfg: cfg, nc: nc, js: js, assets: assets, signer: signer,
-		status: status.NewStore(js, assets.Status), nodes: registry.New(assets.Nodes)}
+		status: status.NewStore(js, assets.Status), nodes: registry.New(assets.Nodes), tracing: tr, ownTracing: own}
 	// Messages sent from a machine where the node runs go to its audit log.
 	if _, err := os.Stat(cfg.StateFolder()); err == nil {
 		if c.audit, err = audit.OpenWith(cfg.AuditPath(), cfg.NodeName, auditOptions(cfg)); err != nil {
@@ -109,7 +129,7 @@ func Connect(ctx context.Context, cfg config.Config) (*Client, error) {
 			ACKTimeout: cfg.DefaultMessageTimeout, Retries: cfg.DefaultMessageRetries,
 			DeliveryDeadline: cfg.DefaultDeliveryDeadline,
 		},
-		MaxPayload: nc.MaxPayload(), Audit: c.audit, BrokerNow: c.Now, Signer: signer,
+		MaxPayload: nc.MaxPayload(), Audit: c.audit, BrokerNow: c.Now, Signer: signer, Tracing: tr,
 	})
 	return c, nil
 }
@@ -122,6 +142,11 @@ func (c *Client) Close() {
 	}
 	c.nc.Close()
 	c.audit.Close()
+	if c.ownTracing {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.tracing.Shutdown(ctx) // best effort: the messages are sent
+	}
 }
 
 // Receipt tells what became of one message of a batch.
