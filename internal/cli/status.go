@@ -25,8 +25,9 @@ func newStatusCmd(a *app) *cobra.Command {
 		Short: "Show the deliveries of a message",
 		Long: `Show every delivery of message ID (as "steward send" printed it): one row
 per node with its status, delivery attempt, exit code, when it last
-changed, and the first line of its error or output. -o json prints the
-full records, output included.
+changed, and the first line of its error or output; above them the
+message's trace ID when its sender traced it (see it in Jaeger). -o json
+prints the full records, output included.
 
 --watch shows the deliveries again whenever one changes, until every one
 has ended (and its reply was handled) or Ctrl-C. On a terminal each table
@@ -90,6 +91,15 @@ func (a *app) writeStatus(w io.Writer, records []*status.Record, output outputFo
 	})
 	if output.structured() {
 		return writeOutput(w, output, records)
+	}
+	// One message is one trace (docs/architecture.md#traces).
+	for _, r := range records {
+		if r.TraceID != "" {
+			if _, err := fmt.Fprintf(w, "trace %s\n", r.TraceID); err != nil {
+				return err
+			}
+			break
+		}
 	}
 	t := newTable(w, "NODE", "STATUS", "ATTEMPT", "EXIT", "UPDATED", "ERROR/OUTPUT")
 	now := a.now()
