@@ -96,7 +96,7 @@ func New(node string, src Sources) *Metrics {
 			Help: "Nodes in the registry by state, online or offline (central node only, refreshed periodically).",
 		}, []string{"state"}),
 	}
-	m.reg.MustRegister(m.handled, m.latency, m.attempts, m.inFlight, m.queue,
+	m.reg.MustRegister(m.handled, m.latency, m.attempts, m.inFlight, m.queue, m.nodes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.Connected != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
