@@ -29,7 +29,7 @@ func (n *Node) handleDue(ctx context.Context, l *consumer.Lease) consumer.Dispos
 		if ctx.Err() != nil {
 			return consumer.Nak(0)
 		}
-		n.log.Warn("cannot judge a due deadline now; trying again", "delivery", did, "error", err)
+		n.log.Warn("cannot judge a due deadline now; trying again", "msg_id", id, "to", node, "error", err)
 		return consumer.Nak(5 * time.Second)
 	}
 	if timedOut {

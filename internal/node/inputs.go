@@ -98,7 +98,7 @@ func (n *Node) sendInput(ctx context.Context, input []byte) ([]sender.Receipt, e
 		case r.OK():
 			n.log.Info("message sent", "msg_id", r.ID, "method", r.Method, "to", r.Nodes)
 		default:
-			n.log.Warn("message refused", "index", r.Index+1, "error", r.Error, "code", r.Code)
+			n.log.Warn("message refused", "msg_id", r.ID, "index", r.Index+1, "error", r.Error, "code", r.Code)
 		}
 	}
 	return receipts, nil

@@ -775,7 +775,11 @@ func (n *Node) refuseRaw(ctx context.Context, msg jetstream.Msg, meta *jetstream
 		about += fmt.Sprintf(", id %.80q from %.80q", m.ID, m.FromNode)
 	}
 	text := fmt.Sprintf("message on %s (%s) refused: %v", msg.Subject(), about, cause)
-	n.log.Warn("message refused", "subject", msg.Subject(), "delivery", claimed, "error", cause)
+	log := n.log
+	if m != nil {
+		log = log.With("msg_id", m.ID)
+	}
+	log.Warn("message refused", "subject", msg.Subject(), "delivery", claimed, "error", cause)
 	var errs []error
 	if id, node, ok := message.SplitDeliveryID(deliveryID); ok && node == n.cfg.NodeName && message.ValidID(id) == nil {
 		errs = append(errs, n.rejectPending(ctx, deliveryID, meta, cause))
