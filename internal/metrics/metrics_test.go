@@ -6,6 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,4 +116,30 @@ func get(t *testing.T, h http.Handler, remote string) string {
 		t.Fatalf("%s: %d %s", path, w.Code, w.Body)
 	}
 	return w.Body.String()
+}
+
+// TestDashboardNames checks that the Grafana dashboard queries only
+// metrics this package defines.
+func TestDashboardNames(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "grafana", "steward.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := []string{MessagesHandled, DeliveryLatency, DeliveryAttempt, MethodsInFlight, QueueDepth, Nodes,
+		BrokerConnected, OutboxMessages, LedgerEntries}
+	used := regexp.MustCompile(`steward_[a-z_]+`).FindAllString(string(b), -1)
+	if len(used) == 0 {
+		t.Fatal("the dashboard uses no steward metric")
+	}
+	for _, name := range used {
+		base := name
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if n, ok := strings.CutSuffix(name, suffix); ok && slices.Contains(known, n) {
+				base = n
+			}
+		}
+		if !slices.Contains(known, base) {
+			t.Errorf("the dashboard queries %s, which steward does not export", name)
+		}
+	}
 }
