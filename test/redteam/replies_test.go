@@ -115,7 +115,9 @@ func unsolicitedWithForgedRecord(e *env) {
 		m := reply(fmt.Sprintf("rtv%d", i+2), "ship2", fmt.Sprintf("rtv%d.ship2", i+2), "good", "good.log")
 		m.Method = "REQToFileAppend"
 		// A chunk the genuine reply did not have: central has not seen it.
-		m.Reply.RequestSeq, m.Reply.Chunk, m.Reply.Chunks = seq, 1, 2
+		// Each attempt its own chunk, so two are never the same delivery in
+		// central's hands at once (a copy in hand is refused as replayed).
+		m.Reply.RequestSeq, m.Reply.Chunk, m.Reply.Chunks = seq, 1+i, 4
 		steer(m)
 		e.publish(e.ship2, fmt.Sprintf("a reply naming a genuine request, steered (%d)", i+1), "central", sign(e.t, s2, m), "unsolicited")
 	}
