@@ -12,9 +12,12 @@ import (
 	"github.com/stewardfleet/steward/internal/status"
 )
 
-// counted is a command printing "line 1" … "line n", one every 10 ms.
-func counted(n int) string {
-	return fmt.Sprintf(`["sh","-c","i=0; while [ $i -lt %d ]; do i=$((i+1)); echo line $i; sleep 0.01; done"]`, n)
+// gated is a command printing "line 1" … "line first", then waiting for
+// a file named go in its folder (the node's data folder), then printing
+// on to "line n": the test decides when it ends, so nothing depends on
+// how fast the machine is.
+func gated(first, n int) string {
+	return fmt.Sprintf(`["sh","-c","i=0; while [ $i -lt %d ]; do i=$((i+1)); echo line $i; done; while [ ! -f go ]; do sleep 0.05; done; while [ $i -lt %d ]; do i=$((i+1)); echo line $i; done"]`, first, n)
 }
 
 func wantLines(n int) string {
@@ -31,33 +34,33 @@ func wantLines(n int) string {
 func TestStreamedOutputArrivesInOrderOnce(t *testing.T) {
 	f := newFleet(t)
 	central := f.start(f.config("central"))
-	f.start(f.config("ship1"))
+	ship1 := f.start(f.config("ship1"))
 	c := f.client(central.cfg)
-	ids := send(t, c, `{"toNode":"ship1","method":"REQCliCommandCont","methodArgs":`+counted(300)+`,
-	  "replyMethod":"REQToFileAppend","directory":"cont","fileName":"out.log","methodTimeout":60}`)
+	ids := send(t, c, `{"toNode":"ship1","method":"REQCliCommandCont","methodArgs":`+gated(100, 3000)+`,
+	  "replyMethod":"REQToFileAppend","directory":"cont","fileName":"out.log","methodTimeout":120}`)
 	out := filepath.Join(central.cfg.DataFolder, "cont", "ship1", "out.log")
 
-	// Lines arrive while the command runs.
-	natstest.Eventually(t, 30*time.Second, "the first lines on central while the command runs", func() bool {
+	// Lines arrive while the command runs (it waits for go).
+	natstest.Eventually(t, 30*time.Second, "the first 100 lines on central while the command runs", func() bool {
 		b, _ := os.ReadFile(out)
-		return strings.HasPrefix(string(b), "line 1\n")
+		return string(b) == wantLines(100)
 	})
-	if recs, err := c.Status(t.Context(), ids[0]); err != nil || recs[0].Status.Terminal() {
-		t.Fatalf("the command ended before its lines were seen: %v %s", err, describe(recs))
-	}
 	// The receiver restarts, then the broker.
 	cfg := central.cfg
 	f.stop("central")
 	central = f.start(cfg)
 	f.srv.Restart()
+	if err := os.WriteFile(filepath.Join(ship1.cfg.DataFolder, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
-	recs := waitAll(t, c, ids, 60*time.Second)
+	recs := waitAll(t, c, ids, 90*time.Second)
 	if len(recs) != 2 || recs[0].Status != status.Succeeded || recs[1].Status != status.Succeeded {
 		t.Fatalf("delivery and reply: %s", describe(recs))
 	}
 	b, _ := os.ReadFile(out)
-	if string(b) != wantLines(300) {
-		t.Errorf("central wrote %d bytes, want lines 1 to 300 once each, in order; first difference near %q", len(b), firstDiff(string(b), wantLines(300)))
+	if string(b) != wantLines(3000) {
+		t.Errorf("central wrote %d bytes, want lines 1 to 3000 once each, in order; first difference near %q", len(b), firstDiff(string(b), wantLines(3000)))
 	}
 }
 
@@ -68,23 +71,26 @@ func TestStreamedOutputSaysWhereTheNodeRestarted(t *testing.T) {
 	central := f.start(f.config("central"))
 	ship1 := f.start(f.config("ship1"))
 	c := f.client(central.cfg)
-	ids := send(t, c, `{"toNode":"ship1","method":"REQCliCommandCont","methodArgs":`+counted(100)+`,
-	  "replyMethod":"REQToFileAppend","directory":"cont","fileName":"out.log","methodTimeout":60,"retries":2}`)
+	ids := send(t, c, `{"toNode":"ship1","method":"REQCliCommandCont","methodArgs":`+gated(10, 100)+`,
+	  "replyMethod":"REQToFileAppend","directory":"cont","fileName":"out.log","methodTimeout":120,"retries":2}`)
 	out := filepath.Join(central.cfg.DataFolder, "cont", "ship1", "out.log")
-	natstest.Eventually(t, 30*time.Second, "some lines", func() bool {
+	natstest.Eventually(t, 30*time.Second, "the first 10 lines", func() bool {
 		b, _ := os.ReadFile(out)
-		return strings.Count(string(b), "\n") >= 5
+		return string(b) == wantLines(10)
 	})
 	cfg := ship1.cfg
-	f.stop("ship1")
+	f.stop("ship1") // the command waits for go: it is still running
 	f.start(cfg)
+	if err := os.WriteFile(filepath.Join(cfg.DataFolder, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	recs := wait(t, c, ids, 60*time.Second)
 	if recs[0].Status != status.Succeeded {
 		t.Fatalf("after the restart: %s", describe(recs))
 	}
 	b, _ := os.ReadFile(out)
 	before, after, ok := strings.Cut(string(b), "steward: ship1 restarted the method here (its node stopped or died while it ran); what follows is its new run\n")
-	if !ok || !strings.HasPrefix(wantLines(100), before) || after != wantLines(100) {
+	if !ok || before != wantLines(10) || after != wantLines(100) {
 		t.Errorf("central wrote:\n%s\nwant the first run's lines, the restart note, then lines 1 to 100", b)
 	}
 }

@@ -68,7 +68,7 @@ func (f *fleet) sendInBackground(file string) <-chan sendResult {
 // The reference file cli-command-cont.json has ship2 run `tail -f
 // /var/log/syslog` for 60 s and stream it into my-syslog.log on central.
 // The test machine may have no syslog and the test no minute: the command
-// follows a log in ship2's data folder (from its start) for 6 s instead; every other field
+// follows a log in ship2's data folder (from its start) for 15 s instead; every other field
 // is the file's. Lines written to the log reach central while the command
 // runs, in order and once; at its timeout the command is killed.
 func TestCliCommandContReferenceFile(t *testing.T) {
@@ -79,7 +79,7 @@ func TestCliCommandContReferenceFile(t *testing.T) {
 	log := filepath.Join(f.dir("ship2"), "data", "syslog")
 	appendTo(t, log, "before the command\n")
 	file := rewriteFields(t, filepath.Join(examples, "cli-command-cont.json"),
-		map[string]any{"methodArgs": []string{"bash", "-c", "tail -n +1 -f syslog"}, "methodTimeout": 6})
+		map[string]any{"methodArgs": []string{"bash", "-c", "tail -n +1 -f syslog"}, "methodTimeout": 15})
 	done := f.sendInBackground(file)
 
 	out := filepath.Join(f.dir("central"), "data", "some", "result", "directory", "ship2", "my-syslog.log")
@@ -120,7 +120,8 @@ func TestCliCommandContReferenceFile(t *testing.T) {
 
 // The reference file tail-file.json has ship2 follow ./test.log (in its
 // data folder) for 200 s into my/log/files/ship2/some.log on central; the
-// test gives it 6 s. Lines arrive while it runs, across a rotation.
+// test gives it 15 s (enough for its steps on a loaded machine). Lines
+// arrive while it runs, across a rotation.
 func TestTailFileReferenceFile(t *testing.T) {
 	f := newFleet(t)
 	f.start("central")
@@ -128,7 +129,7 @@ func TestTailFileReferenceFile(t *testing.T) {
 	f.waitOnline("central", "ship2")
 	log := filepath.Join(f.dir("ship2"), "data", "test.log")
 	appendTo(t, log, "old line\n")
-	done := f.sendInBackground(rewriteFields(t, filepath.Join(examples, "tail-file.json"), map[string]any{"methodTimeout": 6}))
+	done := f.sendInBackground(rewriteFields(t, filepath.Join(examples, "tail-file.json"), map[string]any{"methodTimeout": 15}))
 
 	out := filepath.Join(f.dir("central"), "data", "my", "log", "files", "ship2", "some.log")
 	eventually(t, 20*time.Second, "the tail running on ship2", func() bool {
