@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -77,18 +76,7 @@ usage error and 3 when the broker cannot be reached.`,
 // delivery before its reply).
 func (a *app) writeStatus(w io.Writer, records []*status.Record, output outputFormat) error {
 	records = slices.Clone(records)
-	slices.SortStableFunc(records, func(x, y *status.Record) int {
-		if c := strings.Compare(x.Node, y.Node); c != 0 {
-			return c
-		}
-		switch {
-		case x.Reply == y.Reply:
-			return 0
-		case y.Reply:
-			return -1
-		}
-		return 1
-	})
+	slices.SortStableFunc(records, status.Compare)
 	if output.structured() {
 		return writeOutput(w, output, records)
 	}

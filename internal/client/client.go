@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -293,16 +292,7 @@ func order(latest map[string]*status.Record, ids []string) []*status.Record {
 		if d := pos[a.ID] - pos[b.ID]; d != 0 {
 			return d
 		}
-		if c := strings.Compare(a.Node, b.Node); c != 0 {
-			return c
-		}
-		switch {
-		case a.Reply == b.Reply:
-			return 0
-		case b.Reply:
-			return -1
-		}
-		return 1
+		return status.Compare(a, b)
 	})
 	return out
 }

@@ -8,12 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/sender"
-	"github.com/stewardfleet/steward/internal/status"
 )
 
 // Body limits, as the socket's (package socket).
@@ -163,19 +161,7 @@ func (m *messages) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such message: %s (status records are kept for %s after a delivery can no longer change)", id, message.StatusRetention))
 		return
 	}
-	slices.SortFunc(recs, func(a, b *status.Record) int {
-		if c := strings.Compare(a.Node, b.Node); c != 0 {
-			return c
-		}
-		switch {
-		case a.Reply == b.Reply:
-			return 0
-		case b.Reply:
-			return -1
-		}
-		return 1
-	})
-	writeJSON(w, http.StatusOK, recs)
+	writeJSON(w, http.StatusOK, recs) // Backend.Status gives them in status.Compare's order
 }
 
 // validID reports whether id looks like a message ID: letters and digits

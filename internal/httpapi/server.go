@@ -25,7 +25,7 @@ type Backend struct {
 	// (sender.Sender.SendInput, through the node's outbox).
 	Send func(ctx context.Context, input []byte) ([]sender.Receipt, error)
 	// Status returns the records of every delivery and reply of message
-	// id; none when it is unknown.
+	// id, in status.Compare's order; none when it is unknown.
 	Status func(ctx context.Context, id string) ([]*status.Record, error)
 	// Nodes returns the node registry.
 	Nodes func(ctx context.Context) ([]*registry.Node, error)

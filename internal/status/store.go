@@ -167,19 +167,21 @@ func (s *Store) List(ctx context.Context, id string) ([]*Record, error) {
 	return out, nil
 }
 
-func sortRecords(recs []*Record) {
-	slices.SortFunc(recs, func(a, b *Record) int {
-		if c := strings.Compare(a.Node, b.Node); c != 0 {
-			return c
-		}
-		switch {
-		case a.Reply == b.Reply:
-			return 0
-		case b.Reply:
-			return -1
-		}
-		return 1
-	})
+func sortRecords(recs []*Record) { slices.SortFunc(recs, Compare) }
+
+// Compare orders a message's records by node, each delivery before its
+// reply: how steward shows them everywhere.
+func Compare(a, b *Record) int {
+	if c := strings.Compare(a.Node, b.Node); c != 0 {
+		return c
+	}
+	switch {
+	case a.Reply == b.Reply:
+		return 0
+	case b.Reply:
+		return -1
+	}
+	return 1
 }
 
 // Watch streams the records of the given message ids (deliveries and their
