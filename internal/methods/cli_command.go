@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"time"
 
@@ -51,6 +52,29 @@ func validateCLICommand(m *message.Message) error {
 // gathered so far is kept: a non-zero exit, and the deadline (the error
 // then wraps ctx.Err()).
 func runCLICommand(ctx context.Context, req *Request) (*Result, error) {
+	stdout := &cappedBuffer{limit: maxCommandOutput}
+	stderr := &cappedBuffer{limit: maxCommandOutput}
+	res, err := runCommand(ctx, req, stdout, stderr)
+	if res == nil {
+		return nil, err
+	}
+	res.Output, res.Stderr = stdout.buf, stderr.buf
+	for _, s := range []struct {
+		name string
+		buf  *cappedBuffer
+	}{{"stdout", stdout}, {"stderr", stderr}} {
+		if s.buf.dropped > 0 {
+			res.Stderr = appendNote(res.Stderr, "%s truncated after %s (%d more bytes discarded)", s.name, sizeText(s.buf.limit), s.buf.dropped)
+		}
+	}
+	return res, commandNote(res, err)
+}
+
+// runCommand runs methodArgs under a process guard in the node's data
+// folder, with its output going to stdout and stderr, and returns its exit
+// code (a nil Result when it did not start) and why it did not succeed:
+// a non-zero exit, or ctx's end (the whole process group was killed).
+func runCommand(ctx context.Context, req *Request, stdout, stderr io.Writer) (*Result, error) {
 	args := req.Msg.MethodArgs
 	if len(args) == 0 || args[0] == "" {
 		return nil, fmt.Errorf(`%w: methodArgs must hold the command and its arguments, e.g. ["sh", "-c", "uptime"]`, ErrBadArgs)
@@ -63,27 +87,14 @@ func runCLICommand(ctx context.Context, req *Request) (*Result, error) {
 		cmd.Dir = req.Env.Files.Dir()
 	}
 	cmd.Record = req.RunRecord
-	stdout := &cappedBuffer{limit: maxCommandOutput}
-	stderr := &cappedBuffer{limit: maxCommandOutput}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 
 	runErr := cmd.Run()
 	if !cmd.Exited() {
 		return nil, fmt.Errorf("run command %q: %w", args[0], runErr)
 	}
-
-	res := &Result{Output: stdout.buf, Stderr: stderr.buf}
 	code := cmd.ExitCode()
-	res.ExitCode = &code
-	for _, s := range []struct {
-		name string
-		buf  *cappedBuffer
-	}{{"stdout", stdout}, {"stderr", stderr}} {
-		if s.buf.dropped > 0 {
-			res.Stderr = appendNote(res.Stderr, "%s truncated after %s (%d more bytes discarded)", s.name, sizeText(s.buf.limit), s.buf.dropped)
-		}
-	}
-
+	res := &Result{ExitCode: &code}
 	switch {
 	case runErr == nil:
 		return res, nil
@@ -94,13 +105,25 @@ func runCLICommand(ctx context.Context, req *Request) (*Result, error) {
 	case errors.Is(runErr, exec.ErrWaitDelay):
 		// The command succeeded, but something it started outside its
 		// process group kept the output pipes open.
-		res.Stderr = appendNote(res.Stderr, "output may be incomplete: a process the command left running kept its output open")
-		return res, nil
+		return res, errWaitDelay
 	case code != 0:
 		return res, fmt.Errorf("command %q exited with code %d", args[0], code)
 	default:
 		return res, fmt.Errorf("command %q: %w", args[0], runErr)
 	}
+}
+
+// errWaitDelay: the command ended, but a process it left running kept its
+// output open; the run counts as succeeded, with a note.
+var errWaitDelay = errors.New("output may be incomplete: a process the command left running kept its output open")
+
+// commandNote turns errWaitDelay into a note on the result's stderr.
+func commandNote(res *Result, err error) error {
+	if errors.Is(err, errWaitDelay) {
+		res.Stderr = appendNote(res.Stderr, "%s", errWaitDelay.Error())
+		return nil
+	}
+	return err
 }
 
 // cappedBuffer keeps the first limit bytes written to it and counts the

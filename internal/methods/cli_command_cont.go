@@ -2,13 +2,8 @@ package methods
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"os/exec"
 	"time"
-
-	"github.com/stewardfleet/steward/internal/procguard"
 )
 
 // cliCommandCont runs a command like REQCliCommand, but sends its standard
@@ -36,39 +31,11 @@ func runCLICommandCont(ctx context.Context, req *Request) (*Result, error) {
 	if req.Stream == nil {
 		return runCLICommand(ctx, req)
 	}
-	args := req.Msg.MethodArgs
-	if len(args) == 0 || args[0] == "" {
-		return nil, fmt.Errorf(`%w: methodArgs must hold the command and its arguments, e.g. ["sh", "-c", "tail -f /var/log/syslog"]`, ErrBadArgs)
-	}
-	cmd, err := procguard.Command(ctx, args)
-	if err != nil {
-		return nil, fmt.Errorf("run command: %w", err)
-	}
-	if req.Env != nil && req.Env.Files != nil {
-		cmd.Dir = req.Env.Files.Dir()
-	}
-	cmd.Record = req.RunRecord
 	stderr := &cappedBuffer{limit: maxCommandOutput}
-	cmd.Stdout = req.Stream.Lines()
-	cmd.Stderr = io.MultiWriter(req.Stream.Lines(), stderr)
-
-	runErr := cmd.Run()
-	if !cmd.Exited() {
-		return nil, fmt.Errorf("run command %q: %w", args[0], runErr)
+	res, err := runCommand(ctx, req, req.Stream.Lines(), io.MultiWriter(req.Stream.Lines(), stderr))
+	if res == nil {
+		return nil, err
 	}
-	code := cmd.ExitCode()
-	res := &Result{Stderr: stderr.buf, ExitCode: &code}
-	switch {
-	case runErr == nil:
-		return res, nil
-	case ctx.Err() != nil:
-		return res, fmt.Errorf("command %q killed: %w", args[0], ctx.Err())
-	case errors.Is(runErr, exec.ErrWaitDelay):
-		res.Stderr = appendNote(res.Stderr, "output may be incomplete: a process the command left running kept its output open")
-		return res, nil
-	case code != 0:
-		return res, fmt.Errorf("command %q exited with code %d", args[0], code)
-	default:
-		return res, fmt.Errorf("command %q: %w", args[0], runErr)
-	}
+	res.Stderr = stderr.buf
+	return res, commandNote(res, err)
 }
