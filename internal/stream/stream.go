@@ -173,49 +173,29 @@ func (l Layout) DeadlinesConfig() jetstream.StreamConfig {
 }
 
 func (l Layout) statusConfig() jetstream.KeyValueConfig {
-	l = l.withDefaults()
-	return jetstream.KeyValueConfig{
-		Bucket:      StatusBucket,
-		Description: "steward: one status record per delivery (<message id>.<node>), each with its own TTL",
-		// Keep the transitions, so `nats kv history` shows how a delivery
-		// went (pending, delivered, running, …).
-		History:  StatusHistory,
-		Storage:  jetstream.FileStorage,
-		Replicas: l.Replicas,
-	}
+	// Keep the transitions, so `nats kv history` shows how a delivery went
+	// (pending, delivered, running, …).
+	return l.bucket(StatusBucket, StatusHistory, "steward: one status record per delivery (<message id>.<node>), each with its own TTL")
 }
 
 func (l Layout) nodesConfig() jetstream.KeyValueConfig {
-	l = l.withDefaults()
-	return jetstream.KeyValueConfig{
-		Bucket:      NodesBucket,
-		Description: "steward: node registry (name, last seen, version, methods)",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    l.Replicas,
-	}
+	return l.bucket(NodesBucket, 1, "steward: node registry (name, last seen, version, methods)")
 }
 
 func (l Layout) procsConfig() jetstream.KeyValueConfig {
-	l = l.withDefaults()
-	return jetstream.KeyValueConfig{
-		Bucket:      ProcsBucket,
-		Description: "steward: each node's process table (methods served, deliveries running), key <node>",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    l.Replicas,
-	}
+	return l.bucket(ProcsBucket, 1, "steward: each node's process table (methods served, deliveries running), key <node>")
 }
 
 func (l Layout) keysConfig() jetstream.KeyValueConfig {
+	return l.bucket(KeysBucket, 16, "steward: the fleet's key set (trusted and revoked keys), signed by the central node")
+}
+
+// bucket is the configuration of a steward KV bucket on file storage at
+// the layout's replicas.
+func (l Layout) bucket(name string, history uint8, description string) jetstream.KeyValueConfig {
 	l = l.withDefaults()
-	return jetstream.KeyValueConfig{
-		Bucket:      KeysBucket,
-		Description: "steward: the fleet's key set (trusted and revoked keys), signed by the central node",
-		History:     16,
-		Storage:     jetstream.FileStorage,
-		Replicas:    l.Replicas,
-	}
+	return jetstream.KeyValueConfig{Bucket: name, Description: description, History: history,
+		Storage: jetstream.FileStorage, Replicas: l.Replicas}
 }
 
 // Assets are the handles Apply and Open return.

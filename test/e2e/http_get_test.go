@@ -168,23 +168,16 @@ func rewriteHTTPGetURL(t *testing.T, path, from, to string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var msgs []map[string]any
+	var msgs []struct {
+		MethodArgs []string `json:"methodArgs"`
+	}
 	if err := json.Unmarshal(b, &msgs); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
 	for i, m := range msgs {
-		args, _ := m["methodArgs"].([]any)
-		if len(args) != 1 || args[0] != from {
-			t.Fatalf("%s: message %d has methodArgs %v, want [%s]", path, i+1, m["methodArgs"], from)
+		if len(m.MethodArgs) != 1 || m.MethodArgs[0] != from {
+			t.Fatalf("%s: message %d has methodArgs %v, want [%s]", path, i+1, m.MethodArgs, from)
 		}
-		m["methodArgs"] = []string{to}
 	}
-	if b, err = json.MarshalIndent(msgs, "", "    "); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), filepath.Base(path))
-	if err := os.WriteFile(out, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return rewriteFields(t, path, map[string]any{"methodArgs": []string{to}})
 }
