@@ -20,8 +20,9 @@ import (
 // lines collects what a streaming method sends, line by line, as a node
 // would number them.
 type lines struct {
-	mu  sync.Mutex
-	got []string
+	mu     sync.Mutex
+	got    []string
+	ignore string // a probe line all leaves out
 }
 
 func (l *lines) Lines() io.Writer { return &lineCollector{l: l} }
@@ -29,7 +30,7 @@ func (l *lines) Lines() io.Writer { return &lineCollector{l: l} }
 func (l *lines) all() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return slices.Clone(l.got)
+	return slices.DeleteFunc(slices.Clone(l.got), func(s string) bool { return l.ignore != "" && s == l.ignore })
 }
 
 type lineCollector struct {
@@ -119,7 +120,26 @@ func TestTailFileFollowsRotationAndTruncation(t *testing.T) {
 			Env: env, Stream: l, Log: slog.New(slog.DiscardHandler)})
 		done <- err
 	}()
-	time.Sleep(100 * time.Millisecond) // let it open the file and go to its end
+	// Once the tail has opened the file and gone to its end, a line written
+	// comes back: write one until it does, then start from a clean slate.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(l.all()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the tail never saw a line written after it started")
+		}
+		write(path, "ready\n", os.O_APPEND)
+		time.Sleep(20 * time.Millisecond)
+	}
+	// It saw only probe lines, never the line from before it started; from
+	// here on the probes (one may still be on its way) are left out.
+	for _, got := range l.all() {
+		if got != "ready" {
+			t.Fatalf("the tail gave %q, from before it started", got)
+		}
+	}
+	l.mu.Lock()
+	l.ignore = "ready"
+	l.mu.Unlock()
 	write(path, "one\ntw", os.O_APPEND)
 	write(path, "o\n", os.O_APPEND)
 	waitLines(t, l, "one", "two")
