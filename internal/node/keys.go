@@ -80,9 +80,10 @@ func (n *Node) refreshKeys(ctx context.Context) (string, error) {
 	return n.keys.Describe(), nil
 }
 
-// refreshKeysInBackground refreshes the keys without holding up the
-// caller; failures are logged.
-func (n *Node) refreshKeysInBackground(ctx context.Context) {
+// refreshKeysOrWarn refreshes the keys, logging a failure instead of
+// returning it: a node starts, or carries on after a reconnect, with the
+// keys it has.
+func (n *Node) refreshKeysOrWarn(ctx context.Context) {
 	if n.keys == nil || n.assets == nil {
 		return
 	}

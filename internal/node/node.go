@@ -259,7 +259,7 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 		return err
 	}
 	n.env.Procs = procTable{n}
-	n.refreshKeysInBackground(ctx)
+	n.refreshKeysOrWarn(ctx)
 	return n.checkInstance(ctx)
 }
 
@@ -387,7 +387,7 @@ func (n *Node) reconnected() {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			n.refreshKeysInBackground(ctx)
+			n.refreshKeysOrWarn(ctx)
 		}()
 		// A hello is a fact about now: say it as soon as the link is back.
 		go func() {
