@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -277,7 +278,7 @@ func newBrokerCmd(a *app) *cobra.Command {
 }
 
 func newBrokerAuthorizationCmd(a *app) *cobra.Command {
-	var dir, out string
+	var dir, out, format string
 	var senders []string
 	cmd := &cobra.Command{
 		Use:   "authorization",
@@ -285,6 +286,9 @@ func newBrokerAuthorizationCmd(a *app) *cobra.Command {
 		Long: `Write the authorization file (JSON) that lets in every node whose seed file
 <node>.nk is in --dir, each as a user named after its node. Give it to the
 central node as --broker-authorization.
+
+With --format nats-server it writes the same users for a stock nats-server
+(authorization { include "authorization.conf" }), as the compose fleet uses.
 
 The nodes named by --senders (the central node, and the names operators send
 as) may do anything. Every other node gets permissions of its own: it takes
@@ -301,11 +305,24 @@ cannot create, change or delete streams, buckets or other nodes' consumers
 			if err != nil {
 				return exitError(ExitUsage, err)
 			}
-			b, err := json.MarshalIndent(auth, "", "  ")
-			if err != nil {
-				return err
+			var b []byte
+			switch format {
+			case "steward":
+				var buf bytes.Buffer
+				enc := json.NewEncoder(&buf)
+				enc.SetEscapeHTML(false) // "$JS.ACK.>" stays readable
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(auth); err != nil {
+					return err
+				}
+				b = buf.Bytes()
+			case "nats-server":
+				if b, err = auth.NATSServerConf(); err != nil {
+					return err
+				}
+			default:
+				return exitError(ExitUsage, fmt.Errorf("--format %q: want steward or nats-server", format))
 			}
-			b = append(b, '\n')
 			if out == "" || out == "-" {
 				_, err = a.stdout.Write(b)
 				return err
@@ -319,6 +336,7 @@ cannot create, change or delete streams, buckets or other nodes' consumers
 	}
 	cmd.Flags().StringVar(&dir, "dir", "keys", "folder of the nodes' seed files (<node>.nk)")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write (default: standard output)")
+	cmd.Flags().StringVar(&format, "format", "steward", "steward (JSON for --broker-authorization) or nats-server (a users list for nats-server's authorization block)")
 	cmd.Flags().StringSliceVar(&senders, "senders", []string{"central"}, "nodes that may do anything: the central node and the names operators send as")
 	return cmd
 }

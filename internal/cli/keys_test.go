@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/stewardfleet/steward/internal/credentials"
 )
 
@@ -62,6 +64,34 @@ func TestKeysAndAuthorization(t *testing.T) {
 			t.Errorf("user %s has key %s, want %s", u.Name, u.Nkey, made[u.Name])
 		}
 	}
+
+	// The same users for a stock nats-server: its own configuration parser
+	// takes them, with ship1's permissions and no name field.
+	natsOut := filepath.Join(filepath.Dir(out), "authorization.conf")
+	if err := e.run(t, "broker", "authorization", "--dir", dir, "--format", "nats-server", "-o", natsOut); err != nil {
+		t.Fatalf("broker authorization --format nats-server: %v (%s)", err, e.stderr)
+	}
+	serverConf := filepath.Join(filepath.Dir(out), "server.conf")
+	if err := os.WriteFile(serverConf, []byte("authorization { include \"authorization.conf\" }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(serverConf)
+	if err != nil {
+		t.Fatalf("nats-server cannot read the file: %v", err)
+	}
+	if len(opts.Nkeys) != 2 {
+		t.Fatalf("nats-server reads %d users, want 2", len(opts.Nkeys))
+	}
+	for _, u := range opts.Nkeys {
+		restricted := u.Permissions != nil && u.Permissions.Publish != nil
+		if want := u.Nkey == made["ship1"]; restricted != want {
+			t.Errorf("user %s: restricted %v, want %v", u.Nkey, restricted, want)
+		}
+	}
+	if err := e.run(t, "broker", "authorization", "--dir", dir, "--format", "yaml"); err == nil {
+		t.Error("an unknown --format was taken")
+	}
+
 	if err := os.Chmod(filepath.Join(dir, "ship1.nk"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func settings() []setting {
 	return []setting{
 		{"node-name", kindString, "this node's unique name"},
 		{"central-node-name", kindString, "the node that keeps the node registry and the error log"},
-		{"broker-address", kindString, "NATS URL of the broker (nats://host:port, tls://host:port or host:port); empty: run an embedded broker"},
+		{"broker-address", kindString, "NATS URL of the broker (nats://host:port, tls://host:port or host:port; a cluster's servers comma-separated); empty: run an embedded broker"},
 		{"broker-listen", kindString, "host:port the embedded broker listens on (used when broker-address is empty)"},
 		{"broker-replicas", kindInt, "copies of each steward stream and bucket the central node asks the broker for (3 on a JetStream cluster)"},
 		{"data-folder", kindString, "folder for reply files, the error log and the node's state"},

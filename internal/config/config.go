@@ -223,17 +223,22 @@ func (c *Config) Validate() error {
 // NormalizeBrokerAddress accepts "nats://host:port", "tls://host:port" or a
 // bare "host:port" and returns a URL.
 func NormalizeBrokerAddress(addr string) (string, error) {
-	if !strings.Contains(addr, "://") {
-		addr = "nats://" + addr
+	urls := strings.Split(addr, ",")
+	for i, one := range urls {
+		one = strings.TrimSpace(one)
+		if !strings.Contains(one, "://") {
+			one = "nats://" + one
+		}
+		u, err := url.Parse(one)
+		if err != nil {
+			return "", fmt.Errorf("%q is not a URL: %w", one, err)
+		}
+		if u.Host == "" {
+			return "", fmt.Errorf("%q names no host", one)
+		}
+		urls[i] = one
 	}
-	u, err := url.Parse(addr)
-	if err != nil {
-		return "", fmt.Errorf("%q is not a URL: %w", addr, err)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("%q names no host", addr)
-	}
-	return addr, nil
+	return strings.Join(urls, ","), nil
 }
 
 // ClientBrokerURL is the broker a client command (send, status, nodes)

@@ -20,6 +20,8 @@ func TestValidate(t *testing.T) {
 		wantErr bool
 	}{
 		{"bare broker address", func(c *Config) { c.BrokerAddress = "127.0.0.1:4222" }, false},
+		{"cluster's servers", func(c *Config) { c.BrokerAddress = "nats1:4222, nats://nats2:4222,tls://nats3:4222" }, false},
+		{"a server without host", func(c *Config) { c.BrokerAddress = "nats1:4222,nats://" }, true},
 		{"bad node name", func(c *Config) { c.NodeName = "ship 1" }, true},
 		{"short timeout", func(c *Config) { c.DefaultMessageTimeout = time.Millisecond }, true},
 		{"hello off", func(c *Config) { c.HelloInterval = 0 }, false},
@@ -54,5 +56,15 @@ func TestValidateNormalisesBrokerAddress(t *testing.T) {
 	}
 	if got := c.ClientBrokerURL(); got != "nats://127.0.0.1:4222" {
 		t.Fatalf("ClientBrokerURL() = %q", got)
+	}
+}
+
+func TestNormalizeBrokerAddressList(t *testing.T) {
+	got, err := NormalizeBrokerAddress("nats1:4222, nats://nats2:4222,tls://nats3:4222")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "nats://nats1:4222,nats://nats2:4222,tls://nats3:4222"; got != want {
+		t.Fatalf("NormalizeBrokerAddress = %q, want %q", got, want)
 	}
 }

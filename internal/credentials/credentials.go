@@ -199,3 +199,27 @@ func LoadAuthorization(file string) ([]*server.NkeyUser, error) {
 	}
 	return users, nil
 }
+
+// NATSServerConf writes the users for a stock nats-server's configuration:
+// a users list to include inside its authorization block
+// (authorization { include "authorization.conf" }). The broker has no
+// field for a user's name, so each name becomes a comment above its user.
+func (a *Authorization) NATSServerConf() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("# nkey users of a steward fleet for nats-server; written by `steward broker authorization --format nats-server`.\n")
+	b.WriteString("# Include inside the server's authorization block: authorization { include \"authorization.conf\" }\n")
+	b.WriteString("users = [\n")
+	for _, u := range a.Users {
+		nameless := u
+		nameless.Name = ""
+		var line bytes.Buffer
+		enc := json.NewEncoder(&line)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(nameless); err != nil {
+			return nil, fmt.Errorf("user %s: %w", u.Name, err)
+		}
+		fmt.Fprintf(&b, "  # %s\n  %s,\n", u.Name, bytes.TrimSpace(line.Bytes()))
+	}
+	b.WriteString("]\n")
+	return b.Bytes(), nil
+}
