@@ -123,7 +123,7 @@ func (f *fleet) start(ctx context.Context) error {
 		return err
 	}
 	for i := range nodeLinks {
-		l, err := node.Dial(f.url, fmt.Sprintf("bench nodes%d", i), f.log)
+		l, err := node.Dial(f.url, fmt.Sprintf("bench nodes%d", i), "", f.log)
 		if err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func (f *fleet) start(ctx context.Context) error {
 		return err
 	}
 
-	if f.opLink, err = node.Dial(f.url, "bench operator", f.log); err != nil {
+	if f.opLink, err = node.Dial(f.url, "bench operator", "", f.log); err != nil {
 		return err
 	}
 	assets, err := stream.Open(ctx, f.opLink.JS)

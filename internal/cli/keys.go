@@ -278,7 +278,7 @@ func newBrokerCmd(a *app) *cobra.Command {
 }
 
 func newBrokerAuthorizationCmd(a *app) *cobra.Command {
-	var dir, out, format string
+	var dir, out, format, domain string
 	var senders []string
 	cmd := &cobra.Command{
 		Use:   "authorization",
@@ -301,7 +301,7 @@ cannot create, change or delete streams, buckets or other nodes' consumers
   steward node run --broker-authorization etc/authorization.json --nkey-seed-file etc/keys/central.nk`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			auth, err := authorizationOf(dir, senders)
+			auth, err := authorizationOf(dir, senders, domain)
 			if err != nil {
 				return exitError(ExitUsage, err)
 			}
@@ -336,6 +336,7 @@ cannot create, change or delete streams, buckets or other nodes' consumers
 	}
 	cmd.Flags().StringVar(&dir, "dir", "keys", "folder of the nodes' seed files (<node>.nk)")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write (default: standard output)")
+	cmd.Flags().StringVar(&domain, "domain", "", "JetStream domain the nodes reach the fleet's layout in (their --broker-domain, for nodes behind a leaf node)")
 	cmd.Flags().StringVar(&format, "format", "steward", "steward (JSON for --broker-authorization) or nats-server (a users list for nats-server's authorization block)")
 	cmd.Flags().StringSliceVar(&senders, "senders", []string{"central"}, "nodes that may do anything: the central node and the names operators send as")
 	return cmd
@@ -343,7 +344,7 @@ cannot create, change or delete streams, buckets or other nodes' consumers
 
 // authorizationOf lists the users of every <node>.nk seed file in dir:
 // senders unrestricted, every other node with its own permissions.
-func authorizationOf(dir string, senders []string) (*credentials.Authorization, error) {
+func authorizationOf(dir string, senders []string, domain string) (*credentials.Authorization, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.nk"))
 	if err != nil {
 		return nil, err
@@ -367,7 +368,7 @@ func authorizationOf(dir string, senders []string) (*credentials.Authorization, 
 				errs = append(errs, fmt.Errorf("%s: %w", file, err))
 				continue
 			}
-			u.Permissions = credentials.NodePermissions(name, senders)
+			u.Permissions = credentials.InDomain(credentials.NodePermissions(name, senders), domain)
 		}
 		auth.Users = append(auth.Users, u)
 	}

@@ -91,7 +91,7 @@ func ConnectTraced(ctx context.Context, cfg config.Config, tr *telemetry.Tracing
 	if err != nil {
 		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, url, err)
 	}
-	js, err := stream.NewJetStream(nc, stream.PubAckTimeout)
+	js, err := stream.NewJetStream(nc, stream.PubAckTimeout, cfg.BrokerDomain)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -370,7 +370,7 @@ func Setup(ctx context.Context, cfg config.Config, log *slog.Logger) (*stream.As
 		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, url, err)
 	}
 	defer nc.Close()
-	js, err := stream.NewJetStream(nc, stream.PubAckTimeout)
+	js, err := stream.NewJetStream(nc, stream.PubAckTimeout, cfg.BrokerDomain)
 	if err != nil {
 		return nil, err
 	}

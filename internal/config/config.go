@@ -33,6 +33,10 @@ type Config struct {
 	// BrokerReplicas is how many copies of each stream and bucket the
 	// central node asks a clustered broker for (1 on a single server).
 	BrokerReplicas int `mapstructure:"broker-replicas"`
+	// BrokerDomain is the JetStream domain that holds the fleet's layout,
+	// for a node whose broker is a leaf node with JetStream of its own.
+	// Empty: the broker's own.
+	BrokerDomain string `mapstructure:"broker-domain"`
 	// DataFolder is where reply files, the error log and node state live.
 	DataFolder string `mapstructure:"data-folder"`
 	// SocketFolder holds steward.sock.
@@ -171,6 +175,9 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.BrokerListen); err != nil {
 		errs = append(errs, fmt.Errorf("broker-listen %q: want host:port: %w", c.BrokerListen, err))
 	}
+	if c.BrokerDomain != "" && !validDomain(c.BrokerDomain) {
+		errs = append(errs, fmt.Errorf("broker-domain %q: want letters, digits, '-' or '_'", c.BrokerDomain))
+	}
 	if c.BrokerReplicas < 1 || c.BrokerReplicas > 5 {
 		errs = append(errs, fmt.Errorf("broker-replicas %d: must be within 1..5", c.BrokerReplicas))
 	}
@@ -264,3 +271,14 @@ func (c *Config) OutboxFolder() string { return filepath.Join(c.StateFolder(), "
 
 // AuditPath is the node's audit log.
 func (c *Config) AuditPath() string { return filepath.Join(c.StateFolder(), "audit.jsonl") }
+
+// validDomain reports whether d can be a JetStream domain: one subject
+// token ($JS.<domain>.API).
+func validDomain(d string) bool {
+	for _, r := range d {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return d != ""
+}

@@ -21,6 +21,8 @@ func TestValidate(t *testing.T) {
 	}{
 		{"bare broker address", func(c *Config) { c.BrokerAddress = "127.0.0.1:4222" }, false},
 		{"cluster's servers", func(c *Config) { c.BrokerAddress = "nats1:4222, nats://nats2:4222,tls://nats3:4222" }, false},
+		{"hub domain", func(c *Config) { c.BrokerDomain = "hub" }, false},
+		{"domain with a dot", func(c *Config) { c.BrokerDomain = "hub.x" }, true},
 		{"a server without host", func(c *Config) { c.BrokerAddress = "nats1:4222,nats://" }, true},
 		{"bad node name", func(c *Config) { c.NodeName = "ship 1" }, true},
 		{"short timeout", func(c *Config) { c.DefaultMessageTimeout = time.Millisecond }, true},

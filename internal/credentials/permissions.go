@@ -1,6 +1,8 @@
 package credentials
 
 import (
+	"strings"
+
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/stewardfleet/steward/internal/stream"
@@ -63,4 +65,30 @@ func NodePermissions(node string, senders []string) *server.Permissions {
 		Publish:   &server.SubjectPermission{Allow: pub},
 		Subscribe: &server.SubjectPermission{Allow: []string{InboxPrefix(node) + ".>"}},
 	}
+}
+
+// InDomain returns p for a node that reaches the fleet's JetStream domain
+// through a leaf node (--broker-domain): its JetStream API subjects and its
+// KV writes become $JS.<domain>.API.… and $JS.<domain>.API.$KV.…, as the
+// node sends them; everything else stays.
+func InDomain(p *server.Permissions, domain string) *server.Permissions {
+	if p == nil || domain == "" {
+		return p
+	}
+	rewrite := func(sp *server.SubjectPermission) *server.SubjectPermission {
+		if sp == nil {
+			return nil
+		}
+		out := &server.SubjectPermission{Deny: sp.Deny}
+		for _, s := range sp.Allow {
+			if rest, ok := strings.CutPrefix(s, "$JS.API."); ok {
+				s = "$JS." + domain + ".API." + rest
+			} else if strings.HasPrefix(s, "$KV.") {
+				s = "$JS." + domain + ".API." + s
+			}
+			out.Allow = append(out.Allow, s)
+		}
+		return out
+	}
+	return &server.Permissions{Publish: rewrite(p.Publish), Subscribe: p.Subscribe, Response: p.Response}
 }

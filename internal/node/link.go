@@ -37,8 +37,9 @@ type Link struct {
 // sent later, long after their caller gave up on them: every delivery step
 // is retried from the ledger instead. A link that goes silent (a black
 // hole) is noticed in under a minute. name is the connection's name on the
-// broker; opts are added to these settings.
-func Dial(url, name string, log *slog.Logger, opts ...nats.Option) (*Link, error) {
+// broker; domain is the JetStream domain of the fleet's layout ("" for the
+// broker's own, see stream.NewJetStream); opts are added to these settings.
+func Dial(url, name, domain string, log *slog.Logger, opts ...nats.Option) (*Link, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -70,7 +71,7 @@ func Dial(url, name string, log *slog.Logger, opts ...nats.Option) (*Link, error
 	if err != nil {
 		return nil, fmt.Errorf("connect to broker %s: %w", url, err)
 	}
-	if l.JS, err = stream.NewJetStream(nc, stream.PubAckTimeout); err != nil {
+	if l.JS, err = stream.NewJetStream(nc, stream.PubAckTimeout, domain); err != nil {
 		nc.Close()
 		return nil, err
 	}

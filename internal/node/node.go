@@ -353,7 +353,7 @@ func (n *Node) connect() error {
 		opts = append(opts, nats.InProcessServer(srv))
 		url = srv.ClientURL()
 	}
-	link, err := Dial(url, "steward "+n.cfg.NodeName, n.log, opts...)
+	link, err := Dial(url, "steward "+n.cfg.NodeName, n.cfg.BrokerDomain, n.log, opts...)
 	if err != nil {
 		return err
 	}

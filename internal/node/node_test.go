@@ -96,6 +96,13 @@ func (f *fleet) startWith(cfg config.Config, now func() time.Time) *running {
 // launch runs a node and waits until it is ready or stopped.
 func (f *fleet) launch(cfg config.Config, now func() time.Time) (*running, error) {
 	f.t.Helper()
+	return f.launchAs(cfg.NodeName, cfg, now)
+}
+
+// launchAs is launch for a node that f.stop knows as key: a second node of
+// the same name (in another fleet) needs a key of its own.
+func (f *fleet) launchAs(key string, cfg config.Config, now func() time.Time) (*running, error) {
+	f.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	r := &running{cfg: cfg, cancel: cancel, done: make(chan error, 1), stdout: &syncBuffer{}, logs: &syncBuffer{}}
@@ -112,7 +119,7 @@ func (f *fleet) launch(cfg config.Config, now func() time.Time) (*running, error
 		f.t.Fatalf("node %s not ready", cfg.NodeName)
 	}
 	f.mu.Lock()
-	f.run[cfg.NodeName] = r
+	f.run[key] = r
 	f.mu.Unlock()
 	return r, nil
 }

@@ -25,7 +25,7 @@ func TestSharedResources(t *testing.T) {
 	central := f.start(f.config("central"))
 
 	dir := t.TempDir()
-	link, err := node.Dial(f.srv.URL(), "shared", nil)
+	link, err := node.Dial(f.srv.URL(), "shared", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,12 +20,19 @@ import (
 type Store struct {
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
-	prefix string // "$KV.<bucket>." for writes
+	prefix string // "$KV.<bucket>." for writes (see NewStore)
 }
 
-// NewStore returns a store on bucket kv, using js for writes.
+// NewStore returns a store on bucket kv, using js for writes. Through a
+// leaf node into another JetStream domain, writes go to
+// $JS.<domain>.API.$KV.<bucket>., as the nats.go KV client's own do
+// (plain $KV writes through a leaf node found no stream: node TestLeafSite).
 func NewStore(js jetstream.JetStream, kv jetstream.KeyValue) *Store {
-	return &Store{js: js, kv: kv, prefix: "$KV." + kv.Bucket() + "."}
+	prefix := "$KV." + kv.Bucket() + "."
+	if domain := js.Options().Domain; domain != "" {
+		prefix = "$JS." + domain + ".API." + prefix
+	}
+	return &Store{js: js, kv: kv, prefix: prefix}
 }
 
 // ErrConflict: a compare-and-set found the record changed since it was read.

@@ -438,9 +438,17 @@ const PubAckTimeout = 30 * time.Second
 
 // NewJetStream returns the JetStream context steward uses on nc: its
 // asynchronous publishes fail after ackTimeout (PubAckTimeout) instead of
-// waiting forever.
-func NewJetStream(nc *nats.Conn, ackTimeout time.Duration) (jetstream.JetStream, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(ackTimeout))
+// waiting forever. A domain other than "" is the JetStream domain whose
+// layout steward uses (a node behind a leaf node reaching the hub's).
+func NewJetStream(nc *nats.Conn, ackTimeout time.Duration, domain string) (jetstream.JetStream, error) {
+	opt := jetstream.WithPublishAsyncTimeout(ackTimeout)
+	var js jetstream.JetStream
+	var err error
+	if domain != "" {
+		js, err = jetstream.NewWithDomain(nc, domain, opt)
+	} else {
+		js, err = jetstream.New(nc, opt)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}

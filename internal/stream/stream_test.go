@@ -567,7 +567,7 @@ func TestLostPublishAckFailsInBoundedTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	pjs, err := stream.NewJetStream(nc, 500*time.Millisecond)
+	pjs, err := stream.NewJetStream(nc, 500*time.Millisecond, "")
 	if err != nil {
 		t.Fatal(err)
 	}
