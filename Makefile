@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X github.com/stewardfleet/steward/internal/cli.Version=$(VER
 # Tool versions, pinned in one place.
 STATICCHECK_VERSION ?= 2025.1.1
 
-.PHONY: help build install test test-short faults faults-quick fuzz fuzz-quick bench bench-quick steward-bench lint demo clean
+.PHONY: help build install test test-short faults faults-quick fuzz fuzz-quick bench bench-quick steward-bench lint demo compose-up compose-test compose-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,24 @@ lint: ## gofmt and go vet
 
 demo: build ## run central, ship1 and ship2 as separate processes, send the examples, print the results
 	./scripts/demo.sh $(BIN)
+
+# docker-compose (v1) or the compose plugin, whichever the machine has.
+COMPOSE ?= $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)
+COMPOSE_PROJECT ?= steward
+
+compose-up: ## build the compose fleet's images FROM scratch and start it (3 NATS servers, central, ships, a leaf site, Jaeger)
+	./deploy/compose/setup.sh
+	$(COMPOSE) -p $(COMPOSE_PROJECT) up -d --build
+	@echo "fleet up: docker exec -it $(COMPOSE_PROJECT)_central_1 steward nodes"
+	@echo "Jaeger:   http://127.0.0.1:$${STEWARD_JAEGER_PORT-16686}/api/traces/<trace id from steward status <id>>"
+	@echo "metrics:  http://127.0.0.1:$${STEWARD_METRICS_PORT-2112}/metrics"
+
+compose-test: ## run the compose test: a fleet of its own, faults, traces; removes every container, network and volume it made
+	./deploy/compose/setup.sh
+	STEWARD_COMPOSE=1 COMPOSE="$(COMPOSE)" $(GO) test -count=1 -v -timeout 25m ./test/compose/
+
+compose-down: ## stop the compose fleet and remove its containers, networks and volumes
+	$(COMPOSE) -p $(COMPOSE_PROJECT) down -v --remove-orphans
 
 clean: ## remove build output and demo state
 	rm -rf bin demo/run

@@ -21,13 +21,13 @@ type jaeger struct {
 	query string // base URL of its HTTP API
 }
 
-// startJaeger runs the binary STEWARD_JAEGER names (scripts/build-jaeger.sh
+// startJaeger runs the binary STEWARD_JAEGER names (scripts/build-tools.sh
 // builds it), or skips the test when there is none.
 func startJaeger(t *testing.T) *jaeger {
 	t.Helper()
 	bin := os.Getenv("STEWARD_JAEGER")
 	if bin == "" {
-		t.Skip("STEWARD_JAEGER is not set (scripts/build-jaeger.sh builds Jaeger)")
+		t.Skip("STEWARD_JAEGER is not set (scripts/build-tools.sh jaeger builds Jaeger)")
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Skipf("STEWARD_JAEGER=%s: %v", bin, err)
