@@ -6,7 +6,8 @@
 #   scripts/build-tools.sh               # nats-server and jaeger
 #   scripts/build-tools.sh nats-server   # one of them
 #
-# It prints the folder. Jaeger v2 takes about 6 minutes and 2 GiB of disk the
+# It prints the folder, which then holds nats-server and jaeger (links to
+# the versions built). Jaeger v2 takes about 6 minutes and 2 GiB of disk the
 # first time: `go install` refuses its package (its go.mod has replace
 # directives), so it is built from a scratch module that records it as a
 # tool. Nothing built here is committed.
@@ -47,8 +48,8 @@ build_jaeger() {
 [ $# -gt 0 ] || set -- nats-server jaeger
 for t in "$@"; do
 	case "$t" in
-	nats-server) build_nats ;;
-	jaeger) build_jaeger ;;
+	nats-server) build_nats && ln -sfn "nats-server-$nats_version" "$tools/nats-server" ;;
+	jaeger) build_jaeger && ln -sfn "jaeger-$jaeger_version" "$tools/jaeger" ;;
 	*) echo "build-tools: unknown tool $t (nats-server, jaeger)" >&2; exit 2 ;;
 	esac
 done

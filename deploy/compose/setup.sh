@@ -14,8 +14,8 @@ cd "$here"
 
 mkdir -p bin
 tools="$("$root/scripts/build-tools.sh" nats-server jaeger | tail -n 1)"
-cp "$tools/nats-server-${NATS_SERVER_VERSION:-v2.15.2}" bin/nats-server
-cp "$tools/jaeger-${JAEGER_VERSION:-v1.76.0}" bin/jaeger
+cp "$tools/nats-server" bin/nats-server
+cp "$tools/jaeger" bin/jaeger
 for pair in busybox:busybox-static bash:bash-static; do
 	prog="${pair%%:*}" pkg="${pair#*:}"
 	src="/bin/$prog"; [ "$prog" = bash ] && src=/bin/bash-static
