@@ -67,7 +67,7 @@ COMPOSE_PROJECT ?= steward
 compose-up: ## build the compose fleet's images FROM scratch and start it (3 NATS servers, central, ships, a leaf site, Jaeger)
 	./deploy/compose/setup.sh
 	$(COMPOSE) -p $(COMPOSE_PROJECT) up -d --build
-	@echo "fleet up: docker exec -it $(COMPOSE_PROJECT)_central_1 steward nodes"
+	@echo "fleet up: $(COMPOSE) -p $(COMPOSE_PROJECT) exec -T central steward nodes"
 	@echo "Jaeger:   http://127.0.0.1:$${STEWARD_JAEGER_PORT-16686}/api/traces/<trace id from steward status <id>>"
 	@echo "metrics:  http://127.0.0.1:$${STEWARD_METRICS_PORT-2112}/metrics"
 
