@@ -141,6 +141,7 @@ into it. The original's flags (-nodeName=ship1, -brokerAddress=…) still work.`
 		newResultsCmd(a),
 		newPsCmd(a),
 		newCancelCmd(a),
+		newConsoleCmd(a),
 		newMethodsCmd(a),
 		newSetupCmd(a),
 		newKeysCmd(a),

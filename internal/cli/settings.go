@@ -48,6 +48,8 @@ func settings() []setting {
 		{"central-node-name", kindString, "the node that keeps the node registry and the error log"},
 		{"broker-address", kindString, "NATS URL of the broker (nats://host:port, tls://host:port or host:port; a cluster's servers comma-separated); empty: run an embedded broker"},
 		{"broker-listen", kindString, "host:port the embedded broker listens on (used when broker-address is empty)"},
+		{"console", kindString, "host:port where the central node serves the fleet console, e.g. 127.0.0.1:8090 (beyond loopback it needs http-api-token-file); empty: none"},
+		{"console-jaeger-url", kindString, "Jaeger's address the console links trace IDs to, e.g. http://127.0.0.1:16686"},
 		{"broker-domain", kindString, "JetStream domain that holds the fleet's streams and buckets, for a node connected to a leaf node with JetStream of its own (e.g. hub); empty: the broker's own"},
 		{"broker-replicas", kindInt, "copies of each steward stream and bucket the central node asks the broker for (3 on a JetStream cluster)"},
 		{"data-folder", kindString, "folder for reply files, the error log and the node's state"},

@@ -12,6 +12,7 @@ import (
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/procs"
 	"github.com/stewardfleet/steward/internal/registry"
+	"github.com/stewardfleet/steward/internal/status"
 	"github.com/stewardfleet/steward/internal/stream"
 )
 
@@ -139,4 +140,117 @@ func follow(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.Ke
 			return
 		}
 	}
+}
+
+// WatchRegistry streams changes of the node registry: first every record
+// there is, then each record as it changes, one at a time (a removed node
+// comes as a Node with only its Name and Removed set), until ctx ends; the
+// channel closes then. nil marks the end of the first records. Unlike
+// WatchNodes it never builds the whole list again, so a fleet of 10,000
+// nodes saying hello costs one entry per hello.
+func (c *Client) WatchRegistry(ctx context.Context) (<-chan RegistryChange, error) {
+	w, err := c.assets.Nodes.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch the node registry: %w", err)
+	}
+	out := make(chan RegistryChange, 256)
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		for {
+			var e jetstream.KeyValueEntry
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok = <-w.Updates():
+				if !ok {
+					return
+				}
+			}
+			var ch RegistryChange
+			switch {
+			case e == nil:
+				ch.CaughtUp = true
+			case e.Operation() != jetstream.KeyValuePut:
+				ch.Node, ch.Removed = &registry.Node{Name: e.Key()}, true
+			default:
+				var n registry.Node
+				if json.Unmarshal(e.Value(), &n) != nil {
+					continue // not a record this steward reads
+				}
+				n.LastSeen = e.Created().UTC()
+				ch.Node = &n
+			}
+			select {
+			case out <- ch:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// RegistryChange is one change of the node registry (WatchRegistry).
+type RegistryChange struct {
+	Node     *registry.Node
+	Removed  bool
+	CaughtUp bool // the records the watch started with have all come
+}
+
+// WatchStatuses streams every status record written from now on, of every
+// message (with initial, first the latest record of every delivery and
+// reply there is, then nil), until ctx ends; the channel closes then.
+func (c *Client) WatchStatuses(ctx context.Context, initial bool) (<-chan *status.Record, error) {
+	opts := []jetstream.WatchOpt{jetstream.IgnoreDeletes()}
+	if !initial {
+		opts = append(opts, jetstream.UpdatesOnly())
+	}
+	w, err := c.assets.Status.WatchAll(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("watch status: %w", err)
+	}
+	out := make(chan *status.Record, 256)
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		for {
+			var r *status.Record
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e != nil {
+					r = new(status.Record)
+					if json.Unmarshal(e.Value(), r) != nil {
+						continue
+					}
+				}
+			}
+			select {
+			case out <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// QueueDepths returns, for every node with a queue (a consumer on the
+// message stream), how many messages wait in it that it has not taken yet.
+func (c *Client) QueueDepths(ctx context.Context) (map[string]uint64, error) {
+	depths := map[string]uint64{}
+	list := c.assets.Messages.ListConsumers(ctx)
+	for info := range list.Info() {
+		depths[info.Name] = info.NumPending
+	}
+	if err := list.Err(); err != nil {
+		return depths, fmt.Errorf("list the queues: %w", err)
+	}
+	return depths, nil
 }

@@ -105,6 +105,12 @@ type Config struct {
 	// HTTPAPITokenFile holds the bearer token every API request must carry
 	// (mode 0600).
 	HTTPAPITokenFile string `mapstructure:"http-api-token-file"`
+	// Console is where the central node serves the fleet console
+	// (host:port; empty: none). Beyond loopback it needs HTTPAPITokenFile.
+	Console string `mapstructure:"console"`
+	// ConsoleJaegerURL is Jaeger's address the console links traces to
+	// (e.g. http://127.0.0.1:16686); empty: trace IDs are shown unlinked.
+	ConsoleJaegerURL string `mapstructure:"console-jaeger-url"`
 	// HTTPDataFolder is the folder inside the data folder the API serves
 	// read-only under /v1/files/ ("." for the whole data folder, never its
 	// state folder); empty: none.
@@ -174,6 +180,11 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.BrokerListen); err != nil {
 		errs = append(errs, fmt.Errorf("broker-listen %q: want host:port: %w", c.BrokerListen, err))
+	}
+	if c.Console != "" {
+		if err := c.validConsole(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.BrokerDomain != "" && !validDomain(c.BrokerDomain) {
 		errs = append(errs, fmt.Errorf("broker-domain %q: want letters, digits, '-' or '_'", c.BrokerDomain))
@@ -281,4 +292,24 @@ func validDomain(d string) bool {
 		}
 	}
 	return d != ""
+}
+
+// validConsole checks the console's settings: the central node serves it,
+// on host:port, beyond loopback only with a token.
+func (c *Config) validConsole() error {
+	if c.NodeName != c.CentralNodeName {
+		return fmt.Errorf("console: only the central node (%s) serves the console, not %s", c.CentralNodeName, c.NodeName)
+	}
+	if _, _, err := net.SplitHostPort(c.Console); err != nil {
+		return fmt.Errorf("console %q: want host:port: %w", c.Console, err)
+	}
+	if !loopbackHost(c.Console) && c.HTTPAPITokenFile == "" {
+		return fmt.Errorf("console %q is beyond loopback: set http-api-token-file (its token is the console's too)", c.Console)
+	}
+	if c.ConsoleJaegerURL != "" {
+		if u, err := url.Parse(c.ConsoleJaegerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("console-jaeger-url %q: want an http(s) URL", c.ConsoleJaegerURL)
+		}
+	}
+	return nil
 }

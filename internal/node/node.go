@@ -420,6 +420,15 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	con, closeConsole, err := n.openConsole(ctx)
+	if err != nil {
+		sock.Close()
+		if api != nil {
+			api.Close()
+		}
+		return err
+	}
+	defer closeConsole()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
@@ -444,6 +453,9 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 	goRun("socket", sock.Serve)
 	if api != nil {
 		goRun("http-api", api.Serve)
+	}
+	if con != nil {
+		goRun("console", con.Serve)
 	}
 	goRun("hello", n.helloLoop)
 	goRun("chunks", n.sweepChunks)
