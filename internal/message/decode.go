@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -93,17 +96,50 @@ func classifyJSONError(err error, input []byte) error {
 		if field == "" {
 			field = "message"
 		}
-		return fmt.Errorf("field %q: expected %s, got %s: %w", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value, ErrFieldType)
+		err := fmt.Errorf("field %q: expected %s, got %s: %w", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value, ErrFieldType)
+		if typeErr.Field == "" { // the message itself, no field of it
+			return err
+		}
+		return fieldError(typeErr.Field, err)
 	case errors.As(err, &syntaxErr):
 		return fmt.Errorf("%s: %w", describeJSONError(err, input), ErrMalformed)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return fmt.Errorf("field %s is not part of the message format: %w", name, ErrUnknownField)
+		return fieldErrorf(unknownFieldPath(input, name), "field %s is not part of the message format: %w", name, ErrUnknownField)
 	case errors.Is(err, ErrFieldType), errors.Is(err, ErrFieldValue):
 		return err
 	default:
 		return fmt.Errorf("%v: %w", err, ErrMalformed)
 	}
+}
+
+// unknownFieldPath is the field an unknown-field error of encoding/json
+// is about; quoted is the key as the error quotes it. The error does not
+// say where the key is: it is the key itself when the message object has
+// it, else "<field>.<key>" for the object field that holds it (as in
+// "operation": {"opCmnd": …}).
+func unknownFieldPath(input []byte, quoted string) string {
+	name, err := strconv.Unquote(quoted)
+	if err != nil {
+		return quoted
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(input, &top) != nil {
+		return name
+	}
+	if _, ok := top[name]; ok {
+		return name
+	}
+	for _, field := range slices.Sorted(maps.Keys(top)) {
+		var inner map[string]json.RawMessage
+		if json.Unmarshal(top[field], &inner) != nil {
+			continue
+		}
+		if _, ok := inner[name]; ok {
+			return field + "." + name
+		}
+	}
+	return name
 }
 
 func jsonKind(goKind string) string {

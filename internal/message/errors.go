@@ -107,3 +107,39 @@ type ItemError struct {
 func (e *ItemError) Error() string { return fmt.Sprintf("message %d: %v", e.Index+1, e.Err) }
 
 func (e *ItemError) Unwrap() error { return e.Err }
+
+// FieldError is an error about one field of a message: Field is its name
+// as the JSON message format spells it ("methodTimeout", "toNodes"), or a
+// dotted path into an object field ("operation.opCmd"). Its text is Err's,
+// unchanged, and errors.Is and CodeOf see through it to Err's sentinel.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Err.Error() }
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// FieldOf returns the field err is about (its outermost FieldError's), or
+// "" when err names no field of the message.
+func FieldOf(err error) string {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return fe.Field
+	}
+	return ""
+}
+
+// fieldError returns err as an error about field (nil when err is nil).
+func fieldError(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &FieldError{Field: field, Err: err}
+}
+
+// fieldErrorf is fmt.Errorf of an error about field.
+func fieldErrorf(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}

@@ -264,7 +264,8 @@ func (d Data) MarshalJSON() ([]byte, error) {
 	return json.Marshal(base64Data{Base64: base64.StdEncoding.EncodeToString(d)})
 }
 
-// UnmarshalJSON implements json.Unmarshaler.
+// UnmarshalJSON implements json.Unmarshaler. Its errors are about a
+// message's field "data" (FieldOf).
 func (d *Data) UnmarshalJSON(b []byte) error {
 	s := strings.TrimSpace(string(b))
 	switch {
@@ -281,7 +282,7 @@ func (d *Data) UnmarshalJSON(b []byte) error {
 	case strings.HasPrefix(s, "["):
 		var lines []string
 		if err := json.Unmarshal(b, &lines); err != nil {
-			return fmt.Errorf("data: an array must hold strings: %w", ErrFieldType)
+			return fieldErrorf("data", "data: an array must hold strings: %w", ErrFieldType)
 		}
 		*d = Data(strings.Join(lines, "\n"))
 		return nil
@@ -290,16 +291,16 @@ func (d *Data) UnmarshalJSON(b []byte) error {
 		dec := json.NewDecoder(strings.NewReader(s))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&bd); err != nil {
-			return fmt.Errorf("data: an object must be {\"base64\": \"…\"}: %w", ErrFieldType)
+			return fieldErrorf("data", "data: an object must be {\"base64\": \"…\"}: %w", ErrFieldType)
 		}
 		raw, err := base64.StdEncoding.DecodeString(bd.Base64)
 		if err != nil {
-			return fmt.Errorf("data: invalid base64: %w", ErrFieldType)
+			return fieldErrorf("data", "data: invalid base64: %w", ErrFieldType)
 		}
 		*d = raw
 		return nil
 	default:
-		return fmt.Errorf("data: must be a string, an array of strings or {\"base64\": …}: %w", ErrFieldType)
+		return fieldErrorf("data", "data: must be a string, an array of strings or {\"base64\": …}: %w", ErrFieldType)
 	}
 }
 
@@ -326,26 +327,27 @@ func (d Deadline) MarshalJSON() ([]byte, error) {
 	return json.Marshal(int64(d.After / time.Second))
 }
 
-// UnmarshalJSON implements json.Unmarshaler.
+// UnmarshalJSON implements json.Unmarshaler. Its errors are about the
+// field "deliveryDeadline" (FieldOf).
 func (d *Deadline) UnmarshalJSON(b []byte) error {
 	var secs int64
 	if err := json.Unmarshal(b, &secs); err == nil {
 		if secs <= 0 {
-			return fmt.Errorf("deliveryDeadline: seconds must be positive: %w", ErrFieldValue)
+			return fieldErrorf("deliveryDeadline", "deliveryDeadline: seconds must be positive: %w", ErrFieldValue)
 		}
 		if secs > int64(MaxTimeout/time.Second) {
-			return fmt.Errorf("deliveryDeadline: %d seconds is more than the maximum of %s: %w", secs, MaxTimeout, ErrFieldValue)
+			return fieldErrorf("deliveryDeadline", "deliveryDeadline: %d seconds is more than the maximum of %s: %w", secs, MaxTimeout, ErrFieldValue)
 		}
 		*d = Deadline{After: time.Duration(secs) * time.Second}
 		return nil
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("deliveryDeadline: must be seconds or an RFC 3339 time: %w", ErrFieldType)
+		return fieldErrorf("deliveryDeadline", "deliveryDeadline: must be seconds or an RFC 3339 time: %w", ErrFieldType)
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return fmt.Errorf("deliveryDeadline: %q is not an RFC 3339 time: %w", s, ErrFieldValue)
+		return fieldErrorf("deliveryDeadline", "deliveryDeadline: %q is not an RFC 3339 time: %w", s, ErrFieldValue)
 	}
 	*d = Deadline{At: t}
 	return nil

@@ -62,26 +62,37 @@ func ValidNodeName(name string) error {
 func ValidateInput(m *Message, cat Catalogue) error {
 	if m.ID != "" {
 		if err := ValidID(m.ID); err != nil {
-			return err
+			return fieldError("id", err)
 		}
 	}
 	switch {
 	case m.FromNode != "":
-		return fmt.Errorf("field \"fromNode\" is set by steward to the sending node: %w", ErrReserved)
+		return fieldErrorf("fromNode", "field \"fromNode\" is set by steward to the sending node: %w", ErrReserved)
 	case !m.SentAt.IsZero(), !m.Deadline.IsZero():
-		return fmt.Errorf("fields \"sentAt\" and \"deadline\" are set by steward (use deliveryDeadline): %w", ErrReserved)
+		return fieldErrorf(firstSet("sentAt", !m.SentAt.IsZero(), "deadline"),
+			"fields \"sentAt\" and \"deadline\" are set by steward (use deliveryDeadline): %w", ErrReserved)
 	case m.DeadlineSeq != 0:
-		return fmt.Errorf("field \"deadlineSeq\" is internal to steward: %w", ErrReserved)
+		return fieldErrorf("deadlineSeq", "field \"deadlineSeq\" is internal to steward: %w", ErrReserved)
 	case !m.RunAt.IsZero():
-		return fmt.Errorf("field \"runAt\" is set by steward (use repeat and repeatInterval): %w", ErrReserved)
+		return fieldErrorf("runAt", "field \"runAt\" is set by steward (use repeat and repeatInterval): %w", ErrReserved)
 	case m.Event:
-		return fmt.Errorf("field \"event\" is internal to steward: %w", ErrReserved)
+		return fieldErrorf("event", "field \"event\" is internal to steward: %w", ErrReserved)
 	case m.Reply != nil:
-		return fmt.Errorf("field \"reply\" is internal to steward: %w", ErrReserved)
+		return fieldErrorf("reply", "field \"reply\" is internal to steward: %w", ErrReserved)
 	case m.Signer != "" || len(m.Signature) > 0:
-		return fmt.Errorf("fields \"signer\" and \"signature\" are set by steward, which signs with the node's key: %w", ErrReserved)
+		return fieldErrorf(firstSet("signer", m.Signer != "", "signature"),
+			"fields \"signer\" and \"signature\" are set by steward, which signs with the node's key: %w", ErrReserved)
 	}
 	return Validate(m, cat)
+}
+
+// firstSet is first when it is set, else second: the field an error
+// about two fields is shown on.
+func firstSet(first string, set bool, second string) string {
+	if set {
+		return first
+	}
+	return second
 }
 
 // Validate checks the rules every message must meet, wherever it is: at
@@ -93,36 +104,36 @@ func Validate(m *Message, cat Catalogue) error {
 	}
 	targets := m.Targets()
 	if len(targets) == 0 {
-		return fmt.Errorf("the message names no node (set toNode or toNodes): %w", ErrNoTarget)
+		return fieldErrorf("toNode", "the message names no node (set toNode or toNodes): %w", ErrNoTarget)
 	}
 	if len(targets) > MaxTargets {
-		return fmt.Errorf("toNodes lists %d nodes, at most %d are allowed: %w", len(targets), MaxTargets, ErrFieldValue)
+		return fieldErrorf("toNodes", "toNodes lists %d nodes, at most %d are allowed: %w", len(targets), MaxTargets, ErrFieldValue)
 	}
 	for _, n := range targets {
 		if err := ValidNodeName(n); err != nil {
-			return err
+			return fieldError(firstSet("toNode", n == m.ToNode, "toNodes"), err)
 		}
 	}
 	if m.FromNode != "" {
 		if err := ValidNodeName(m.FromNode); err != nil {
-			return fmt.Errorf("fromNode: %w", err)
+			return fieldErrorf("fromNode", "fromNode: %w", err)
 		}
 	}
 	if m.Method == "" {
-		return fmt.Errorf("the message names no method: %w", ErrNoMethod)
+		return fieldErrorf("method", "the message names no method: %w", ErrNoMethod)
 	}
 	canonical, _, ok := cat.Resolve(m.Method)
 	if !ok {
-		return fmt.Errorf("method %q is not a steward method: %w", m.Method, ErrUnknownMethod)
+		return fieldErrorf("method", "method %q is not a steward method: %w", m.Method, ErrUnknownMethod)
 	}
 	m.Method = canonical
 	if m.ReplyMethod != "" {
 		canonical, replyable, ok := cat.Resolve(m.ReplyMethod)
 		if !ok {
-			return fmt.Errorf("replyMethod %q is not a steward method: %w", m.ReplyMethod, ErrUnknownMethod)
+			return fieldErrorf("replyMethod", "replyMethod %q is not a steward method: %w", m.ReplyMethod, ErrUnknownMethod)
 		}
 		if !replyable {
-			return fmt.Errorf("replyMethod %q cannot handle replies (use REQToFileAppend, REQToFile or REQToConsole): %w", m.ReplyMethod, ErrFieldValue)
+			return fieldErrorf("replyMethod", "replyMethod %q cannot handle replies (use REQToFileAppend, REQToFile or REQToConsole): %w", m.ReplyMethod, ErrFieldValue)
 		}
 		m.ReplyMethod = canonical
 	}
@@ -130,7 +141,8 @@ func Validate(m *Message, cat Catalogue) error {
 		return err
 	}
 	if len(m.MethodArgs) > MaxArgs || len(m.ReplyMethodArgs) > MaxArgs {
-		return fmt.Errorf("more than %d method arguments: %w", MaxArgs, ErrFieldValue)
+		return fieldErrorf(firstSet("methodArgs", len(m.MethodArgs) > MaxArgs, "replyMethodArgs"),
+			"more than %d method arguments: %w", MaxArgs, ErrFieldValue)
 	}
 	for _, t := range []struct {
 		name string
@@ -142,10 +154,10 @@ func Validate(m *Message, cat Catalogue) error {
 		{"replyMethodTimeout", m.ReplyMethodTimeout},
 	} {
 		if t.secs < 0 {
-			return fmt.Errorf("field %q: %d seconds is negative: %w", t.name, t.secs, ErrFieldValue)
+			return fieldErrorf(t.name, "field %q: %d seconds is negative: %w", t.name, t.secs, ErrFieldValue)
 		}
 		if time.Duration(t.secs)*time.Second > MaxTimeout {
-			return fmt.Errorf("field %q: %d seconds is more than the maximum of %s: %w", t.name, t.secs, MaxTimeout, ErrFieldValue)
+			return fieldErrorf(t.name, "field %q: %d seconds is more than the maximum of %s: %w", t.name, t.secs, MaxTimeout, ErrFieldValue)
 		}
 	}
 	for _, r := range []struct {
@@ -153,14 +165,14 @@ func Validate(m *Message, cat Catalogue) error {
 		n    *int
 	}{{"retries", m.Retries}, {"replyRetries", m.ReplyRetries}} {
 		if r.n != nil && (*r.n < 0 || *r.n > MaxRetries) {
-			return fmt.Errorf("field %q: %d is outside 0..%d: %w", r.name, *r.n, MaxRetries, ErrFieldValue)
+			return fieldErrorf(r.name, "field %q: %d is outside 0..%d: %w", r.name, *r.n, MaxRetries, ErrFieldValue)
 		}
 	}
 	if _, err := CleanDirectory(m.Directory); err != nil {
-		return err
+		return fieldError("directory", err)
 	}
 	if err := ValidFileName(m.FileName); err != nil {
-		return err
+		return fieldError("fileName", err)
 	}
 	return nil
 }
@@ -224,17 +236,17 @@ func validReply(m *Message) error {
 	}
 	id, node, ok := SplitDeliveryID(r.DeliveryID)
 	if !ok || ValidID(id) != nil || ValidNodeName(node) != nil {
-		return fmt.Errorf("reply.deliveryId %.80q is not <id>.<node>: %w", r.DeliveryID, ErrFieldValue)
+		return fieldErrorf("reply.deliveryId", "reply.deliveryId %.80q is not <id>.<node>: %w", r.DeliveryID, ErrFieldValue)
 	}
 	if id != m.ID || node != m.FromNode {
-		return fmt.Errorf("reply.deliveryId %s is not the delivery of message %s to %s, the node it comes from: a node answers only its own deliveries: %w",
+		return fieldErrorf("reply.deliveryId", "reply.deliveryId %s is not the delivery of message %s to %s, the node it comes from: a node answers only its own deliveries: %w",
 			r.DeliveryID, m.ID, m.FromNode, ErrFieldValue)
 	}
 	if r.Chunks < 0 || r.Chunks > MaxReplyChunks || r.Chunk < 0 || (r.Chunks > 0 && r.Chunk >= r.Chunks) {
-		return fmt.Errorf("reply chunk %d of %d is out of range (at most %d chunks): %w", r.Chunk, r.Chunks, MaxReplyChunks, ErrFieldValue)
+		return fieldErrorf("reply.chunk", "reply chunk %d of %d is out of range (at most %d chunks): %w", r.Chunk, r.Chunks, MaxReplyChunks, ErrFieldValue)
 	}
 	if r.Lines < 0 || (r.Lines > 0 || r.Streamed) && (r.Seq == 0 || r.Chunks > 1) || r.Lines > 0 && r.Streamed {
-		return fmt.Errorf("reply part of %d lines from line %d is out of range: %w", r.Lines, r.Seq, ErrFieldValue)
+		return fieldErrorf("reply.lines", "reply part of %d lines from line %d is out of range: %w", r.Lines, r.Seq, ErrFieldValue)
 	}
 	return nil
 }
@@ -250,19 +262,19 @@ func RunID(id string, n int) string { return fmt.Sprintf("%sr%d", id, n) }
 func validRepeat(m *Message) error {
 	switch {
 	case m.Repeat < 0 || m.Repeat > MaxRepeat:
-		return fmt.Errorf("field \"repeat\": %d runs; from 1 to %d: %w", m.Repeat, MaxRepeat, ErrFieldValue)
+		return fieldErrorf("repeat", "field \"repeat\": %d runs; from 1 to %d: %w", m.Repeat, MaxRepeat, ErrFieldValue)
 	case m.RepeatInterval < 0:
-		return fmt.Errorf("field \"repeatInterval\": %d seconds is negative: %w", m.RepeatInterval, ErrFieldValue)
+		return fieldErrorf("repeatInterval", "field \"repeatInterval\": %d seconds is negative: %w", m.RepeatInterval, ErrFieldValue)
 	case m.Repeat > 1 && m.RepeatInterval == 0:
-		return fmt.Errorf("field \"repeatInterval\" is needed with repeat %d: the seconds between runs: %w", m.Repeat, ErrFieldValue)
+		return fieldErrorf("repeatInterval", "field \"repeatInterval\" is needed with repeat %d: the seconds between runs: %w", m.Repeat, ErrFieldValue)
 	case m.Repeat > 1 && time.Duration(m.Repeat-1)*time.Duration(m.RepeatInterval)*time.Second > MaxTimeout:
-		return fmt.Errorf("repeat %d every %d seconds reaches beyond %s: %w", m.Repeat, m.RepeatInterval, MaxTimeout, ErrFieldValue)
+		return fieldErrorf("repeat", "repeat %d every %d seconds reaches beyond %s: %w", m.Repeat, m.RepeatInterval, MaxTimeout, ErrFieldValue)
 	case m.Repeat > 1 && m.ID != "" && len(RunID(m.ID, m.Repeat)) > MaxIDLen:
-		return fmt.Errorf("id %q is too long to number %d runs (%s): %w", m.ID, m.Repeat, RunID(m.ID, m.Repeat), ErrFieldValue)
+		return fieldErrorf("id", "id %q is too long to number %d runs (%s): %w", m.ID, m.Repeat, RunID(m.ID, m.Repeat), ErrFieldValue)
 	case m.RepeatRun == 0 && m.RepeatOf == "":
 		return nil
 	case m.RepeatRun < 2 || m.RepeatRun > m.Repeat || m.ID != RunID(m.RepeatOf, m.RepeatRun):
-		return fmt.Errorf("run %d of %q is not a run of a message repeated %d times (its id must be %s): %w",
+		return fieldErrorf("repeatRun", "run %d of %q is not a run of a message repeated %d times (its id must be %s): %w",
 			m.RepeatRun, m.RepeatOf, m.Repeat, RunID(m.RepeatOf, m.RepeatRun), ErrFieldValue)
 	}
 	return nil

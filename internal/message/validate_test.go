@@ -2,6 +2,8 @@ package message_test
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stewardfleet/steward/internal/message"
@@ -92,5 +94,138 @@ func TestReplyPartsAreInRange(t *testing.T) {
 		if err := message.Validate(m, methods.Default()); (err == nil) != tc.ok {
 			t.Errorf("%s: %v", tc.name, err)
 		}
+	}
+}
+
+// fieldCase is a bad message and the field its error is about.
+type fieldCase struct {
+	name, input string
+	field       string
+	code        message.Code
+}
+
+// fieldCases has one bad message per field family; ping is a valid
+// message the cases add to.
+func fieldCases() []fieldCase {
+	ping := `"toNode":"ship1","method":"REQPing"`
+	many := func(n int, item string) string {
+		return "[" + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + "]"
+	}
+	nodes := make([]string, message.MaxTargets+1)
+	for i := range nodes {
+		nodes[i] = fmt.Sprintf("%q", fmt.Sprintf("n%d", i))
+	}
+	return []fieldCase{
+		{"no target", `{"method":"REQPing"}`, "toNode", message.CodeNoTarget},
+		{"bad toNode", `{"toNode":"ship 1","method":"REQPing"}`, "toNode", message.CodeBadNodeName},
+		{"bad name in toNodes", `{"toNode":"ship1","toNodes":["ship2","ship.3"],"method":"REQPing"}`, "toNodes", message.CodeBadNodeName},
+		{"long name in toNodes", `{"toNodes":["ship1","` + strings.Repeat("s", message.MaxNodeNameLen+1) + `"],"method":"REQPing"}`, "toNodes", message.CodeBadNodeName},
+		{"too many toNodes", `{"toNodes":[` + strings.Join(nodes, ",") + `],"method":"REQPing"}`, "toNodes", message.CodeFieldValue},
+		{"toNodes not an array", `{"toNodes":"ship1","method":"REQPing"}`, "toNodes", message.CodeFieldType},
+		{"toNode not a string", `{"toNode":1,"method":"REQPing"}`, "toNode", message.CodeFieldType},
+		{"no method", `{"toNode":"ship1"}`, "method", message.CodeNoMethod},
+		{"unknown method", `{"toNode":"ship1","method":"REQNope"}`, "method", message.CodeUnknownMethod},
+		{"internal method", `{"toNode":"central","method":"REQDeliveryDeadline"}`, "method", message.CodeUnknownMethod},
+		{"method not a string", `{"toNode":"ship1","method":5}`, "method", message.CodeFieldType},
+		{"unknown replyMethod", `{` + ping + `,"replyMethod":"REQNope"}`, "replyMethod", message.CodeUnknownMethod},
+		{"replyMethod that cannot reply", `{` + ping + `,"replyMethod":"REQCliCommand"}`, "replyMethod", message.CodeFieldValue},
+		{"too many methodArgs", `{` + ping + `,"methodArgs":` + many(message.MaxArgs+1, `"a"`) + `}`, "methodArgs", message.CodeFieldValue},
+		{"methodArgs not an array", `{` + ping + `,"methodArgs":"uptime"}`, "methodArgs", message.CodeFieldType},
+		{"a number in methodArgs", `{` + ping + `,"methodArgs":["sh",1]}`, "methodArgs", message.CodeFieldType},
+		{"too many replyMethodArgs", `{` + ping + `,"replyMethodArgs":` + many(message.MaxArgs+1, `"a"`) + `}`, "replyMethodArgs", message.CodeFieldValue},
+		{"directory leaves", `{` + ping + `,"directory":"../../etc"}`, "directory", message.CodeBadPath},
+		{"directory in .steward", `{` + ping + `,"directory":"/.steward/x"}`, "directory", message.CodeBadPath},
+		{"fileName with a slash", `{` + ping + `,"fileName":"a/b"}`, "fileName", message.CodeBadPath},
+		{"fileName ..", `{` + ping + `,"fileName":".."}`, "fileName", message.CodeBadPath},
+		{"negative ACKTimeout", `{` + ping + `,"ACKTimeout":-1}`, "ACKTimeout", message.CodeFieldValue},
+		{"negative methodTimeout", `{` + ping + `,"methodTimeout":-3}`, "methodTimeout", message.CodeFieldValue},
+		{"replyACKTimeout too long", `{` + ping + `,"replyACKTimeout":99999999}`, "replyACKTimeout", message.CodeFieldValue},
+		{"negative replyMethodTimeout", `{` + ping + `,"replyMethodTimeout":-1}`, "replyMethodTimeout", message.CodeFieldValue},
+		{"methodTimeout a string", `{` + ping + `,"methodTimeout":"10"}`, "methodTimeout", message.CodeFieldType},
+		{"deliveryDeadline 0", `{` + ping + `,"deliveryDeadline":0}`, "deliveryDeadline", message.CodeFieldValue},
+		{"deliveryDeadline too far", `{` + ping + `,"deliveryDeadline":99999999}`, "deliveryDeadline", message.CodeFieldValue},
+		{"deliveryDeadline no time", `{` + ping + `,"deliveryDeadline":"tomorrow"}`, "deliveryDeadline", message.CodeFieldValue},
+		{"deliveryDeadline true", `{` + ping + `,"deliveryDeadline":true}`, "deliveryDeadline", message.CodeFieldType},
+		{"negative retries", `{` + ping + `,"retries":-1}`, "retries", message.CodeFieldValue},
+		{"replyRetries too many", `{` + ping + `,"replyRetries":1001}`, "replyRetries", message.CodeFieldValue},
+		{"retries a string", `{` + ping + `,"retries":"3"}`, "retries", message.CodeFieldType},
+		{"repeat too many", `{` + ping + `,"repeat":1001,"repeatInterval":1}`, "repeat", message.CodeFieldValue},
+		{"repeat too long", `{` + ping + `,"repeat":1000,"repeatInterval":86400}`, "repeat", message.CodeFieldValue},
+		{"negative repeatInterval", `{` + ping + `,"repeatInterval":-1}`, "repeatInterval", message.CodeFieldValue},
+		{"repeat without interval", `{` + ping + `,"repeat":3}`, "repeatInterval", message.CodeFieldValue},
+		{"bad id", `{` + ping + `,"id":"job.42"}`, "id", message.CodeFieldValue},
+		{"id too long to number runs", `{` + ping + `,"id":"` + strings.Repeat("a", 63) + `","repeat":10,"repeatInterval":1}`, "id", message.CodeFieldValue},
+		{"fromNode", `{` + ping + `,"fromNode":"mine"}`, "fromNode", message.CodeReserved},
+		{"sentAt", `{` + ping + `,"sentAt":"2025-01-01T00:00:00Z"}`, "sentAt", message.CodeReserved},
+		{"deadline", `{` + ping + `,"deadline":"2025-01-01T00:00:00Z"}`, "deadline", message.CodeReserved},
+		{"deadlineSeq", `{` + ping + `,"deadlineSeq":7}`, "deadlineSeq", message.CodeReserved},
+		{"runAt", `{` + ping + `,"runAt":"2025-01-01T00:00:00Z"}`, "runAt", message.CodeReserved},
+		{"event", `{` + ping + `,"event":true}`, "event", message.CodeReserved},
+		{"reply", `{` + ping + `,"reply":{"deliveryId":"a.b"}}`, "reply", message.CodeReserved},
+		{"signer", `{` + ping + `,"signer":"UABC"}`, "signer", message.CodeReserved},
+		{"signature", `{` + ping + `,"signature":"AAAA"}`, "signature", message.CodeReserved},
+		{"unknown field", `{` + ping + `,"methodArg":["uptime"]}`, "methodArg", message.CodeUnknownField},
+		{"unknown field in operation", `{` + ping + `,"operation":{"opCmd":"ps","opCmnd":"ps"}}`, "operation.opCmnd", message.CodeUnknownField},
+		{"opCmd not a string", `{` + ping + `,"operation":{"opCmd":5}}`, "operation.opCmd", message.CodeFieldType},
+		{"data a number", `{` + ping + `,"data":5}`, "data", message.CodeFieldType},
+		{"data bad base64", `{` + ping + `,"data":{"base64":"!"}}`, "data", message.CodeFieldType},
+		// Errors about no one field.
+		{"not JSON", `{"toNode":"ship1",`, "", message.CodeMalformed},
+		{"not an object", `[42]`, "", message.CodeMalformed},
+	}
+}
+
+// TestFieldOf: every decode and validation error about one field of a
+// message names it, through the path the sender takes (Decode, then
+// ValidateInput), with its code and text as without the field.
+func TestFieldOf(t *testing.T) {
+	for _, tc := range fieldCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			input := tc.input
+			if !strings.HasPrefix(input, "[") {
+				input = "[" + input + "]"
+			}
+			msgs, _, itemErrs, err := message.Decode([]byte(input))
+			if err == nil && len(itemErrs) == 1 {
+				err = itemErrs[0]
+			} else if err == nil && len(msgs) == 1 {
+				err = message.ValidateInput(msgs[0], methods.Default())
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if got := message.FieldOf(err); got != tc.field {
+				t.Errorf("FieldOf(%q) = %q, want %q", err, got, tc.field)
+			}
+			if got := message.CodeOf(err); got != tc.code {
+				t.Errorf("CodeOf(%q) = %q, want %q", err, got, tc.code)
+			}
+			var fe *message.FieldError
+			if errors.As(err, &fe) && fe.Error() != fe.Err.Error() {
+				t.Errorf("FieldError text %q, want its error's %q", fe.Error(), fe.Err.Error())
+			}
+		})
+	}
+}
+
+// TestFieldErrorKeepsText: the field changes neither the text nor the
+// sentinel of the error it carries.
+func TestFieldErrorKeepsText(t *testing.T) {
+	inner := fmt.Errorf("field %q: %d seconds is negative: %w", "methodTimeout", -3, message.ErrFieldValue)
+	err := fmt.Errorf("message 2: %w", &message.FieldError{Field: "methodTimeout", Err: inner})
+	if err.Error() != "message 2: "+inner.Error() {
+		t.Errorf("text %q", err)
+	}
+	if !errors.Is(err, message.ErrFieldValue) || message.CodeOf(err) != message.CodeFieldValue {
+		t.Errorf("sentinel lost: %v", err)
+	}
+	if got := message.FieldOf(err); got != "methodTimeout" {
+		t.Errorf("FieldOf = %q", got)
+	}
+	if got := message.FieldOf(inner); got != "" {
+		t.Errorf("FieldOf of an error without a field = %q", got)
+	}
+	if got := message.FieldOf(nil); got != "" {
+		t.Errorf("FieldOf(nil) = %q", got)
 	}
 }

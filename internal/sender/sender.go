@@ -147,6 +147,10 @@ type Receipt struct {
 	Error string `json:"error,omitempty"`
 	// Code is the error's stable code.
 	Code string `json:"code,omitempty"`
+	// Field is the message field the error is about, as the JSON message
+	// format spells it ("methodTimeout", or "operation.opCmd" inside an
+	// object field); "" when the error is about no one field.
+	Field string `json:"field,omitempty"`
 	// Runs are the IDs of the later runs of a repeated message (the
 	// first run's is ID).
 	Runs []string `json:"runs,omitempty"`
@@ -230,7 +234,7 @@ func (s *Sender) SendInputWith(ctx context.Context, input []byte, o InputOptions
 		}
 		if o.Hold {
 			if m.Repeat > 1 {
-				err := fmt.Errorf("a repeated message (repeat %d) is sent whole, not in waves: send it without --max-concurrency: %w", m.Repeat, message.ErrFieldValue)
+				err := aboutField("repeat", fmt.Errorf("a repeated message (repeat %d) is sent whole, not in waves: send it without --max-concurrency: %w", m.Repeat, message.ErrFieldValue))
 				s.refuse(err, m)
 				receipts[indexes[i]] = failed(indexes[i], err)
 				continue
@@ -270,6 +274,7 @@ func (s *Sender) SendInputWith(ctx context.Context, input []byte, o InputOptions
 			receipts[index].Runs = append(receipts[index].Runs, good[pos].ID)
 			if !r.OK() && receipts[index].OK() {
 				receipts[index].Error, receipts[index].Code = fmt.Sprintf("run %d (%s): %s", good[pos].RepeatRun, good[pos].ID, r.Error), r.Code
+				receipts[index].Field = r.Field
 			}
 		}
 	}
@@ -278,6 +283,10 @@ func (s *Sender) SendInputWith(ctx context.Context, input []byte, o InputOptions
 
 // resolve adds o.Targets to m's and replaces the target expressions by
 // the nodes they select, so that m names nodes only.
+//
+// Its errors about the expressions themselves (none can be resolved here,
+// none matches, a bad selector) are about the message field that holds
+// them; a registry that cannot be read is no field's fault.
 func (s *Sender) resolve(ctx context.Context, m *message.Message, o InputOptions) error {
 	if len(o.Targets) > 0 {
 		m.ToNodes = append(m.ToNodes, o.Targets...)
@@ -286,20 +295,44 @@ func (s *Sender) resolve(ctx context.Context, m *message.Message, o InputOptions
 	if !target.HasExpr(targets) {
 		return nil
 	}
+	field := exprField(m, len(o.Targets))
 	if o.Resolver == nil {
-		return fmt.Errorf("target expressions such as \"*\" and role=db are resolved against the node registry by steward send and the central node's socket, not here: name the nodes: %w", message.ErrUnresolvedTarget)
+		return aboutField(field, fmt.Errorf("target expressions such as \"*\" and role=db are resolved against the node registry by steward send and the central node's socket, not here: name the nodes: %w", message.ErrUnresolvedTarget))
 	}
 	nodes, err := o.Resolver(ctx, targets)
 	switch {
 	case errors.Is(err, target.ErrNoMatch):
-		return fmt.Errorf("%w: %w", err, message.ErrNoTarget)
+		return aboutField(field, fmt.Errorf("%w: %w", err, message.ErrNoTarget))
 	case errors.Is(err, target.ErrBadLabel):
-		return fmt.Errorf("%w: %w", err, message.ErrFieldValue)
+		return aboutField(field, fmt.Errorf("%w: %w", err, message.ErrFieldValue))
 	case err != nil:
 		return fmt.Errorf("resolve the targets: %w: %w", err, message.ErrUnresolvedTarget)
 	}
 	m.ToNode, m.ToNodes = "", nodes
 	return nil
+}
+
+// exprField is the message field whose target expressions a resolve error
+// is about: toNode when it holds one, else toNodes, whose last extra
+// entries are InputOptions.Targets, no field of the message ("" when only
+// they hold expressions).
+func exprField(m *message.Message, extra int) string {
+	if target.IsExpr(m.ToNode) {
+		return "toNode"
+	}
+	if own := m.ToNodes[:max(len(m.ToNodes)-extra, 0)]; target.HasExpr(own) {
+		return "toNodes"
+	}
+	return ""
+}
+
+// aboutField returns err as an error about the message field field, or
+// err itself when field is "".
+func aboutField(field string, err error) error {
+	if field == "" || err == nil {
+		return err
+	}
+	return &message.FieldError{Field: field, Err: err}
 }
 
 // hold validates and prepares m without publishing it (InputOptions.Hold).
@@ -400,7 +433,7 @@ func failed(index int, err error) Receipt {
 	if errors.As(err, &ie) {
 		err = ie.Err
 	}
-	return Receipt{Index: index, Error: err.Error(), Code: string(message.CodeOf(err))}
+	return Receipt{Index: index, Error: err.Error(), Code: string(message.CodeOf(err)), Field: message.FieldOf(err)}
 }
 
 // refuse audits input that did not enter the system. The audit log is best
@@ -451,7 +484,7 @@ func (s *Sender) end(p *publication, r Receipt, err error) Receipt {
 			return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: string(message.CodeTooLarge)}
 		case errors.Is(err, ErrDuplicateID):
 			s.refuse(err, m)
-			return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: CodeDuplicateID}
+			return Receipt{Index: index, Method: m.Method, Nodes: targets, Error: err.Error(), Code: CodeDuplicateID, Field: message.FieldOf(err)}
 		case s.o.Outbox != nil:
 			return s.queue(r, m, err)
 		}
@@ -538,6 +571,9 @@ func (s *Sender) prepare(m *message.Message, now time.Time) error {
 	}
 	if spec.Validate != nil {
 		if err := spec.Validate(m); err != nil {
+			if message.FieldOf(err) == "" {
+				err = aboutField(methodCheckField(m), err)
+			}
 			return err
 		}
 	}
@@ -575,10 +611,10 @@ func (s *Sender) prepare(m *message.Message, now time.Time) error {
 	if m.DeliveryDeadline != nil {
 		m.Deadline = m.DeliveryDeadline.Resolve(now).UTC()
 		if !m.Deadline.After(now) {
-			return fmt.Errorf("deliveryDeadline %s is in the past: %w", m.Deadline.Format(time.RFC3339), message.ErrFieldValue)
+			return aboutField("deliveryDeadline", fmt.Errorf("deliveryDeadline %s is in the past: %w", m.Deadline.Format(time.RFC3339), message.ErrFieldValue))
 		}
 		if m.Deadline.Sub(now) > message.MaxTimeout {
-			return fmt.Errorf("deliveryDeadline %s is more than %s away: %w", m.Deadline.Format(time.RFC3339), message.MaxTimeout, message.ErrFieldValue)
+			return aboutField("deliveryDeadline", fmt.Errorf("deliveryDeadline %s is more than %s away: %w", m.Deadline.Format(time.RFC3339), message.MaxTimeout, message.ErrFieldValue))
 		}
 	} else {
 		m.Deadline = now.Add(d.DeliveryDeadline)
@@ -589,11 +625,28 @@ func (s *Sender) prepare(m *message.Message, now time.Time) error {
 		later := time.Duration(m.RepeatRun-1) * time.Duration(m.RepeatInterval) * time.Second
 		m.RunAt, m.Deadline = now.Add(later), m.Deadline.Add(later)
 		if m.Deadline.Sub(now) > message.MaxTimeout {
-			return fmt.Errorf("run %d of %s is due at %s, and its delivery deadline more than %s away: %w",
-				m.RepeatRun, m.RepeatOf, m.RunAt.Format(time.RFC3339), message.MaxTimeout, message.ErrFieldValue)
+			// Repeat and repeatInterval alone stay within MaxTimeout
+			// (message.Validate): the message's deliveryDeadline, or
+			// else the default one, takes the run beyond.
+			field := "repeat"
+			if m.DeliveryDeadline != nil {
+				field = "deliveryDeadline"
+			}
+			return aboutField(field, fmt.Errorf("run %d of %s is due at %s, and its delivery deadline more than %s away: %w",
+				m.RepeatRun, m.RepeatOf, m.RunAt.Format(time.RFC3339), message.MaxTimeout, message.ErrFieldValue))
 		}
 	}
 	return nil
+}
+
+// methodCheckField is the field a method's own check (methods.Spec.Validate)
+// is about when its error does not say: REQOpCommand checks operation,
+// every other method its methodArgs.
+func methodCheckField(m *message.Message) string {
+	if m.Method == "REQOpCommand" {
+		return "operation"
+	}
+	return "methodArgs"
 }
 
 // publishDeliveries writes the pending records and the deadline
@@ -815,7 +868,7 @@ func (s *Sender) sentBefore(ctx context.Context, m *message.Message, node string
 		return false, err
 	}
 	if rec.FromNode != m.FromNode || rec.Method != m.Method {
-		return false, fmt.Errorf("id %s is already used by another message (%s from %s): %w", m.ID, rec.Method, rec.FromNode, ErrDuplicateID)
+		return false, aboutField("id", fmt.Errorf("id %s is already used by another message (%s from %s): %w", m.ID, rec.Method, rec.FromNode, ErrDuplicateID))
 	}
 	return rec.Status != status.Pending, nil
 }

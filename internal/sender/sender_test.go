@@ -698,3 +698,90 @@ func TestBatchKeepsItsOrder(t *testing.T) {
 		t.Errorf("ship1's deliveries are stored out of input order:\n got %v\nwant %v", got, want)
 	}
 }
+
+// TestReceiptField: a refused message's receipt names the field its error
+// is about, as the JSON message format spells it, and keeps the error
+// text and code it had before receipts named fields.
+func TestReceiptField(t *testing.T) {
+	e := newEnv(t, nil)
+	tests := []struct {
+		name, input string
+		targets     []string
+		noResolver  bool
+		field, code string
+		err         string
+	}{
+		{name: "negative timeout", input: `{"toNode":"ship1","method":"REQPing","methodTimeout":-3}`,
+			field: "methodTimeout", code: "field_value", err: `field "methodTimeout": -3 seconds is negative: invalid field value`},
+		{name: "unknown field", input: `{"toNode":"ship1","method":"REQPing","colour":"red"}`,
+			field: "colour", code: "unknown_field", err: `field "colour" is not part of the message format: unknown field`},
+		{name: "wrong type", input: `{"toNode":"ship1","method":"REQPing","retries":"3"}`,
+			field: "retries", code: "field_type", err: `field "retries": expected a number, got string: wrong field type`},
+		{name: "method's own check", input: `{"toNode":"ship1","method":"REQCliCommand"}`,
+			field: "methodArgs", code: "field_value", err: `REQCliCommand needs methodArgs: the command and its arguments, e.g. ["sh", "-c", "uptime"]: invalid field value`},
+		{name: "operation", input: `{"toNode":"ship1","method":"REQOpCommand"}`,
+			field: "operation", code: "field_value", err: `REQOpCommand needs "operation": {"opCmd": "ps" | "startProc" | "stopProc", "opArg": {…}}: invalid field value`},
+		{name: "past deadline", input: `{"toNode":"ship1","method":"REQPing","deliveryDeadline":"2001-01-01T00:00:00Z"}`,
+			field: "deliveryDeadline", code: "field_value", err: `deliveryDeadline 2001-01-01T00:00:00Z is in the past: invalid field value`},
+		{name: "bad node name", input: `{"toNodes":["ship1","ship.2"],"method":"REQPing"}`,
+			field: "toNodes", code: "bad_node_name", err: `node name "ship.2" may hold only letters, digits, '-' and '_': invalid node name`},
+		{name: "reserved", input: `{"toNode":"ship1","method":"REQPing","fromNode":"mine"}`,
+			field: "fromNode", code: "reserved_field", err: `field "fromNode" is set by steward to the sending node: field set by steward`},
+		{name: "no match", input: `{"toNodes":["role=cache"],"method":"REQPing"}`,
+			field: "toNodes", code: "missing_target", err: `target role=cache matches no node of the registry (3 nodes): no node matches: missing toNode`},
+		{name: "expression without resolver", input: `{"toNode":"*","method":"REQPing"}`, noResolver: true,
+			field: "toNode", code: "unresolved_target", err: `target expressions such as "*" and role=db are resolved against the node registry by steward send and the central node's socket, not here: name the nodes: unresolved target`},
+		{name: "expression of --target only", input: `{"toNodes":["ship1"],"method":"REQPing"}`, targets: []string{"role=cache"},
+			field: "", code: "missing_target", err: `target role=cache matches no node of the registry (3 nodes): no node matches: missing toNode`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := sender.InputOptions{Targets: tt.targets, Resolver: testResolver(e.now)}
+			if tt.noResolver {
+				o.Resolver = nil
+			}
+			// A batch: the refused message is the second, after a good one.
+			rs, err := e.sender.SendInputWith(t.Context(), []byte(`[{"toNode":"ship9","method":"REQPing"},`+tt.input+`]`), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.targets == nil && (!rs[0].OK() || rs[0].Field != "") { // --target applies to both
+				t.Errorf("good message: %+v", rs[0])
+			}
+			r := rs[1]
+			if r.Field != tt.field || r.Code != tt.code || r.Error != tt.err {
+				t.Errorf("receipt field %q code %q error %q\nwant field %q code %q error %q", r.Field, r.Code, r.Error, tt.field, tt.code, tt.err)
+			}
+			if want := "error: message 2: " + tt.err + " (" + tt.code + ")"; r.Line() != want {
+				t.Errorf("line %q, want %q", r.Line(), want)
+			}
+		})
+	}
+
+	t.Run("duplicate id", func(t *testing.T) {
+		e.send(t, `{"id":"job7","toNode":"ship1","method":"REQPing"}`)
+		r := e.send(t, `{"id":"job7","toNode":"ship1","method":"REQCliCommand","methodArgs":["true"]}`)[0]
+		want := `id job7 is already used by another message (REQPing from operator): message id in use`
+		if r.Field != "id" || r.Code != sender.CodeDuplicateID || r.Error != want {
+			t.Errorf("receipt %+v, want field id, code duplicate_id, error %q", r, want)
+		}
+	})
+
+	t.Run("json", func(t *testing.T) {
+		rs := e.send(t, `[{"toNode":"ship1","method":"REQPing","methodTimeout":-3},{"toNode":"ship1","method":"REQPing"}]`)
+		var got []map[string]any
+		data, err := json.Marshal(rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got[0]["field"] != "methodTimeout" || got[0]["code"] != "field_value" {
+			t.Errorf("refused receipt %s", data)
+		}
+		if _, ok := got[1]["field"]; ok {
+			t.Errorf("a sent message's receipt has a field: %s", data)
+		}
+	})
+}
