@@ -473,7 +473,10 @@
       return out;
     }
 
-    const renderTimes = (window.stewardConsole = window.stewardConsole || {}).renderTimes = [];
+    // What a page's tests and a curious operator can read: each render's
+    // duration (ms, the last 500) and how many node changes were applied.
+    const stats = (window.stewardConsole = { renderTimes: [], applied: 0 });
+    const renderTimes = stats.renderTimes;
 
     function render() {
       const started = performance.now();
@@ -498,6 +501,7 @@
 
     async function load() {
       const view = await getJSON('/api/fleet');
+      performance.mark('fleet-parsed');
       state.offset = parseTime(view.now) - Date.now();
       state.nodes = new Map(view.nodes.map((v) => [v.name, nodeEntry(v)]));
       state.loaded = true;
@@ -508,6 +512,7 @@
     }
 
     function applyNodes(list) {
+      stats.applied += list.length;
       for (const v of list) {
         if (v.removed) state.nodes.delete(v.name);
         else state.nodes.set(v.name, nodeEntry(v));
@@ -801,12 +806,19 @@
         if (s.out.source !== 'follow') {
           s.out.source = 'follow';
           s.out.text = '';
+          s.out.more = false; // the stream brings all of it
         }
         if (part.data) s.out.text += part.data;
         showOutput(s);
       });
       follow.addEventListener('end', () => {
         follow.close();
+        for (const s of sections.values()) {
+          if (s.out.source === 'follow') {
+            s.out.source = 'followed';
+            showOutput(s);
+          }
+        }
         reload();
       });
     }
@@ -898,7 +910,7 @@
     else if (s.out.more) info = `${shown} of ${s.out.total} bytes`;
     else if (shown) info = `${shown} bytes`;
     setText(s.outInfo, info);
-    s.more.hidden = !(s.out.source !== 'follow' && s.out.more);
+    s.more.hidden = !(s.out.source === 'record' || s.out.source === 'pages') || !s.out.more;
   }
 
   // moreOutput appends the next page of a node's whole output.
