@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -41,9 +42,13 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	flag.Parse()
 	if chromium = findChromium(); chromium == "" {
 		skipReason = "no Chromium to drive (install Debian's chromium, or set STEWARD_CHROMIUM)"
 		return m.Run()
+	}
+	if testing.Short() {
+		return m.Run() // every test skips: no steward to build
 	}
 	dir, err := os.MkdirTemp("", "steward-console-")
 	if err != nil {
@@ -165,7 +170,8 @@ func (f *fleet) start(name string, args ...string) {
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
+			// 401: the console asks for its token.
+			return resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized
 		})
 	}
 }

@@ -36,6 +36,15 @@ func TestViewsAndScreenshots(t *testing.T) {
 	b.clear("#fleet-filter")
 	eval[bool](b, `document.getElementById('fleet-filter').dispatchEvent(new Event('input'))`)
 	b.wait("the filter cleared", `document.getElementById('fleet-count').textContent === '3 of 3 nodes'`, 10*time.Second)
+	// Sorting with the keyboard: the headers are buttons.
+	for _, col := range []struct{ key, sort string }{{"state", "ascending"}, {"state", "descending"}, {"name", "ascending"}} {
+		eval[bool](b, `(document.querySelector('#fleet th[data-sort="`+col.key+`"] button').focus(), true)`)
+		b.do(10*time.Second, "Enter on the "+col.key+" header", chromedp.KeyEvent("\r"))
+		b.wait("sorted by "+col.key+", "+col.sort, `document.querySelector('#fleet th[data-sort="`+col.key+`"]').getAttribute('aria-sort') === '`+col.sort+`'`, 10*time.Second)
+	}
+	if got := eval[string](b, `[...document.querySelectorAll('#fleet tbody tr')].map((r) => r.dataset.node).join(' ')`); got != "central ship1 ship2" {
+		t.Errorf("sorted by name: %s", got)
+	}
 	eval[bool](b, `(document.activeElement.blur(), true)`)
 	fleetPNG := b.screenshot("fleet")
 	if os.Getenv("STEWARD_UPDATE_SCREENSHOT") == "1" {
