@@ -1,9 +1,12 @@
 package console
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // TestSendCommandFromForm: a command typed into the Send view's form goes to
@@ -102,6 +105,19 @@ func TestSendShowsFieldErrors(t *testing.T) {
 	if got := b.text("#send-json-error"); !strings.Contains(got, "REQNoSuchMethod") {
 		t.Errorf("the JSON's error does not name the method: %q", got)
 	}
+
+	// A file loaded into the box: one of the original examples, dry run.
+	example, err := filepath.Abs(filepath.Join(examplesDir, "cli-command.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do(10*time.Second, "upload "+example, chromedp.SetUploadFiles(chromedp.CSS("#send-file"), []string{example}))
+	b.wait("the file in the box", `document.getElementById('send-json').value.includes('"fileName": "some.log"')`, 10*time.Second)
+	if eval[bool](b, `!document.getElementById('send-json-error').hidden`) {
+		t.Error("the old error is still shown after a file was loaded")
+	}
+	b.click(`#json-form button[value="dry"]`)
+	b.wait("the example's dry run", `(document.querySelector('#send-result h2') || {}).textContent === 'Dry run: 1 of 1 message would be sent' && document.querySelector('#send-result .nodes').textContent === 'ship1'`, 20*time.Second)
 
 	// JSON that is no JSON never leaves the page.
 	b.clear("#send-json")
