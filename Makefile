@@ -15,7 +15,8 @@ help: ## list the targets
 build: ## build bin/steward (static, no cgo)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/steward
 
-install: build ## install bin/steward as $(PREFIX)/bin/steward (PREFIX=/usr/local; DESTDIR for packaging)
+install: ## install bin/steward (make build first) as $(PREFIX)/bin/steward (PREFIX=/usr/local; DESTDIR for packaging)
+	@test -x $(BIN) || { echo "$(BIN) is not built: run make build first (as yourself, not root)"; exit 1; }
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/steward
 

@@ -28,7 +28,7 @@ invalid configuration is printed, then reported, with exit code 2.`,
   STEWARD_LOG_LEVEL=debug steward config show --node-name ship1 -o json`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := loadConfig(cmd, false)
+			l, err := loadConfig(cmd)
 			a.warnUnknown(l)
 			if err != nil && !errors.Is(err, config.ErrInvalid) {
 				return err

@@ -27,7 +27,7 @@ console when it runs with --console, e.g. 127.0.0.1:8090.`,
   steward console --print                      # the URL only`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := loadConfig(cmd, false)
+			l, err := loadConfig(cmd)
 			a.warnUnknown(l)
 			if err != nil {
 				return exitError(ExitUsage, err)

@@ -31,8 +31,11 @@ func newTestEnv(t testing.TB) *testEnv {
 	e := &testEnv{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
 	e.app = newApp(Options{Version: "v0.0.0-test", Stdin: strings.NewReader(""), Stdout: e.stdout, Stderr: e.stderr})
 	e.app.now = func() time.Time { return testNow }
-	e.app.runNode = func(_ context.Context, cfg config.Config, _ node.Options) error {
+	e.app.runNode = func(_ context.Context, cfg config.Config, opts node.Options) error {
 		e.nodeCfg = &cfg
+		if opts.Opened != nil {
+			opts.Opened() // a node that took its settings
+		}
 		return nil
 	}
 	e.app.connect = func(context.Context, config.Config) (fleet, error) {

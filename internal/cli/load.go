@@ -28,7 +28,7 @@ const configFileName = "config.toml"
 type loaded struct {
 	cfg config.Config
 	// path is config.toml; existed says whether it was there before
-	// loading, written whether node run created or updated it.
+	// loading, written whether writeBack created or updated it.
 	path    string
 	existed bool
 	written bool
@@ -37,19 +37,18 @@ type loaded struct {
 	sources map[string]string
 	// unknown lists keys in the file that steward does not know.
 	unknown []string
+	// raw is the file as read (nil: none), for writeBack.
+	raw map[string]any
 }
 
 // loadConfig fills a config.Config from, highest first: the flags of cmd
 // that the user set, STEWARD_* environment variables, config.toml in the
-// config folder, and config.Default(). With write (node run) it creates
-// config.toml with the defaults when it does not exist and writes the
-// flags the user set back into it, never environment values; it writes
-// nothing when the configuration is invalid. Client commands load with
-// write false and never touch the file.
+// config folder, and config.Default(). It never writes the file: node run
+// writes the flags back (writeBack) once the node runs with them.
 //
 // Errors are ExitErrors with ExitUsage. On an invalid configuration the
 // returned loaded still holds what was read, for `config show`.
-func loadConfig(cmd *cobra.Command, write bool) (*loaded, error) {
+func loadConfig(cmd *cobra.Command) (*loaded, error) {
 	flags := cmd.Flags()
 	folder, folderSource := configFolder(flags)
 	l := &loaded{
@@ -60,7 +59,7 @@ func loadConfig(cmd *cobra.Command, write bool) (*loaded, error) {
 	if err != nil {
 		return l, exitError(ExitUsage, err)
 	}
-	l.existed = raw != nil
+	l.existed, l.raw = raw != nil, raw
 	for k := range raw {
 		if _, ok := lookupSetting(k); !ok {
 			l.unknown = append(l.unknown, k)
@@ -108,12 +107,6 @@ func loadConfig(cmd *cobra.Command, write bool) (*loaded, error) {
 	}
 	if err := l.cfg.Validate(); err != nil {
 		return l, exitError(ExitUsage, err)
-	}
-	if write {
-		l.written, err = writeBack(l.path, raw, flags)
-		if err != nil {
-			return l, err
-		}
 	}
 	return l, nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stewardfleet/steward/internal/config"
+	"github.com/stewardfleet/steward/internal/node"
 )
 
 // load parses args as flags of a fresh `node run` command and loads the
@@ -20,7 +22,11 @@ func load(t testing.TB, write bool, args ...string) (*loaded, error) {
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatalf("parse %v: %v", args, err)
 	}
-	return loadConfig(cmd, write)
+	l, err := loadConfig(cmd)
+	if write && err == nil {
+		l.written, err = writeBack(l.path, l.raw, cmd.Flags())
+	}
+	return l, err
 }
 
 func TestPrecedence(t *testing.T) {
@@ -249,6 +255,37 @@ func TestLoadWithoutWriteNeverCreatesFile(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("config folder created: %v", err)
+	}
+}
+
+// A node that refuses its settings at start (its broker would listen open,
+// a key file is missing: checks node.Run makes, not config.Validate)
+// leaves config.toml as it was; one that starts gets its flags written.
+func TestNodeRunWritesFlagsOnlyOnceRunning(t *testing.T) {
+	clearEnv(t)
+	dir := filepath.Join(t.TempDir(), "etc")
+	file := filepath.Join(dir, configFileName)
+	e := newTestEnv(t)
+	e.app.runNode = func(context.Context, config.Config, node.Options) error {
+		return errors.New("broker-listen 0.0.0.0:4222 without authentication")
+	}
+	if err := e.run(t, "node", "run", "--config-folder", dir, "--broker-listen", "0.0.0.0:4222"); err == nil {
+		t.Fatal("the node's refusal was not returned")
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a node that refused to start created its config file: %v", err)
+	}
+	writeFile(t, file, "node-name = \"mine\"\n")
+	_ = e.run(t, "node", "run", "--config-folder", dir, "--broker-listen", "0.0.0.0:4222")
+	if got := readFile(t, file); got != "node-name = \"mine\"\n" {
+		t.Fatalf("a node that refused to start changed its config file:\n%s", got)
+	}
+	e = newTestEnv(t) // its node starts
+	if err := e.run(t, "node", "run", "--config-folder", dir, "--broker-listen", "127.0.0.1:4333"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, file); !strings.Contains(got, `broker-listen = "127.0.0.1:4333"`) || !strings.Contains(got, `node-name = "mine"`) {
+		t.Fatalf("a node that started did not get its flag written:\n%s", got)
 	}
 }
 

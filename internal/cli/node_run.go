@@ -55,21 +55,30 @@ The original's flags keep working: -nodeName, -brokerAddress,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			l, err := loadConfig(cmd, true)
+			l, err := loadConfig(cmd)
 			a.warnUnknown(l)
 			if err != nil {
 				return err
 			}
 			// node.Run narrows the logger to the node itself.
 			log := newLogger(a.stderr, l.cfg.LogLevel, l.cfg.LogFormat)
-			switch {
-			case !l.existed:
-				log.Info("created config file", "node", l.cfg.NodeName, "path", l.path)
-			case l.written:
-				log.Info("wrote flags to config file", "node", l.cfg.NodeName, "path", l.path)
-			}
 			l.cfg.Insecure = insecure
-			opts := node.Options{Logger: log, Stdout: a.stdout, Version: a.versionString()}
+			// The flags go into config.toml once the node has taken them
+			// (before it listens, so a command beside it reads them): a node
+			// that refuses its settings at start (an open broker, a missing
+			// key file) leaves the file as it was.
+			opened := func() {
+				changed, err := writeBack(l.path, l.raw, cmd.Flags())
+				switch {
+				case err != nil:
+					log.Warn("cannot write the flags to the config file", "path", l.path, "error", err)
+				case !l.existed:
+					log.Info("created config file", "node", l.cfg.NodeName, "path", l.path)
+				case changed:
+					log.Info("wrote flags to config file", "node", l.cfg.NodeName, "path", l.path)
+				}
+			}
+			opts := node.Options{Logger: log, Stdout: a.stdout, Version: a.versionString(), Opened: opened}
 			if clockOffset != 0 {
 				// A fault drill: the node reads a clock that is off by
 				// this much. Nothing that decides a delivery's fate reads

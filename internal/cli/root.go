@@ -159,7 +159,7 @@ into it. The original's flags (-nodeName=ship1, -brokerAddress=…) still work.`
 // connectClient loads the configuration of a client command (never
 // writing the file) and connects to the broker with it.
 func (a *app) connectClient(cmd *cobra.Command) (fleet, error) {
-	l, err := loadConfig(cmd, false)
+	l, err := loadConfig(cmd)
 	a.warnUnknown(l)
 	if err != nil {
 		return nil, err

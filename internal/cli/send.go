@@ -375,7 +375,7 @@ func (a *app) dryRun(receipts []client.Receipt, o sendOptions) error {
 // when there is no such node (the caller then reports the broker
 // unreachable); otherwise err is the command's result.
 func (a *app) sendQueued(cmd *cobra.Command, input []byte, o sendOptions) (handled bool, err error) {
-	l, err := loadConfig(cmd, false)
+	l, err := loadConfig(cmd)
 	if err != nil {
 		return false, err
 	}

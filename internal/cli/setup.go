@@ -27,7 +27,7 @@ written by a newer steward is left as it is.`,
 		Example: `  steward setup --broker-address nats://nats1:4222 --broker-replicas 3`,
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := loadConfig(cmd, false)
+			l, err := loadConfig(cmd)
 			a.warnUnknown(l)
 			if err != nil {
 				return err

@@ -69,6 +69,10 @@ type Options struct {
 	Now func() time.Time
 	// Ready, if not nil, is closed once the node consumes its queue.
 	Ready chan<- struct{}
+	// Opened, if not nil, is called once the node has taken its settings:
+	// its broker started or connected, its keys and folders opened; before
+	// it listens for input or takes messages.
+	Opened func()
 	// OnDone, if not nil, is called after each delivery this node took to
 	// its end (acknowledged or terminated). It must not block.
 	OnDone func(Done)
@@ -164,6 +168,9 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	defer n.close()
 	if err := n.open(ctx, opts); err != nil {
 		return err
+	}
+	if opts.Opened != nil {
+		opts.Opened()
 	}
 	return n.run(ctx, opts)
 }
