@@ -12,7 +12,8 @@ import (
 )
 
 // TestViewsAndScreenshots goes through every view with real traffic and
-// saves a screenshot of each: the fleet; the message list, where a message
+// saves a screenshot of each: the fleet (once the queue depths, read every
+// 10 s, are known); the message list, where a message
 // sent meanwhile appears by itself; the error log, where a failed command
 // appears by itself; a message page that follows a streaming command's
 // output while it runs; the Send view with a dry run of "*"; the fleet on a
@@ -44,18 +45,6 @@ func TestViewsAndScreenshots(t *testing.T) {
 	}
 	if got := eval[string](b, `[...document.querySelectorAll('#fleet tbody tr')].map((r) => r.dataset.node).join(' ')`); got != "central ship1 ship2" {
 		t.Errorf("sorted by name: %s", got)
-	}
-	eval[bool](b, `(document.activeElement.blur(), true)`)
-	fleetPNG := b.screenshot("fleet")
-	if os.Getenv("STEWARD_UPDATE_SCREENSHOT") == "1" {
-		png, err := os.ReadFile(fleetPNG)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(docsFolder, "console-fleet.png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("updated %s", filepath.Join(docsFolder, "console-fleet.png"))
 	}
 
 	// The message list: a message sent while it is open shows up, and its
@@ -109,6 +98,23 @@ func TestViewsAndScreenshots(t *testing.T) {
 	b.click(`#command-form button[value="dry"]`)
 	b.wait("the dry run", `(document.querySelector('#send-result .nodes') || {}).textContent === 'central, ship1, ship2'`, 20*time.Second)
 	b.screenshot("send")
+
+	// The fleet again, once the queue depths (read every 10 s) arrived: the
+	// screenshot for the README.
+	b.open("/")
+	b.wait("queue depths known", `[...document.querySelectorAll('#fleet td.queue')].every((td) => /^[0-9]+$/.test(td.textContent))`, 30*time.Second)
+	b.wait("ship2's error counted", `document.querySelector('#fleet tr[data-node="ship2"] td.errors').textContent === '1'`, 30*time.Second)
+	fleetPNG := b.screenshot("fleet")
+	if os.Getenv("STEWARD_UPDATE_SCREENSHOT") == "1" {
+		png, err := os.ReadFile(fleetPNG)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(docsFolder, "console-fleet.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("updated %s", filepath.Join(docsFolder, "console-fleet.png"))
+	}
 
 	// The fleet on a phone: the table scrolls sideways in its box, the page
 	// itself does not.
