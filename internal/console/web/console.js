@@ -722,6 +722,7 @@
       }
       problem.replaceChildren();
       render();
+      if (!view.done && STREAMING.has(view.method)) followOutput();
       return true;
     }
 
@@ -824,15 +825,14 @@
     }
 
     const reload = throttle(load, 500);
-    load().then((ok) => {
-      if (!ok) return;
+    // Live even when the first load found nothing yet: the message's
+    // first record brings the page.
+    load().then(() => {
       events('/api/events', {
         deliveries: (ds) => {
           if (ds.some((d) => d.id === id)) reload();
         },
       }, reload);
-      if (!view.done && STREAMING.has(view.method)) followOutput();
-      setInterval(() => ageCells(list), 1000);
     });
   }
 
