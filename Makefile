@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X github.com/stewardfleet/steward/internal/cli.Version=$(VER
 # Tool versions, pinned in one place.
 STATICCHECK_VERSION ?= 2025.1.1
 
-.PHONY: help build install test test-short faults faults-quick fuzz fuzz-quick bench bench-quick steward-bench lint demo compose-up compose-test compose-down clean
+.PHONY: help build install test test-short faults faults-quick fuzz fuzz-quick bench bench-quick steward-bench lint demo console-demo compose-up compose-test compose-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ lint: ## gofmt and go vet
 
 demo: build ## run central, ship1 and ship2 as separate processes, send the examples, print the results
 	./scripts/demo.sh $(BIN)
+
+console-demo: build ## the demo fleet with the console on 127.0.0.1:8090, running until Ctrl-C (ship2 goes offline now and then)
+	DEMO_CONSOLE=1 ./scripts/demo.sh $(BIN)
 
 # docker-compose (v1) or the compose plugin, whichever the machine has.
 COMPOSE ?= $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)

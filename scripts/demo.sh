@@ -3,6 +3,10 @@
 # processes — central (with the embedded broker), ship1 and ship2 — then the
 # example messages sent from central, the results printed, and everything
 # stopped again. State is kept in demo/run/ for a look afterwards.
+#
+# With DEMO_CONSOLE=1 (make console-demo) central also serves the fleet
+# console on 127.0.0.1:$CONSOLE_PORT (8090), and the fleet keeps running
+# until Ctrl-C: ship2 goes offline for 30 s every 2 minutes, to watch.
 set -euo pipefail
 
 BIN=$(realpath "${1:-bin/steward}")
@@ -50,12 +54,19 @@ wait_for() { # wait_for WHAT COMMAND…: polls for up to 30 s
 	exit 1
 }
 
+CONSOLE="${DEMO_CONSOLE:-}"
+central_flags=(--broker-listen "127.0.0.1:$PORT")
+if [ -n "$CONSOLE" ]; then
+	CONSOLE_PORT="${CONSOLE_PORT:-8090}"
+	while port_in_use "$CONSOLE_PORT"; do CONSOLE_PORT=$((CONSOLE_PORT + 1)); done
+	central_flags+=(--console "127.0.0.1:$CONSOLE_PORT")
+fi
 echo "== starting central with the embedded broker on 127.0.0.1:$PORT"
-start central --broker-listen "127.0.0.1:$PORT"
+start central "${central_flags[@]}"
 wait_for "central" test -S "$RUN/central/tmp/steward.sock"
 echo "== starting ship1 and ship2"
-start ship1 --broker-address "nats://127.0.0.1:$PORT"
-start ship2 --broker-address "nats://127.0.0.1:$PORT"
+start ship1 --broker-address "nats://127.0.0.1:$PORT" --labels role=web
+start ship2 --broker-address "nats://127.0.0.1:$PORT" --labels role=db
 online() { [ "$(as central nodes | grep -c ' online ')" = 3 ]; }
 wait_for "three nodes online" online
 as central nodes
@@ -72,3 +83,21 @@ echo "== reply files on central (demo/run/central/data)"
 	echo "--- $f"
 	cat "$f"
 done)
+
+if [ -n "$CONSOLE" ]; then
+	echo
+	echo "== the console: http://127.0.0.1:$CONSOLE_PORT/   (Ctrl-C stops the fleet)"
+	echo "   ship2 goes offline for 30 s every 2 minutes; send to ship1,ship2 from the Send view"
+	ship2=${pids[2]}
+	while true; do
+		sleep 90
+		echo "-- ship2 stops for 30 s"
+		kill -TERM "$ship2" 2>/dev/null || true
+		wait "$ship2" 2>/dev/null || true
+		sleep 30
+		echo "-- ship2 starts again"
+		start ship2
+		ship2=${pids[-1]}
+	done
+fi
+
