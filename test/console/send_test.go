@@ -102,6 +102,7 @@ func TestSendShowsFieldErrors(t *testing.T) {
 	b.click(`#json-form button[value="send"]`)
 	b.wait("the JSON's error", `!document.getElementById('send-json-error').hidden`, 20*time.Second)
 	fieldErrorShown(t, b, "send-json", "field method")
+	b.screenshot("send-errors")
 	if got := b.text("#send-json-error"); !strings.Contains(got, "REQNoSuchMethod") {
 		t.Errorf("the JSON's error does not name the method: %q", got)
 	}
