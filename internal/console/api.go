@@ -94,6 +94,7 @@ type timelineStep struct {
 type outputPage struct {
 	Node   string `json:"node"`
 	Offset int    `json:"offset"`
+	Next   int    `json:"next"` // the offset of the next page: pages end on a whole UTF-8 character
 	Data   string `json:"data"`
 	Total  int    `json:"total"`
 	More   bool   `json:"more"`

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stewardfleet/steward/internal/client"
 	"github.com/stewardfleet/steward/internal/message"
@@ -248,9 +249,27 @@ func (c *Console) getOutput(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := outputPage{Node: node, Offset: min(offset, len(out)), Total: len(out)}
-	end := min(page.Offset+outputPageSize, len(out))
-	page.Data, page.More = string(out[page.Offset:end]), end < len(out)
+	end := pageEnd(out, page.Offset, outputPageSize)
+	page.Data, page.Next, page.More = string(out[page.Offset:end]), end, end < len(out)
 	writeJSON(w, http.StatusOK, page)
+}
+
+// pageEnd is where the page of out from offset ends: after at most size
+// bytes, on a whole character. A character cut in two would reach the
+// browser as replacement characters, and the pages would not add up to
+// the output. (Output that is not UTF-8 is shown with replacements.)
+func pageEnd(out []byte, offset, size int) int {
+	end := min(offset+size, len(out))
+	for cut := end; cut > offset && end-cut < utf8.UTFMax; cut-- {
+		if cut == len(out) || utf8.RuneStart(out[cut]) {
+			return cut
+		}
+	}
+	// A page smaller than the character it starts with: the whole one.
+	for end < len(out) && !utf8.RuneStart(out[end]) {
+		end++
+	}
+	return end
 }
 
 // followOutput serves /api/messages/{id}/follow: the output as the nodes

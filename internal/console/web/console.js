@@ -921,7 +921,7 @@
       s.out.source = 'pages';
       s.out.text += page.data || '';
       s.out.total = page.total;
-      s.out.next = page.offset + byteLength(page.data || '');
+      s.out.next = typeof page.next === 'number' ? page.next : page.offset + byteLength(page.data || '');
       s.out.more = !!page.more && s.out.next < page.total;
       showOutput(s);
     } catch (err) {
