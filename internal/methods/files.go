@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/stewardfleet/steward/internal/datafolder"
+	"github.com/stewardfleet/steward/internal/message"
 )
 
 // writeData writes a message's data to <directory>/<source node>/<fileName>
@@ -13,15 +14,7 @@ import (
 // named after the request method, e.g. "REQCliCommand.result".
 func writeData(_ context.Context, req *Request, appendMode bool) (*Result, error) {
 	m := req.Msg
-	name := m.FileName
-	if name == "" {
-		method := m.Method
-		if m.Reply != nil {
-			method = m.Reply.Method
-		}
-		name = method + ".result"
-	}
-	rel, err := datafolder.ReplyPath(m.Directory, m.FromNode, name)
+	rel, err := DataFile(m)
 	if err != nil {
 		return nil, err
 	}
@@ -30,4 +23,19 @@ func writeData(_ context.Context, req *Request, appendMode bool) (*Result, error
 		return nil, err
 	}
 	return &Result{Output: fmt.Appendf(nil, "wrote %d bytes to %s", len(m.Data), written)}, nil
+}
+
+// DataFile is the file REQToFile and REQToFileAppend write m's data to,
+// relative to the data folder: <directory>/<source node>/<fileName>, the
+// file name <method>.result when the message names none.
+func DataFile(m *message.Message) (string, error) {
+	name := m.FileName
+	if name == "" {
+		method := m.Method
+		if m.Reply != nil {
+			method = m.Reply.Method
+		}
+		name = method + ".result"
+	}
+	return datafolder.ReplyPath(m.Directory, m.FromNode, name)
 }

@@ -156,6 +156,7 @@ func TestConsoleAPI(t *testing.T) {
 			Status   string `json:"status"`
 			Output   string `json:"output"`
 			Stderr   string `json:"stderr"`
+			File     string `json:"file"`
 			Timeline []struct {
 				Status string `json:"status"`
 			} `json:"timeline"`
@@ -169,6 +170,13 @@ func TestConsoleAPI(t *testing.T) {
 	d := mv.Records[0]
 	if d.Node != "ship1" || d.Reply || d.Status != "succeeded" || d.Output != "from-console\n" || d.Stderr != "to-stderr\n" {
 		t.Fatalf("delivery in the console: %+v", d)
+	}
+	// The reply record names the file central's reply method wrote.
+	if len(mv.Records) != 2 || !mv.Records[1].Reply || mv.Records[1].File == "" {
+		t.Fatalf("reply record in the console: %+v", mv.Records)
+	}
+	if got := readFile(t, filepath.Join(centralCfg.DataFolder, mv.Records[1].File)); got != "from-console\n" {
+		t.Errorf("the reply file %s holds %q", mv.Records[1].File, got)
 	}
 	var steps []string
 	for _, s := range d.Timeline {

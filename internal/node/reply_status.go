@@ -9,6 +9,7 @@ import (
 	"github.com/stewardfleet/steward/internal/consumer"
 	"github.com/stewardfleet/steward/internal/ledger"
 	"github.com/stewardfleet/steward/internal/message"
+	"github.com/stewardfleet/steward/internal/methods"
 	"github.com/stewardfleet/steward/internal/status"
 )
 
@@ -26,6 +27,9 @@ func (n *Node) replyRecord(d *delivery, st status.Status, o *ledger.Outcome) *st
 	}
 	if o != nil {
 		r.Error, r.ErrorCode, r.StartedAt, r.FinishedAt = o.Error, o.ErrorCode, o.StartedAt, o.FinishedAt
+	}
+	if m.Method == "REQToFile" || m.Method == "REQToFileAppend" {
+		r.File, _ = methods.DataFile(m)
 	}
 	return r
 }

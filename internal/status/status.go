@@ -93,6 +93,9 @@ type Record struct {
 	OutputTruncated bool   `json:"outputTruncated,omitempty"`
 	// Stderr is the start of a command's standard error.
 	Stderr string `json:"stderr,omitempty"`
+	// File is, on a reply record, the file the reply method writes the
+	// output to, relative to the sending node's data folder.
+	File string `json:"file,omitempty"`
 
 	SentAt      time.Time `json:"sentAt,omitzero"`
 	Deadline    time.Time `json:"deadline,omitzero"`

@@ -884,7 +884,8 @@
     if (reply) {
       s.reply.hidden = false;
       s.reply.replaceChildren('Reply handled on ', h('strong', { text: reply.fromNode || '?' }), ' (', reply.method || 'reply', '): ',
-        statusBadge(reply.status), reply.error ? ` — ${reply.error}` : '');
+        statusBadge(reply.status), reply.error ? ` — ${reply.error}` : '',
+        reply.file ? ' — written to ' : '', reply.file ? h('code', { class: 'reply-file', text: reply.file }) : '');
     }
   }
 
