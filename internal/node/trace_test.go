@@ -146,7 +146,10 @@ func TestTraceAcrossNodes(t *testing.T) {
 	if len(recs) != 1 || recs[0].Status != status.Succeeded {
 		t.Fatalf("want one succeeded delivery, got %s", describe(recs))
 	}
-	spans := waitSpans(t, exp, telemetry.SpanDeliver, "central") // the last to end
+	// A delivery's span ends at its ack: ship1's may end after central's
+	// handling of the reply, or before.
+	waitSpans(t, exp, telemetry.SpanDeliver, "central")
+	spans := waitSpans(t, exp, telemetry.SpanDeliver, "ship1")
 
 	send := spans.one(t, telemetry.SpanSend, "")
 	traceID := send.SpanContext.TraceID()
@@ -240,7 +243,9 @@ func TestTraceFanOut(t *testing.T) {
 	natstest.Eventually(t, 10*time.Second, "both replies handled in the trace", func() bool {
 		return len(spanSet(exp.GetSpans()).find(telemetry.SpanDeliver, "central")) == 2
 	})
-	spans := spanSet(exp.GetSpans())
+	// Each ship's delivery span ends at its ack, which may come later.
+	waitSpans(t, exp, telemetry.SpanDeliver, "ship1")
+	spans := waitSpans(t, exp, telemetry.SpanDeliver, "ship2")
 	send := spans.one(t, telemetry.SpanSend, "")
 	for _, s := range spans {
 		if s.SpanContext.TraceID() != send.SpanContext.TraceID() {
