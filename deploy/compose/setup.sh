@@ -3,9 +3,8 @@
 #   bin/  the static programs the images are built FROM scratch with:
 #         steward (built here), nats-server and jaeger (scripts/build-tools.sh),
 #         busybox and bash (Debian's busybox-static and bash-static)
-#   run/  the fleet's keys and the servers' authorization, made once and
-#         kept (make compose-down removes them with the containers' volumes
-#         only when asked: CLEAN=1)
+#   run/  the fleet's keys, the servers' authorization and TLS certificates,
+#         made once and kept (remove the folder for new ones)
 # Run from anywhere; make compose-up runs it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -30,7 +29,7 @@ steward="$here/bin/steward"
 
 # Keys: one per node and fleet, made once. ship3 is a node of two fleets
 # (the hub's, through the leaf node, and its site's), with a key for each.
-if [ ! -f run/hub-trusted-keys ]; then
+if [ ! -f run/ca.pem ]; then
 	rm -rf run
 	mkdir -p run/keys/hub run/keys/site-hub run/keys/site run/nats
 	"$steward" keys new central ship1 ship2 --dir run/keys/hub > run/hub-trusted-keys.tmp
@@ -46,10 +45,25 @@ if [ ! -f run/hub-trusted-keys ]; then
 	printf 'user: site1\npassword: "%s"\n' "$password" > run/nats/leaf-user.conf
 	{
 		printf 'remotes: [ { account: HUB, urls: ['
-		printf '"nats-leaf://site1:%s@nats%d:7422", ' "$password" 1 "$password" 2 "$password" 3
-		printf '] } ]\n'
+		printf '"tls://site1:%s@nats%d:7422", ' "$password" 1 "$password" 2 "$password" 3
+		printf '], tls: { ca_file: "/etc/nats/run/tls/ca.pem" } } ]\n'
 	} > run/nats/uplink.conf
 	chmod 600 run/nats/leaf-user.conf run/nats/uplink.conf
 	mv run/hub-trusted-keys.tmp run/hub-trusted-keys
+	# TLS: a CA of the fleet's own, and one certificate for every NATS
+	# server (clients and leaf node connections are encrypted; the
+	# cluster's routes stay on the hub's private network).
+	mkdir -p run/nats/tls
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/CN=steward compose fleet CA" \
+		-keyout run/ca-key.pem -out run/nats/tls/ca.pem 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=steward compose NATS" \
+		-keyout run/nats/tls/server-key.pem -out run/server.csr 2>/dev/null
+	printf 'subjectAltName=DNS:nats1,DNS:nats2,DNS:nats3,DNS:site1-nats,DNS:localhost\nextendedKeyUsage=serverAuth\n' > run/server-ext.cnf
+	openssl x509 -req -in run/server.csr -CA run/nats/tls/ca.pem -CAkey run/ca-key.pem -CAcreateserial -CAserial run/ca.srl \
+		-days 3650 -extfile run/server-ext.cnf -out run/nats/tls/server.pem 2>/dev/null
+	rm -f run/server.csr run/server-ext.cnf run/ca.srl
+	chmod 600 run/ca-key.pem run/nats/tls/server-key.pem
+	# Last: run/ca.pem marks a finished setup.
+	cp run/nats/tls/ca.pem run/ca.pem
 fi
 echo "compose fleet ready: $here/bin, $here/run"

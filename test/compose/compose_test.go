@@ -276,4 +276,5 @@ func TestComposeFleet(t *testing.T) {
 	t.Run("NATS server stopped under load", func(t *testing.T) { serverStopped(t, f) })
 	t.Run("trace in Jaeger", func(t *testing.T) { traceInJaeger(t, f) })
 	t.Run("metrics", func(t *testing.T) { metrics(t, f) })
+	t.Run("TLS", func(t *testing.T) { connectionsUseTLS(t, f) })
 }

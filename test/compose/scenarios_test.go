@@ -307,3 +307,41 @@ func metrics(t *testing.T, f *fleet) {
 		t.Errorf("central's broker connection is %v", v)
 	}
 }
+
+// connectionsUseTLS reads each hub server's client connections from its
+// monitoring port (inside the hub's network, from central's container):
+// every one is TLS. The leaf node's uplink is up, and the hub servers'
+// leaf node listener takes TLS only (its tls block; /leafz shows no TLS
+// field to check).
+func connectionsUseTLS(t *testing.T, f *fleet) {
+	clients, leafs := 0, 0
+	for _, server := range []string{"nats1", "nats2", "nats3"} {
+		var z struct {
+			Connections []struct {
+				Name       string `json:"name"`
+				TLSVersion string `json:"tls_version"`
+			} `json:"connections"`
+			Leafs []struct{} `json:"leafs"`
+		}
+		for _, kind := range []string{"connz", "leafz"} {
+			out, err := f.run(time.Minute, nil, "docker", "exec", f.container("central"), "wget", "-qO-", "http://"+server+":8222/"+kind+"?limit=1000")
+			if err != nil {
+				t.Fatalf("%s /%s: %v %s", server, kind, err, out)
+			}
+			if err := json.Unmarshal([]byte(out), &z); err != nil {
+				t.Fatalf("%s /%s: %v", server, kind, err)
+			}
+		}
+		for _, c := range z.Connections {
+			if c.TLSVersion == "" {
+				t.Errorf("%s: client connection %q without TLS", server, c.Name)
+			}
+		}
+		clients += len(z.Connections)
+		leafs += len(z.Leafs)
+	}
+	if clients == 0 || leafs != 1 {
+		t.Errorf("the hub has %d client connections and %d leaf node connections, want some and 1", clients, leafs)
+	}
+	t.Logf("the hub's %d client connections are TLS; %d leaf node connection", clients, leafs)
+}
