@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/stewardfleet/steward/internal/fleettest"
 	"github.com/stewardfleet/steward/internal/stream"
 )
 
@@ -37,8 +38,8 @@ func noKey(e *env) {
 		{"TLS, no key", e.f.url(), []nats.Option{nats.RootCAs(e.f.tls.CA)}},
 		{"TLS, a key nobody listed", e.f.url(), []nats.Option{nats.RootCAs(e.f.tls.CA), strangerKey}},
 		{"TLS, ship2's user name without its key", e.f.url(), []nats.Option{nats.RootCAs(e.f.tls.CA), nats.UserInfo("ship2", "")}},
-		{"no TLS, no key", "nats://" + e.f.addr(), nil},
-		{"no TLS, ship2's key", "nats://" + e.f.addr(), []nats.Option{mustNkey(e.t, e.f.seed("ship2"))}},
+		{"no TLS, no key", "nats://" + e.f.BrokerAddr(), nil},
+		{"no TLS, ship2's key", "nats://" + e.f.BrokerAddr(), []nats.Option{mustNkey(e.t, e.f.seed("ship2"))}},
 		{"TLS without the CA, ship2's key", e.f.url(), []nats.Option{mustNkey(e.t, e.f.seed("ship2"))}},
 	} {
 		nc, err := nats.Connect(a.url, append(a.opts, nats.MaxReconnects(0), nats.NoCallbacksAfterClientClose())...)
@@ -94,7 +95,7 @@ func (f *fleet) checkState(t *testing.T) {
 				}
 			}
 		}
-		_ = filepath.WalkDir(f.dir(node), func(p string, d os.DirEntry, err error) error {
+		_ = filepath.WalkDir(f.Dir(node), func(p string, d os.DirEntry, err error) error {
 			if err != nil || d.Type()&os.ModeSymlink != 0 || strings.HasPrefix(d.Name(), "audit") {
 				return nil
 			}
@@ -133,7 +134,7 @@ func (e *env) mustRefuseSubscribe(c *conn, what, subj string) {
 		e.t.Fatal(err)
 	}
 	var got string
-	eventually(e.t, 10*time.Second, what+" refused", func() bool {
+	fleettest.Eventually(e.t, 10*time.Second, what+" refused", func() bool {
 		select {
 		case v := <-c.violations:
 			if strings.Contains(v, `"`+subj+`"`) {

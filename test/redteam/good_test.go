@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/stewardfleet/steward/internal/fleettest"
 )
 
 // record is what the suite reads of a status record.
@@ -23,7 +25,7 @@ type record struct {
 // `steward send --wait -o json`, and returns the delivery and reply records.
 func (f *fleet) sendWait(msgs string) (deliveries, replies []record) {
 	f.t.Helper()
-	out, errOut, _ := f.run(f.dir("central"), []byte(msgs), "send", "--timeout", "90s", "-o", "json", "-f", "-")
+	out, errOut, _ := f.Steward("central", []byte(msgs), "send", "--timeout", "90s", "-o", "json", "-f", "-")
 	var res struct {
 		Records []record `json:"records"`
 	}
@@ -73,7 +75,7 @@ func (e *env) operatorSends(what, msgs string) {
 		}
 		e.n.node++
 		e.t.Logf("%s: refused by %s: %s %s %s", what, r.Node, r.Status, r.ErrorCode, r.Error)
-		eventually(e.t, 30*time.Second, what+" reported to central", func() bool {
+		fleettest.Eventually(e.t, 30*time.Second, what+" reported to central", func() bool {
 			return strings.Contains(e.f.errorLog(r.Node), "message "+r.ID)
 		})
 		e.n.reported++

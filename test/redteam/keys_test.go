@@ -40,7 +40,7 @@ func replayedCapture(e *env) {
 // signature), then revokes it (steward keys revoke): everything it signs
 // is refused as signed by a revoked key, on every node.
 func revokedKey(e *env) {
-	central := e.f.dir("central")
+	central := e.f.Dir("central")
 	out := e.f.cli(central, "keys", "trust", "relay", e.f.pub["relay"])
 	if !strings.Contains(out, "key set version 1 published") || strings.Count(out, "succeeded") != 3 {
 		e.t.Fatalf("keys trust: every node should take version 1:\n%s", out)
@@ -59,7 +59,7 @@ func revokedKey(e *env) {
 			sign(e.t, r, newMessage(id, "relay", node, "REQCliCommand", e.marker(id)...)), "revoked")
 	}
 	// Trusting a revoked key again is refused.
-	if _, errOut, code := e.f.run(central, nil, "keys", "trust", "relay", e.f.pub["relay"]); code == 0 || !strings.Contains(errOut, "revoked") {
+	if _, errOut, code := e.f.StewardIn(central, nil, "keys", "trust", "relay", e.f.pub["relay"]); code == 0 || !strings.Contains(errOut, "revoked") {
 		e.t.Errorf("trusting the revoked key again: exit %d, %s", code, errOut)
 	}
 }

@@ -19,44 +19,21 @@ package redteam
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
-)
 
-var stewardBin string // the binary under test
+	"github.com/stewardfleet/steward/internal/fleettest"
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "steward-redteam-")
+	remove, err := fleettest.Build()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	stewardBin = filepath.Join(dir, "steward")
-	build := exec.Command("go", "build", "-o", stewardBin, "../../cmd/steward")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build steward:", err)
-		return 1
-	}
+	defer remove()
 	return m.Run()
-}
-
-// eventually polls cond every 50 ms until it holds, and fails the test
-// when timeout passes first.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

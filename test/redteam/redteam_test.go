@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/stewardfleet/steward/internal/fleettest"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/stream"
 )
@@ -76,10 +77,10 @@ func TestRedTeam(t *testing.T) {
 		t.Skip("red-team suite: runs a fleet of steward processes")
 	}
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship1")
-	f.start("ship2")
-	f.waitOnline("central", "ship1", "ship2")
+	f.Start("central")
+	f.Start("ship1")
+	f.Start("ship2")
+	f.WaitOnline("central", "ship1", "ship2")
 	base := env{t: t, f: f, ship2: f.dial(t, "ship2"), relay: f.dial(t, "relay"), harness: f.dial(t, "central")}
 
 	var rows []string
@@ -214,7 +215,7 @@ func (e *env) judge() {
 	type result struct{ verdict, reason string }
 	results := make([]result, len(e.queued))
 	left := len(e.queued)
-	eventually(e.t, 90*time.Second, "the nodes to deal with every message that got in", func() bool {
+	fleettest.Eventually(e.t, 90*time.Second, "the nodes to deal with every message that got in", func() bool {
 		floors, audits := map[string]uint64{}, map[string][]auditLine{}
 		for i, s := range e.queued {
 			if results[i].verdict != "" {
@@ -236,7 +237,7 @@ func (e *env) judge() {
 		return left == 0
 	})
 	reported := make([]bool, len(e.queued))
-	eventually(e.t, 60*time.Second, "every refusal reported to central", func() bool {
+	fleettest.Eventually(e.t, 60*time.Second, "every refusal reported to central", func() bool {
 		logs, missing := map[string]string{}, 0
 		for i, s := range e.queued {
 			if reported[i] || results[i].verdict != "refused" {

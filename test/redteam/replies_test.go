@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,9 +50,9 @@ func replyDedupTaken(e *env) {
 // attack (knowing the ID, as ship2 does) do its worst, judges it, starts
 // ship1 again and checks that ship1's real reply is written.
 func (e *env) whileShip1Away(attack func(id string)) string {
-	e.f.stop("ship1")
+	e.f.Stop("ship1", syscall.SIGTERM)
 	id := fmt.Sprintf("fanout%d", goodSeq.Add(1))
-	out, errOut, code := e.f.run(e.f.dir("central"), []byte(fmt.Sprintf(
+	out, errOut, code := e.f.Steward("central", []byte(fmt.Sprintf(
 		`{"id":%q,"toNodes":["ship1","ship2"],"method":"REQCliCommand","methodArgs":["echo","real answer"],
 		  "replyMethod":"REQToFile","directory":"fanout","fileName":"answer.log"}`, id)), "send", "-f", "-")
 	if code != 0 {
@@ -60,8 +61,8 @@ func (e *env) whileShip1Away(attack func(id string)) string {
 	attack(id)
 	e.judge()
 	e.queued = nil
-	e.f.start("ship1")
-	e.f.waitOnline("ship1")
+	e.f.Start("ship1")
+	e.f.WaitOnline("ship1")
 	file := filepath.Join(e.f.data("central"), "fanout", "ship1", "answer.log")
 	e.goodSent++
 	var got []byte
