@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,13 +17,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stewardfleet/steward/internal/fleettest"
 	"github.com/stewardfleet/steward/internal/netfault"
 	"github.com/stewardfleet/steward/internal/sender"
 	"github.com/stewardfleet/steward/internal/status"
@@ -32,7 +31,6 @@ import (
 )
 
 var (
-	stewardBin string // the binary under test
 	fakeBinDir string // holds a `tree` for nodes, so the original examples run anywhere
 	examples   = filepath.Join("..", "..", "testdata", "examples")
 )
@@ -42,41 +40,35 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "steward-e2e-")
+	remove, err := fleettest.Build()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer remove()
 	if examples, err = filepath.Abs(examples); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	stewardBin = filepath.Join(dir, "steward")
-	build := exec.Command("go", "build", "-o", stewardBin, "../../cmd/steward")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build steward:", err)
-		return 1
-	}
 	// The original examples run `bash -c "sleep 3 & tree ./"`; tree is not
 	// on every machine, so the nodes get a small stand-in.
-	fakeBinDir = filepath.Join(dir, "bin")
-	if err := os.MkdirAll(fakeBinDir, 0o755); err != nil {
+	if fakeBinDir, err = os.MkdirTemp("", "steward-e2e-bin-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	defer os.RemoveAll(fakeBinDir)
 	if err := os.WriteFile(filepath.Join(fakeBinDir, "tree"), []byte("#!/bin/sh\necho 'tree stand-in:'; ls -R \"${1:-.}\"\n"), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
 }
 
-// fleet is a set of steward processes in one temporary folder.
+// fleet is a set of steward processes in one temporary folder, with what
+// the e2e tests ask of them beyond fleettest.
 type fleet struct {
-	t    *testing.T
-	root string
-	port int
-	proc map[string]*exec.Cmd
+	*fleettest.Fleet
+	t *testing.T
 }
 
 func newFleet(t *testing.T) *fleet {
@@ -84,126 +76,8 @@ func newFleet(t *testing.T) *fleet {
 	if testing.Short() {
 		t.Skip("end-to-end test: runs several steward processes")
 	}
-	f := &fleet{t: t, root: t.TempDir(), port: freePort(t), proc: map[string]*exec.Cmd{}}
-	t.Cleanup(f.stopAll)
-	return f
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func (f *fleet) dir(name string) string { return filepath.Join(f.root, name) }
-
-func (f *fleet) brokerURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", f.port) }
-
-func (f *fleet) env() []string {
-	return append(os.Environ(), "CONFIG_FOLDER=./etc", "PATH="+fakeBinDir+":"+os.Getenv("PATH"))
-}
-
-// start runs `steward node run` for name in its own folder. The central node
-// runs the embedded broker; the others connect to it. Flags are written to
-// the node's config.toml, so a restart without flags is the same node.
-func (f *fleet) start(name string, args ...string) {
-	f.t.Helper()
-	dir := f.dir(name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		f.t.Fatal(err)
-	}
-	base := []string{"node", "run", "--node-name", name, "--hello-interval", "1s", "--default-message-timeout", "2s"}
-	if name == "central" {
-		base = append(base, "--broker-listen", fmt.Sprintf("127.0.0.1:%d", f.port))
-	} else {
-		base = append(base, "--broker-address", f.brokerURL())
-	}
-	log, err := os.OpenFile(filepath.Join(dir, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer log.Close()
-	cmd := exec.Command(stewardBin, append(base, args...)...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, f.env(), log, log
-	if err := cmd.Start(); err != nil {
-		f.t.Fatal(err)
-	}
-	f.proc[name] = cmd
-	eventually(f.t, 30*time.Second, name+"'s socket", func() bool {
-		c, err := net.Dial("unix", filepath.Join(dir, "tmp", "steward.sock"))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-}
-
-// stop ends a node with sig and waits for it.
-func (f *fleet) stop(name string, sig syscall.Signal) {
-	f.t.Helper()
-	cmd := f.proc[name]
-	if cmd == nil {
-		return
-	}
-	delete(f.proc, name)
-	cmd.Process.Signal(sig)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		f.t.Errorf("%s did not stop on %s", name, sig)
-	}
-}
-
-func (f *fleet) stopAll() {
-	// Ships first: central holds the broker.
-	for name := range f.proc {
-		if name != "central" {
-			f.stop(name, syscall.SIGTERM)
-		}
-	}
-	f.stop("central", syscall.SIGTERM)
-	if f.t.Failed() {
-		for _, name := range []string{"central", "ship1", "ship2"} {
-			if _, err := os.Stat(filepath.Join(f.dir(name), "node.log")); err != nil {
-				continue
-			}
-			if b, err := os.ReadFile(filepath.Join(f.dir(name), "node.log")); err == nil {
-				f.t.Logf("--- %s's log:\n%s", name, b)
-			}
-		}
-	}
-}
-
-// steward runs a client command as node `as` and returns its output and exit code.
-func (f *fleet) steward(as string, stdin []byte, args ...string) (stdout, stderr string, code int) {
-	f.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, stewardBin, args...)
-	cmd.Dir, cmd.Env = f.dir(as), f.env()
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		code = exitErr.ExitCode()
-	default:
-		f.t.Fatalf("steward %v: %v", args, err)
-	}
-	return out.String(), errOut.String(), code
+	env := []string{"PATH=" + fakeBinDir + ":" + os.Getenv("PATH")}
+	return &fleet{Fleet: fleettest.New(t, fleettest.Options{Env: env}), t: t}
 }
 
 type sendResult struct {
@@ -217,7 +91,7 @@ type sendResult struct {
 // replies.
 func (f *fleet) sendWait(file string) (sendResult, int) {
 	f.t.Helper()
-	out, errOut, code := f.steward("central", nil, "send", "--wait", "--timeout", "60s", "-o", "json", "-f", file)
+	out, errOut, code := f.Steward("central", nil, "send", "--wait", "--timeout", "60s", "-o", "json", "-f", file)
 	var res sendResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		f.t.Fatalf("send output is not JSON: %v\nstdout: %s\nstderr: %s", err, out, errOut)
@@ -240,7 +114,7 @@ func split(recs []*status.Record) (deliveries, replies []*status.Record) {
 
 func (f *fleet) status(id string) []*status.Record {
 	f.t.Helper()
-	out, errOut, code := f.steward("central", nil, "status", id, "-o", "json")
+	out, errOut, code := f.Steward("central", nil, "status", id, "-o", "json")
 	if code != 0 {
 		f.t.Fatalf("steward status %s: exit %d: %s", id, code, errOut)
 	}
@@ -252,38 +126,11 @@ func (f *fleet) status(id string) []*status.Record {
 	return deliveries
 }
 
-// waitOnline waits until `steward nodes` shows every name online.
-func (f *fleet) waitOnline(names ...string) {
-	f.t.Helper()
-	eventually(f.t, 30*time.Second, fmt.Sprintf("%v online", names), func() bool {
-		out, _, code := f.steward("central", nil, "nodes")
-		if code != 0 {
-			return false
-		}
-		for _, n := range names {
-			if !lineHas(out, n, "online") {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-func lineHas(out, first, word string) bool {
-	for _, line := range strings.Split(out, "\n") {
-		fields := strings.Fields(line)
-		if len(fields) > 1 && fields[0] == first && strings.Contains(line, " "+word+" ") {
-			return true
-		}
-	}
-	return false
-}
-
 // socketSend writes input to a node's socket like `nc -U` (without closing
 // its writing side) and returns the answer.
 func (f *fleet) socketSend(name string, input []byte) string {
 	f.t.Helper()
-	c, err := net.Dial("unix", filepath.Join(f.dir(name), "tmp", "steward.sock"))
+	c, err := net.Dial("unix", filepath.Join(f.Dir(name), "tmp", "steward.sock"))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -304,21 +151,10 @@ func (f *fleet) socketSend(name string, input []byte) string {
 	return b.String()
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func read(t *testing.T, path string) string {
 	t.Helper()
 	var s string
-	eventually(t, 20*time.Second, path, func() bool {
+	fleettest.Eventually(t, 20*time.Second, path, func() bool {
 		b, err := os.ReadFile(path)
 		s = string(b)
 		return err == nil && len(b) > 0
@@ -328,10 +164,10 @@ func read(t *testing.T, path string) string {
 
 func TestFleetRunsTheExamples(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship1")
-	f.start("ship2")
-	f.waitOnline("central", "ship1", "ship2")
+	f.Start("central")
+	f.Start("ship1")
+	f.Start("ship2")
+	f.WaitOnline("central", "ship1", "ship2")
 
 	// Through steward send: the two-node example.
 	res, code := f.sendWait(filepath.Join(examples, "cli-command-two-nodes.json"))
@@ -344,7 +180,7 @@ func TestFleetRunsTheExamples(t *testing.T) {
 		}
 		// send --wait returns once the reply is written: the file is
 		// there now, without waiting for it.
-		out, err := os.ReadFile(filepath.Join(f.dir("central"), "data", "cli-command-executed-result", r.Node, "some.log"))
+		out, err := os.ReadFile(filepath.Join(f.Dir("central"), "data", "cli-command-executed-result", r.Node, "some.log"))
 		if err != nil || !strings.Contains(string(out), "tree stand-in") {
 			t.Errorf("reply file of %s when send --wait returned: %q %v", r.Node, out, err)
 		}
@@ -374,14 +210,14 @@ func TestFleetRunsTheExamples(t *testing.T) {
 			t.Fatalf("socket answer to %s: %q", ex.file, answer)
 		}
 		id := fields[0]
-		eventually(t, 30*time.Second, ex.file+" done", func() bool {
+		fleettest.Eventually(t, 30*time.Second, ex.file+" done", func() bool {
 			recs := f.status(id)
 			return len(recs) == 1 && recs[0].Status.Terminal()
 		})
 		if recs := f.status(id); recs[0].Status != status.Succeeded || recs[0].Node != ex.node {
 			t.Errorf("%s: %+v", ex.file, recs[0])
 		}
-		if out := read(t, filepath.Join(f.dir("central"), "data", ex.reply)); !strings.Contains(out, "tree stand-in") {
+		if out := read(t, filepath.Join(f.Dir("central"), "data", ex.reply)); !strings.Contains(out, "tree stand-in") {
 			t.Errorf("%s reply: %q", ex.file, out)
 		}
 	}
@@ -393,7 +229,7 @@ func TestFleetRunsTheExamples(t *testing.T) {
 		t.Errorf("%d reference files, want the 10 of the original", len(files))
 	}
 	for _, file := range files {
-		if out, errOut, code := f.steward("central", nil, "send", "--dry-run", "-f", file); code != 0 {
+		if out, errOut, code := f.Steward("central", nil, "send", "--dry-run", "-f", file); code != 0 {
 			t.Errorf("%s: exit %d, %s %s", filepath.Base(file), code, out, errOut)
 		}
 	}
@@ -401,10 +237,10 @@ func TestFleetRunsTheExamples(t *testing.T) {
 
 func TestNodeDownWhenSentGetsItWhenItStarts(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
+	f.Start("central")
 	msg := []byte(`[{"toNode":"ship2","method":"REQCliCommand","methodArgs":["sh","-c","echo hello from the late node"],
 	  "directory":"late","fileName":"late.log"}]`)
-	out, errOut, code := f.steward("central", msg, "send", "-f", "-")
+	out, errOut, code := f.Steward("central", msg, "send", "-f", "-")
 	if code != 0 {
 		t.Fatalf("send: exit %d %s", code, errOut)
 	}
@@ -412,12 +248,12 @@ func TestNodeDownWhenSentGetsItWhenItStarts(t *testing.T) {
 	if recs := f.status(id); recs[0].Status != status.Pending {
 		t.Fatalf("before ship2 starts: %+v", recs[0])
 	}
-	f.start("ship2")
-	eventually(t, 30*time.Second, "delivery to ship2", func() bool { return f.status(id)[0].Status.Terminal() })
+	f.Start("ship2")
+	fleettest.Eventually(t, 30*time.Second, "delivery to ship2", func() bool { return f.status(id)[0].Status.Terminal() })
 	if r := f.status(id)[0]; r.Status != status.Succeeded || r.Attempt != 1 {
 		t.Fatalf("after ship2 started: %+v", r)
 	}
-	if got := read(t, filepath.Join(f.dir("central"), "data", "late", "ship2", "late.log")); got != "hello from the late node\n" {
+	if got := read(t, filepath.Join(f.Dir("central"), "data", "late", "ship2", "late.log")); got != "hello from the late node\n" {
 		t.Errorf("reply: %q", got)
 	}
 }
@@ -428,32 +264,32 @@ func TestNodeDownWhenSentGetsItWhenItStarts(t *testing.T) {
 // exactly one reply.
 func TestSIGKILLMidCommand(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship1")
+	f.Start("central")
+	f.Start("ship1")
 	msg := []byte(`{"toNode":"ship1","method":"REQCliCommand","retries":3,"methodTimeout":60,
 	  "methodArgs":["sh","-c","echo $$ > cmd.pid; echo started >> runs.log; sleep 5; echo done"],
 	  "directory":"killed","fileName":"out.log"}`)
-	out, errOut, code := f.steward("central", msg, "send", "-f", "-")
+	out, errOut, code := f.Steward("central", msg, "send", "-f", "-")
 	if code != 0 {
 		t.Fatalf("send: exit %d %s", code, errOut)
 	}
 	id := strings.Fields(out)[0]
-	data := filepath.Join(f.dir("ship1"), "data")
+	data := filepath.Join(f.Dir("ship1"), "data")
 	read(t, filepath.Join(data, "runs.log"))
 	pid, err := strconv.Atoi(strings.TrimSpace(read(t, filepath.Join(data, "cmd.pid"))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.stop("ship1", syscall.SIGKILL)
-	eventually(t, 10*time.Second, "the command to die with its node", func() bool { return !alive(pid) })
+	f.Kill("ship1")
+	fleettest.Eventually(t, 10*time.Second, "the command to die with its node", func() bool { return !alive(pid) })
 
-	f.start("ship1")
-	eventually(t, 60*time.Second, "the delivery to end", func() bool { return f.status(id)[0].Status.Terminal() })
+	f.Start("ship1")
+	fleettest.Eventually(t, 60*time.Second, "the delivery to end", func() bool { return f.status(id)[0].Status.Terminal() })
 	r := f.status(id)[0]
 	if r.Status != status.Succeeded || r.Attempt != 2 || r.Output != "done\n" {
 		t.Fatalf("after restart: %+v", r)
 	}
-	if got := read(t, filepath.Join(f.dir("central"), "data", "killed", "ship1", "out.log")); got != "done\n" {
+	if got := read(t, filepath.Join(f.Dir("central"), "data", "killed", "ship1", "out.log")); got != "done\n" {
 		t.Errorf("reply file %q, want exactly one done", got)
 	}
 	if got, _ := os.ReadFile(filepath.Join(data, "runs.log")); string(got) != "started\nstarted\n" {
@@ -461,7 +297,7 @@ func TestSIGKILLMidCommand(t *testing.T) {
 	}
 	// The status history holds exactly one terminal state.
 	terminal := 0
-	for _, st := range statusHistory(t, f.brokerURL(), id+".ship1") {
+	for _, st := range statusHistory(t, f.BrokerURL(), id+".ship1") {
 		if st.Terminal() {
 			terminal++
 		}
@@ -517,39 +353,39 @@ func statusHistory(t *testing.T, url, key string) []status.Status {
 // central comes back, work sent before and after the outage completes.
 func TestCentralAndBrokerKilled(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship1")
-	f.waitOnline("ship1")
+	f.Start("central")
+	f.Start("ship1")
+	f.WaitOnline("ship1")
 	// A message for ship2 waits in the broker across the outage.
-	out, _, code := f.steward("central", []byte(`{"toNode":"ship2","method":"REQPing"}`), "send", "-f", "-")
+	out, _, code := f.Steward("central", []byte(`{"toNode":"ship2","method":"REQPing"}`), "send", "-f", "-")
 	if code != 0 {
 		t.Fatal("send before the outage failed")
 	}
 	before := strings.Fields(out)[0]
 
-	f.stop("central", syscall.SIGKILL)
+	f.Kill("central")
 	// Sent beside ship1 while the broker is down: ship1 keeps it.
-	out, errOut, code := f.steward("ship1", []byte(`{"toNode":"ship1","method":"REQPing"}`), "send", "-f", "-")
+	out, errOut, code := f.Steward("ship1", []byte(`{"toNode":"ship1","method":"REQPing"}`), "send", "-f", "-")
 	if code != 0 || !strings.Contains(out, "queued") {
 		t.Fatalf("send with the broker down: exit %d, %s%s", code, out, errOut)
 	}
 	queued := strings.Fields(out)[0]
 	// Where no node runs, there is nowhere to keep it: unreachable.
-	if err := os.MkdirAll(f.dir("operator"), 0o755); err != nil {
+	if err := os.MkdirAll(f.Dir("operator"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, code := f.steward("operator", []byte(`{"toNode":"ship1","method":"REQPing"}`), "send", "-f", "-",
-		"--broker-address", f.brokerURL()); code != 3 {
+	if _, _, code := f.Steward("operator", []byte(`{"toNode":"ship1","method":"REQPing"}`), "send", "-f", "-",
+		"--broker-address", f.BrokerURL()); code != 3 {
 		t.Errorf("send with the broker down and no node beside it: exit %d, want 3", code)
 	}
-	f.start("central")
-	f.start("ship2")
-	f.waitOnline("ship1", "ship2")
-	eventually(t, 30*time.Second, "the message sent before the outage", func() bool {
+	f.Start("central")
+	f.Start("ship2")
+	f.WaitOnline("ship1", "ship2")
+	fleettest.Eventually(t, 30*time.Second, "the message sent before the outage", func() bool {
 		return f.status(before)[0].Status == status.Succeeded
 	})
-	eventually(t, 30*time.Second, "the message queued during the outage", func() bool {
-		out, _, code := f.steward("central", nil, "status", queued, "-o", "json")
+	fleettest.Eventually(t, 30*time.Second, "the message queued during the outage", func() bool {
+		out, _, code := f.Steward("central", nil, "status", queued, "-o", "json")
 		var recs []*status.Record
 		return code == 0 && json.Unmarshal([]byte(out), &recs) == nil && len(recs) > 0 && recs[0].Status == status.Succeeded
 	})
@@ -575,15 +411,15 @@ func writeTemp(t *testing.T, content string) string {
 // every message runs exactly once.
 func TestCutOffShipKeepsItsInputAcrossSIGKILL(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship2")
-	link, err := netfault.Start(fmt.Sprintf("127.0.0.1:%d", f.port))
+	f.Start("central")
+	f.Start("ship2")
+	link, err := netfault.Start(f.BrokerAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { link.Close() })
-	f.start("ship1", "--broker-address", link.URL())
-	f.waitOnline("ship1", "ship2")
+	f.Start("ship1", "--broker-address", link.URL())
+	f.WaitOnline("ship1", "ship2")
 
 	link.Cut(netfault.Reset)
 	runs := filepath.Join(t.TempDir(), "runs.log")
@@ -593,7 +429,7 @@ func TestCutOffShipKeepsItsInputAcrossSIGKILL(t *testing.T) {
 	var ids []string
 	for i := range 5 {
 		id := fmt.Sprintf("sock%d", i)
-		eventually(t, 30*time.Second, "ship1's socket to queue "+id, func() bool {
+		fleettest.Eventually(t, 30*time.Second, "ship1's socket to queue "+id, func() bool {
 			// The socket answers the line steward send prints below.
 			return strings.HasPrefix(f.socketSend("ship1", msg(id)), id+" REQCliCommand ship2 queued: ")
 		})
@@ -601,18 +437,18 @@ func TestCutOffShipKeepsItsInputAcrossSIGKILL(t *testing.T) {
 	}
 	for i := range 5 {
 		id := fmt.Sprintf("cli%d", i)
-		out, errOut, code := f.steward("ship1", msg(id), "send", "-f", "-")
+		out, errOut, code := f.Steward("ship1", msg(id), "send", "-f", "-")
 		if code != 0 || !strings.Contains(out, id+" REQCliCommand ship2 queued") {
 			t.Fatalf("steward send beside a cut-off ship1: exit %d\n%s%s", code, out, errOut)
 		}
 		ids = append(ids, id)
 	}
-	f.stop("ship1", syscall.SIGKILL)
+	f.Kill("ship1")
 	link.Restore()
-	f.start("ship1")
+	f.Start("ship1")
 	for _, id := range ids {
-		eventually(t, 60*time.Second, id+" to run", func() bool {
-			out, _, code := f.steward("central", nil, "status", id, "-o", "json")
+		fleettest.Eventually(t, 60*time.Second, id+" to run", func() bool {
+			out, _, code := f.Steward("central", nil, "status", id, "-o", "json")
 			var recs []*status.Record
 			if code != 0 || json.Unmarshal([]byte(out), &recs) != nil {
 				return false // not sent yet
@@ -639,7 +475,7 @@ func TestCutOffShipKeepsItsInputAcrossSIGKILL(t *testing.T) {
 // restarting central (it used to stay broken until a restart).
 func TestCentralBrokerOnAFullDisk(t *testing.T) {
 	f := newFleet(t)
-	store := filepath.Join(f.dir("central"), "data", ".steward", "jetstream")
+	store := filepath.Join(f.Dir("central"), "data", ".steward", "jetstream")
 	if err := os.MkdirAll(store, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -647,9 +483,9 @@ func TestCentralBrokerOnAFullDisk(t *testing.T) {
 		t.Skipf("cannot mount a small file system to fill (needs root): %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", store).Run() })
-	f.start("central", "--log-level", "warn")
-	f.start("ship1")
-	f.waitOnline("ship1")
+	f.Start("central", "--log-level", "warn")
+	f.Start("ship1")
+	f.WaitOnline("ship1")
 	if res, code := f.sendWait(writeTemp(t, `{"toNode":"ship1","method":"REQPing"}`)); code != 0 {
 		t.Fatalf("before the disk is full: exit %d %+v", code, res.Records)
 	}
@@ -670,7 +506,7 @@ func TestCentralBrokerOnAFullDisk(t *testing.T) {
 	big := `{"toNode":"ship1","method":"REQToFile","fileName":"big","data":"` + strings.Repeat("x", 200_000) + `"}`
 	start := time.Now()
 	for range 5 {
-		_, _, code := f.steward("central", []byte(big), "send", "-f", "-", "--timeout", "10s")
+		_, _, code := f.Steward("central", []byte(big), "send", "-f", "-", "--timeout", "10s")
 		if took := time.Since(start); took > 30*time.Second {
 			t.Fatalf("send took %s with --timeout 10s", took)
 		}
@@ -682,7 +518,7 @@ func TestCentralBrokerOnAFullDisk(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "sending to work again without a restart", func() bool {
+	fleettest.Eventually(t, 60*time.Second, "sending to work again without a restart", func() bool {
 		res, code := f.sendWait(writeTemp(t, `{"toNode":"ship1","method":"REQPing"}`))
 		return code == 0 && len(res.Records) == 1 && res.Records[0].Status == status.Succeeded
 	})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stewardfleet/steward/internal/fleettest"
 	"github.com/stewardfleet/steward/internal/status"
 )
 
@@ -63,10 +64,10 @@ func (s *httpGetServer) userAgents() []string {
 func TestHttpGetReferenceFile(t *testing.T) {
 	f := newFleet(t)
 	srv := newHTTPGetServer(t)
-	f.start("central")
-	f.start("ship1")
-	f.start("ship2")
-	f.waitOnline("central", "ship1", "ship2")
+	f.Start("central")
+	f.Start("ship1")
+	f.Start("ship2")
+	f.WaitOnline("central", "ship1", "ship2")
 
 	file := rewriteHTTPGetURL(t, filepath.Join(examples, "http-get-to-nodes.json"), "http://127.0.0.1:8080/", srv.URL+"/")
 	res, code := f.sendWait(file)
@@ -91,12 +92,12 @@ func TestHttpGetReferenceFile(t *testing.T) {
 	}
 	// send --wait returns once the replies are written.
 	for _, node := range []string{"central", "ship2"} {
-		got, err := os.ReadFile(filepath.Join(f.dir("central"), "data", "httpget", node, "index.html"))
+		got, err := os.ReadFile(filepath.Join(f.Dir("central"), "data", "httpget", node, "index.html"))
 		if err != nil || string(got) != httpGetPage {
 			t.Errorf("httpget/%s/index.html on central: %q %v", node, got, err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(f.dir("central"), "data", "httpget", "ship1")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(f.Dir("central"), "data", "httpget", "ship1")); !os.IsNotExist(err) {
 		t.Errorf("ship1 was not asked, yet: %v", err)
 	}
 	agents := srv.userAgents()
@@ -115,9 +116,9 @@ func TestHttpGetReferenceFile(t *testing.T) {
 func TestHttpGetNotFoundFails(t *testing.T) {
 	f := newFleet(t)
 	srv := newHTTPGetServer(t)
-	f.start("central")
-	f.start("ship1")
-	f.waitOnline("central", "ship1")
+	f.Start("central")
+	f.Start("ship1")
+	f.WaitOnline("central", "ship1")
 
 	msg, err := json.Marshal([]map[string]any{{
 		"toNode": "ship1", "method": "REQHttpGet", "methodArgs": []string{srv.URL + "/missing"},
@@ -145,15 +146,15 @@ func TestHttpGetNotFoundFails(t *testing.T) {
 		!strings.Contains(r.Error, srv.URL+"/missing") || r.Output != httpGetMissingPage {
 		t.Errorf("status: %s %s error %q output %q", r.Node, r.Status, r.Error, r.Output)
 	}
-	out, errOut, code := f.steward("central", nil, "status", id)
-	if code != 0 || !lineHas(out, "ship1", "failed") || !strings.Contains(out, "HTTP 404 Not Found") {
+	out, errOut, code := f.Steward("central", nil, "status", id)
+	if code != 0 || !fleettest.LineHas(out, "ship1", "failed") || !strings.Contains(out, "HTTP 404 Not Found") {
 		t.Errorf("steward status %s: exit %d\n%s%s", id, code, out, errOut)
 	}
-	if got := read(t, filepath.Join(f.dir("central"), "data", "httpget", "ship1", "missing.html")); got != httpGetMissingPage {
+	if got := read(t, filepath.Join(f.Dir("central"), "data", "httpget", "ship1", "missing.html")); got != httpGetMissingPage {
 		t.Errorf("reply file: %q", got)
 	}
-	errorLog := filepath.Join(f.dir("central"), "data", "errorLog", "ship1", "errors.log")
-	eventually(t, 20*time.Second, "the 404 in central's error log", func() bool {
+	errorLog := filepath.Join(f.Dir("central"), "data", "errorLog", "ship1", "errors.log")
+	fleettest.Eventually(t, 20*time.Second, "the 404 in central's error log", func() bool {
 		b, _ := os.ReadFile(errorLog)
 		return strings.Contains(string(b), "HTTP 404 Not Found")
 	})

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stewardfleet/steward/internal/fleettest"
 )
 
 // jaeger is a Jaeger v2 all-in-one process (memory storage) on loopback.
@@ -36,7 +38,7 @@ func startJaeger(t *testing.T) *jaeger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otlp, query, grpc := freePort(t), freePort(t), freePort(t)
+	otlp, query, grpc := fleettest.FreePort(t), fleettest.FreePort(t), fleettest.FreePort(t)
 	dir := t.TempDir()
 	log, err := os.Create(filepath.Join(dir, "jaeger.log"))
 	if err != nil {
@@ -66,7 +68,7 @@ func startJaeger(t *testing.T) *jaeger {
 		}
 	})
 	j := &jaeger{otlp: fmt.Sprintf("127.0.0.1:%d", otlp), query: fmt.Sprintf("http://127.0.0.1:%d", query)}
-	eventually(t, 30*time.Second, "jaeger's query API", func() bool {
+	fleettest.Eventually(t, 30*time.Second, "jaeger's query API", func() bool {
 		_, err := j.get("/api/services")
 		return err == nil
 	})
@@ -118,9 +120,9 @@ type jaegerTrace struct {
 func TestTracesInJaeger(t *testing.T) {
 	j := startJaeger(t)
 	f := newFleet(t)
-	f.start("central", "--otlp-endpoint", j.otlp)
-	f.start("ship1", "--otlp-endpoint", j.otlp)
-	f.waitOnline("central", "ship1")
+	f.Start("central", "--otlp-endpoint", j.otlp)
+	f.Start("ship1", "--otlp-endpoint", j.otlp)
+	f.WaitOnline("central", "ship1")
 
 	res, code := f.sendWait(writeTemp(t, `{"toNode":"ship1","method":"REQPing"}`))
 	if code != 0 || len(res.Records) != 1 || res.Records[0].Status != "succeeded" {
@@ -130,13 +132,13 @@ func TestTracesInJaeger(t *testing.T) {
 	if len(traceID) != 32 {
 		t.Fatalf("the status record has no trace ID: %+v", res.Records[0])
 	}
-	if out, _, _ := f.steward("central", nil, "status", res.Records[0].ID); !strings.Contains(out, "trace "+traceID) {
+	if out, _, _ := f.Steward("central", nil, "status", res.Records[0].ID); !strings.Contains(out, "trace "+traceID) {
 		t.Errorf("steward status does not show the trace ID:\n%s", out)
 	}
 
 	type span struct{ id, name, service, parent string }
 	var spans []span
-	eventually(t, 60*time.Second, "the whole trace in jaeger", func() bool {
+	fleettest.Eventually(t, 60*time.Second, "the whole trace in jaeger", func() bool {
 		b, err := j.get("/api/traces/" + traceID)
 		if err != nil {
 			return false

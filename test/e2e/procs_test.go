@@ -18,9 +18,9 @@ import (
 func TestProcessOperationsReferenceFiles(t *testing.T) {
 	f := newFleet(t)
 	srv := newHTTPGetServer(t)
-	f.start("central")
-	f.start("ship2")
-	f.waitOnline("central", "ship2")
+	f.Start("central")
+	f.Start("ship2")
+	f.WaitOnline("central", "ship2")
 	get := func() *status.Record {
 		t.Helper()
 		file := filepath.Join(t.TempDir(), "get.json")
@@ -46,7 +46,7 @@ func TestProcessOperationsReferenceFiles(t *testing.T) {
 	if r := ok("op-process-list.json"); !strings.Contains(r.Output, "method REQHttpGet running for every node") {
 		t.Errorf("the process list: %q", r.Output)
 	}
-	if b, err := os.ReadFile(filepath.Join(f.dir("central"), "data", "test", "dir", "ship2", "test.result")); err != nil || !strings.Contains(string(b), "processes on ship2") {
+	if b, err := os.ReadFile(filepath.Join(f.Dir("central"), "data", "test", "dir", "ship2", "test.result")); err != nil || !strings.Contains(string(b), "processes on ship2") {
 		t.Errorf("the list's reply file: %q %v", b, err)
 	}
 	if r := ok("op-command-stop.json"); !strings.Contains(r.Output, "REQHttpGet stopped on ship2") {
@@ -61,7 +61,7 @@ func TestProcessOperationsReferenceFiles(t *testing.T) {
 	if r := get(); r.Status != status.Succeeded || r.Output != httpGetPage {
 		t.Errorf("REQHttpGet after startProc: %s %s", r.Status, r.Error)
 	}
-	if b, err := os.ReadFile(filepath.Join(f.dir("central"), "data", "opcommand_logs", "ship2", "some.log")); err != nil ||
+	if b, err := os.ReadFile(filepath.Join(f.Dir("central"), "data", "opcommand_logs", "ship2", "some.log")); err != nil ||
 		!strings.Contains(string(b), "stopped on ship2") || !strings.Contains(string(b), "started on ship2") {
 		t.Errorf("the operations' reply file: %q %v", b, err)
 	}

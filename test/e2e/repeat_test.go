@@ -13,9 +13,9 @@ import (
 // every one of them.
 func TestRepeatFromTheCLI(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship1")
-	f.waitOnline("central", "ship1")
+	f.Start("central")
+	f.Start("ship1")
+	f.WaitOnline("central", "ship1")
 	file := filepath.Join(t.TempDir(), "repeat.json")
 	if err := os.WriteFile(file, []byte(`{"toNode":"ship1","method":"REQCliCommand","methodArgs":["echo","again"],"repeat":3,"repeatInterval":1}`), 0o644); err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func TestRepeatFromTheCLI(t *testing.T) {
 			t.Errorf("%s: %s %q", r.ID, r.Status, r.Output)
 		}
 	}
-	out, _, _ := f.steward("central", nil, "send", "-f", file)
+	out, _, _ := f.Steward("central", nil, "send", "-f", file)
 	if fields := strings.Fields(out); len(fields) != 5 || fields[3] != "runs" || strings.Count(fields[4], ",") != 1 {
 		t.Errorf("send printed %q, want <id> <method> <nodes> runs <id>r2,<id>r3", out)
 	}

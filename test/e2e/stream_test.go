@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stewardfleet/steward/internal/fleettest"
 	"github.com/stewardfleet/steward/internal/status"
 )
 
@@ -56,7 +57,7 @@ func appendTo(t *testing.T, path, s string) {
 func (f *fleet) sendInBackground(file string) <-chan sendResult {
 	done := make(chan sendResult, 1)
 	go func() {
-		out, _, _ := f.steward("central", nil, "send", "--wait", "--timeout", "60s", "-o", "json", "-f", file)
+		out, _, _ := f.Steward("central", nil, "send", "--wait", "--timeout", "60s", "-o", "json", "-f", file)
 		var res sendResult
 		json.Unmarshal([]byte(out), &res)
 		res.Records, res.Replies = split(res.Records)
@@ -73,22 +74,22 @@ func (f *fleet) sendInBackground(file string) <-chan sendResult {
 // runs, in order and once; at its timeout the command is killed.
 func TestCliCommandContReferenceFile(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship2")
-	f.waitOnline("central", "ship2")
-	log := filepath.Join(f.dir("ship2"), "data", "syslog")
+	f.Start("central")
+	f.Start("ship2")
+	f.WaitOnline("central", "ship2")
+	log := filepath.Join(f.Dir("ship2"), "data", "syslog")
 	appendTo(t, log, "before the command\n")
 	file := rewriteFields(t, filepath.Join(examples, "cli-command-cont.json"),
 		map[string]any{"methodArgs": []string{"bash", "-c", "tail -n +1 -f syslog"}, "methodTimeout": 15})
 	done := f.sendInBackground(file)
 
-	out := filepath.Join(f.dir("central"), "data", "some", "result", "directory", "ship2", "my-syslog.log")
+	out := filepath.Join(f.Dir("central"), "data", "some", "result", "directory", "ship2", "my-syslog.log")
 	// steward results --follow shows the lines live, from another process.
 	var id string
-	eventually(t, 20*time.Second, "the message sent", func() bool { id = lastID(t, f); return id != "" })
+	fleettest.Eventually(t, 20*time.Second, "the message sent", func() bool { id = lastID(t, f); return id != "" })
 	followed := make(chan [2]string, 1)
 	go func() {
-		stdout, stderr, _ := f.steward("central", nil, "results", id, "--follow")
+		stdout, stderr, _ := f.Steward("central", nil, "results", id, "--follow")
 		followed <- [2]string{stdout, stderr}
 	}()
 	var want strings.Builder
@@ -97,7 +98,7 @@ func TestCliCommandContReferenceFile(t *testing.T) {
 		line := fmt.Sprintf("syslog line %d\n", i)
 		want.WriteString(line)
 		appendTo(t, log, line)
-		eventually(t, 20*time.Second, "central has "+strings.TrimSpace(line), func() bool {
+		fleettest.Eventually(t, 20*time.Second, "central has "+strings.TrimSpace(line), func() bool {
 			b, _ := os.ReadFile(out)
 			return string(b) == want.String()
 		})
@@ -113,7 +114,7 @@ func TestCliCommandContReferenceFile(t *testing.T) {
 	if got[0] != want.String() || !strings.Contains(got[1], "--- ship2: execution_timed_out") {
 		t.Errorf("steward results --follow printed:\n%s\n(stderr %s)\nwant:\n%s", got[0], got[1], want.String())
 	}
-	if stdout, _, code := f.steward("central", nil, "results", id); code != 0 || stdout != want.String() {
+	if stdout, _, code := f.Steward("central", nil, "results", id); code != 0 || stdout != want.String() {
 		t.Errorf("steward results afterwards: exit %d\n%s", code, stdout)
 	}
 }
@@ -124,20 +125,20 @@ func TestCliCommandContReferenceFile(t *testing.T) {
 // arrive while it runs, across a rotation.
 func TestTailFileReferenceFile(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship2")
-	f.waitOnline("central", "ship2")
-	log := filepath.Join(f.dir("ship2"), "data", "test.log")
+	f.Start("central")
+	f.Start("ship2")
+	f.WaitOnline("central", "ship2")
+	log := filepath.Join(f.Dir("ship2"), "data", "test.log")
 	appendTo(t, log, "old line\n")
 	done := f.sendInBackground(rewriteFields(t, filepath.Join(examples, "tail-file.json"), map[string]any{"methodTimeout": 15}))
 
-	out := filepath.Join(f.dir("central"), "data", "my", "log", "files", "ship2", "some.log")
-	eventually(t, 20*time.Second, "the tail running on ship2", func() bool {
-		st, _, _ := f.steward("central", nil, "status", "-o", "json", lastID(t, f))
+	out := filepath.Join(f.Dir("central"), "data", "my", "log", "files", "ship2", "some.log")
+	fleettest.Eventually(t, 20*time.Second, "the tail running on ship2", func() bool {
+		st, _, _ := f.Steward("central", nil, "status", "-o", "json", lastID(t, f))
 		return strings.Contains(st, `"status": "running"`)
 	})
 	appendTo(t, log, "first\n")
-	eventually(t, 20*time.Second, "the first line on central", func() bool {
+	fleettest.Eventually(t, 20*time.Second, "the first line on central", func() bool {
 		b, _ := os.ReadFile(out)
 		return string(b) == "first\n"
 	})
@@ -147,7 +148,7 @@ func TestTailFileReferenceFile(t *testing.T) {
 	appendTo(t, log+".1", "last of the old file\n")
 	appendTo(t, log, "first of the new file\n")
 	want := "first\nlast of the old file\nfirst of the new file\n"
-	eventually(t, 20*time.Second, "the lines around the rotation on central", func() bool {
+	fleettest.Eventually(t, 20*time.Second, "the lines around the rotation on central", func() bool {
 		b, _ := os.ReadFile(out)
 		return string(b) == want
 	})
@@ -163,7 +164,7 @@ func TestTailFileReferenceFile(t *testing.T) {
 // lastID is the ID of the newest message central's audit log says it sent.
 func lastID(t *testing.T, f *fleet) string {
 	t.Helper()
-	b, _ := os.ReadFile(filepath.Join(f.dir("central"), "data", ".steward", "audit.jsonl"))
+	b, _ := os.ReadFile(filepath.Join(f.Dir("central"), "data", ".steward", "audit.jsonl"))
 	id := ""
 	for _, line := range strings.Split(string(b), "\n") {
 		var rec struct {
