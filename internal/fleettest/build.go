@@ -16,14 +16,27 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 )
 
-// binary is the steward binary under test, set by Build.
+// binary is the steward binary under test, set by build.
 var binary string
 
-// Build compiles cmd/steward into a new temporary folder, once per package
-// run: TestMain calls it before m.Run and calls remove after.
-func Build() (remove func(), err error) {
+// Run builds the steward binary, runs the package's tests and removes the
+// binary again; TestMain calls it once, and passes what it returns to
+// os.Exit. A failed build is printed, and fails the run.
+func Run(m *testing.M) int {
+	remove, err := build()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer remove()
+	return m.Run()
+}
+
+// build compiles cmd/steward into a new temporary folder.
+func build() (remove func(), err error) {
 	dir, err := os.MkdirTemp("", "steward-fleettest-")
 	if err != nil {
 		return nil, fmt.Errorf("build steward: %w", err)
@@ -42,6 +55,6 @@ func Build() (remove func(), err error) {
 	}, nil
 }
 
-// Binary returns the path of the steward binary Build made, or "" when it
-// has not been built.
+// Binary returns the path of the steward binary Run built, or "" when
+// there is none.
 func Binary() string { return binary }

@@ -84,7 +84,7 @@ type Fleet struct {
 func New(t testing.TB, opts Options) *Fleet {
 	t.Helper()
 	if binary == "" {
-		t.Fatal("the steward binary was not built: TestMain calls fleettest.Build")
+		t.Fatal("the steward binary was not built: TestMain calls fleettest.Run")
 	}
 	if opts.Root == "" {
 		opts.Root = t.TempDir()

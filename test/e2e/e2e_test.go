@@ -40,12 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	remove, err := fleettest.Build()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer remove()
+	var err error
 	if examples, err = filepath.Abs(examples); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -61,7 +56,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	return m.Run()
+	return fleettest.Run(m)
 }
 
 // fleet is a set of steward processes in one temporary folder, with what

@@ -17,7 +17,6 @@
 package redteam
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -25,15 +24,5 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	remove, err := fleettest.Build()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer remove()
-	return m.Run()
+	os.Exit(fleettest.Run(m))
 }
