@@ -12,10 +12,10 @@ import (
 // starts again and the page shows it online — all without a reload.
 func TestFleetViewFollowsNodes(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship1")
-	f.start("ship2")
-	f.waitOnline("ship1", "ship2")
+	f.Start("central")
+	f.Start("ship1")
+	f.Start("ship2")
+	f.WaitOnline("ship1", "ship2")
 
 	b := newBrowser(t, f.url(""))
 	b.open("/")
@@ -27,7 +27,7 @@ func TestFleetViewFollowsNodes(t *testing.T) {
 	// A mark that a reload would wipe out.
 	eval[bool](b, `window.stewardTestMark = true`)
 
-	f.stop("ship1", syscall.SIGTERM)
+	f.Stop("ship1", syscall.SIGTERM)
 	b.wait("ship1 offline", stateOf("ship1")+` === 'offline'`, 30*time.Second)
 	if got := b.text(`#fleet tr[data-node="ship1"] .state`); !strings.HasPrefix(got, "offline since ") || !strings.HasSuffix(got, " · stopped") {
 		t.Errorf("ship1's state: %q, want offline since … · stopped", got)
@@ -36,7 +36,7 @@ func TestFleetViewFollowsNodes(t *testing.T) {
 		t.Errorf("ship2 is %q while ship1 is stopped", got)
 	}
 
-	f.start("ship1")
+	f.Start("ship1")
 	b.wait("ship1 online again", stateOf("ship1")+` === 'online'`, 30*time.Second)
 	if !eval[bool](b, `window.stewardTestMark === true`) {
 		t.Error("the page was reloaded")

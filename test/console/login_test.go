@@ -12,11 +12,11 @@ import (
 // the fleet view (and its API and events, through the session cookie).
 func TestLoginThenFleet(t *testing.T) {
 	f := newFleet(t)
-	token := filepath.Join(f.root, "console.token")
+	token := filepath.Join(f.Root(), "console.token")
 	if err := os.WriteFile(token, []byte("c0ns0le-t0ken-f0r-the-browser-test-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f.start("central", "--http-api-token-file", token)
+	f.Start("central", "--http-api-token-file", token)
 	b := newBrowser(t, f.url(""))
 
 	b.open("/")

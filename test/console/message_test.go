@@ -13,9 +13,9 @@ import (
 // shows the outcome, and its delivery ends cancelled.
 func TestMessagePagePagerAndCancel(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship1")
-	f.waitOnline("ship1")
+	f.Start("central")
+	f.Start("ship1")
+	f.WaitOnline("ship1")
 	b := newBrowser(t, f.url(""))
 
 	var want strings.Builder

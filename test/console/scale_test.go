@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stewardfleet/steward/internal/fleettest"
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/stream"
 )
@@ -38,13 +39,13 @@ const (
 // 60 s, or shows more rows than it should.
 func TestFleetViewAt10000Nodes(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
+	f.Start("central")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	// The embedded broker has no authorization: a plain client connection
 	// may write the registry, as central does from hellos.
-	nc, err := nats.Connect(f.brokerURL())
+	nc, err := nats.Connect(f.BrokerURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestFleetViewAt10000Nodes(t *testing.T) {
 	putAll(t, ctx, reg, scaleNodes)
 	t.Logf("wrote %d node records in %s", scaleNodes, time.Since(began).Round(time.Millisecond))
 	var size int
-	eventually(t, 60*time.Second, "the console to know every node", func() bool {
+	fleettest.Eventually(t, 60*time.Second, "the console to know every node", func() bool {
 		n, bytes := fleetSize(t, f)
 		size = bytes
 		return n == scaleNodes+1 // and central

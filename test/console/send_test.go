@@ -15,10 +15,10 @@ import (
 // node's output.
 func TestSendCommandFromForm(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship1")
-	f.start("ship2")
-	f.waitOnline("ship1", "ship2")
+	f.Start("central")
+	f.Start("ship1")
+	f.Start("ship2")
+	f.WaitOnline("ship1", "ship2")
 
 	b := newBrowser(t, f.url(""))
 	b.open("/send")
@@ -67,9 +67,9 @@ func TestSendCommandFromForm(t *testing.T) {
 // JSON otherwise — marked invalid for assistive technology; nothing is sent.
 func TestSendShowsFieldErrors(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship1")
-	f.waitOnline("ship1")
+	f.Start("central")
+	f.Start("ship1")
+	f.WaitOnline("ship1")
 
 	b := newBrowser(t, f.url(""))
 	b.open("/send")

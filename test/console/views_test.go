@@ -20,10 +20,10 @@ import (
 // phone-sized screen (its table scrolls, the page does not).
 func TestViewsAndScreenshots(t *testing.T) {
 	f := newFleet(t)
-	f.start("central")
-	f.start("ship1", "--labels", "role=web,site=north")
-	f.start("ship2", "--labels", "role=db,site=south")
-	f.waitOnline("ship1", "ship2")
+	f.Start("central")
+	f.Start("ship1", "--labels", "role=web,site=north")
+	f.Start("ship2", "--labels", "role=db,site=south")
+	f.WaitOnline("ship1", "ship2")
 	b := newBrowser(t, f.url(""))
 
 	// The fleet.
@@ -71,7 +71,7 @@ func TestViewsAndScreenshots(t *testing.T) {
 
 	// A message page following a streaming command: its first line shows
 	// while the command still waits for a file the test writes.
-	gate := filepath.Join(f.root, "go-on")
+	gate := filepath.Join(f.Root(), "go-on")
 	id = f.send(t, `{"toNode": "ship1", "method": "REQCliCommandCont", "methodTimeout": 60, "methodArgs": ["bash", "-c", "echo first line; while [ ! -e `+gate+` ]; do sleep 0.05; done; echo second line"]}`)
 	b.open("/messages/" + id)
 	out := `document.querySelector('section.delivery[data-node="ship1"] pre.output')`
