@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stewardfleet/steward/internal/fleettest"
 )
 
 // record is the part of a status record the harness reads.
@@ -131,7 +133,7 @@ func readStatuses(js jetstream.JetStream) (map[string]*history, error) {
 // replyLines counts the lines of id's reply file on central that are the
 // ID (the command prints nothing else), and returns the file's content.
 func replyLines(f *fleet, m *msg) (int, string) {
-	b, err := os.ReadFile(filepath.Join(f.dir(central), "data", "faults", m.Node, m.ID+".out"))
+	b, err := os.ReadFile(filepath.Join(f.Dir(central), "data", "faults", m.Node, m.ID+".out"))
 	if err != nil {
 		return 0, ""
 	}
@@ -197,7 +199,7 @@ func settleAndCount(f *fleet, sz sizes, scenario string, ms []*msg, note string,
 	t.Helper()
 	var why string
 	began := time.Now()
-	ok := eventually(sz.settle, func() bool {
+	ok := fleettest.Poll(sz.settle, func() bool {
 		var done bool
 		if done, why = settled(f, ms); !done {
 			return false
@@ -234,7 +236,7 @@ func count(f *fleet, scenario string, ms []*msg, note string) *row {
 	for _, line := range rl.bad {
 		t.Logf("%s: runs log line not understood: %q", scenario, line)
 	}
-	stops := f.stopsOf()
+	stops := f.Stops()
 	byState := map[string]int{}
 	withStderr, stderrExample, fromRecord := 0, "", 0
 	for _, m := range ms {
@@ -381,10 +383,10 @@ func evidence(f *fleet, m *msg, problems []string, h, hr *history, rl *runsLog) 
 	for _, line := range rl.lines[m.ID] {
 		fmt.Fprintf(&b, "    %s\n", line)
 	}
-	for _, s := range f.stopsOf() {
-		if s.node == m.Node && !m.firstSend.IsZero() && s.until.After(m.firstSend.Add(-time.Second)) &&
-			(len(rl.runs[m.ID]) == 0 || s.at.Before(rl.runs[m.ID][len(rl.runs[m.ID])-1].start.Add(10*time.Second))) {
-			fmt.Fprintf(&b, "  harness: %s %s at %s (exited %s)\n", s.node, s.sig, stamp(s.at), stamp(s.until))
+	for _, s := range f.Stops() {
+		if s.Node == m.Node && !m.firstSend.IsZero() && s.Until.After(m.firstSend.Add(-time.Second)) &&
+			(len(rl.runs[m.ID]) == 0 || s.At.Before(rl.runs[m.ID][len(rl.runs[m.ID])-1].start.Add(10*time.Second))) {
+			fmt.Fprintf(&b, "  harness: %s %s at %s (exited %s)\n", s.Node, s.Signal, stamp(s.At), stamp(s.Until))
 		}
 	}
 	for _, node := range []string{m.Node, central} {

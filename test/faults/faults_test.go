@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stewardfleet/steward/internal/fleettest"
 	"github.com/stewardfleet/steward/internal/netfault"
 )
 
@@ -69,9 +70,9 @@ func startFleet(t testing.TB, proxied ...string) *fleet {
 	for _, node := range proxied {
 		f.proxy(node)
 	}
-	f.start(central)
+	f.Start(central)
 	for _, node := range ships {
-		f.start(node)
+		f.Start(node)
 	}
 	return f
 }
@@ -149,7 +150,7 @@ func shipKills(t *testing.T, sz sizes) {
 	idle, atEnd := 0, 0
 	for i := range sz.shipKills {
 		node := ships[rand.IntN(len(ships))]
-		if !eventually(10*time.Second, func() bool { return inFlight(f, node) > 0 }) {
+		if !fleettest.Poll(10*time.Second, func() bool { return inFlight(f, node) > 0 }) {
 			idle++
 		}
 		if sz.endKills && i%2 == 1 && awaitEnd(f.runsLog, node, 10*time.Second) {
@@ -167,9 +168,9 @@ func shipKills(t *testing.T, sz sizes) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
-		f.stop(node, syscall.SIGKILL)
+		f.Stop(node, syscall.SIGKILL)
 		time.Sleep(sleepBetween(200*time.Millisecond, 2*time.Second))
-		f.start(node)
+		f.Start(node)
 		time.Sleep(sleepBetween(500*time.Millisecond, 2*time.Second))
 		f.checkAlive()
 	}
@@ -228,9 +229,9 @@ func centralKills(t *testing.T, sz sizes) {
 			// its way to central's ledger.
 			atReply++
 		}
-		f.stop(central, syscall.SIGKILL)
+		f.Stop(central, syscall.SIGKILL)
 		time.Sleep(sleepBetween(time.Second, 3*time.Second))
-		f.start(central)
+		f.Start(central)
 		f.checkAlive()
 	}
 	time.Sleep(3 * time.Second)
@@ -249,7 +250,7 @@ func awaitReply(f *fleet, timeout time.Duration) bool {
 	list := func() map[string]bool {
 		seen := map[string]bool{}
 		for _, node := range ships {
-			entries, _ := os.ReadDir(filepath.Join(f.dir(central), "data", "faults", node))
+			entries, _ := os.ReadDir(filepath.Join(f.Dir(central), "data", "faults", node))
 			for _, e := range entries {
 				seen[node+"/"+e.Name()] = true
 			}
@@ -332,15 +333,15 @@ func consumerDeleted(t *testing.T, sz sizes) {
 		way := ways[i%len(ways)]
 		inFlightBatch := perShip(ids, []string{"ship1", "ship1", "ship1", "ship1"}, 2*time.Second, 4*time.Second, farDeadline, succeeded)
 		s.send(inFlightBatch, nil)
-		eventually(10*time.Second, func() bool { return inFlight(f, "ship1") > 0 })
-		f.logNote("ship1", "going away: %s", way)
+		fleettest.Poll(10*time.Second, func() bool { return inFlight(f, "ship1") > 0 })
+		f.Note("ship1", "going away: %s", way)
 		switch way {
 		case "link cut":
 			p.Cut(netfault.Reset)
 		case "SIGTERM":
-			f.stop("ship1", syscall.SIGTERM)
+			f.Stop("ship1", syscall.SIGTERM)
 		case "SIGKILL":
-			f.stop("ship1", syscall.SIGKILL)
+			f.Stop("ship1", syscall.SIGKILL)
 		}
 		// Stored while the old consumer is there, never delivered to it.
 		waiting := perShip(ids, []string{"ship1", "ship1"}, 500*time.Millisecond, 1500*time.Millisecond, farDeadline, succeeded)
@@ -349,7 +350,7 @@ func consumerDeleted(t *testing.T, sz sizes) {
 		if f.deleteConsumer("ship1") {
 			deleted++
 		}
-		f.logNote("ship1", "consumer deleted while away")
+		f.Note("ship1", "consumer deleted while away")
 		// Stored while there is no consumer.
 		away := perShip(ids, []string{"ship1", "ship1", "ship1", "ship1"}, 500*time.Millisecond, 1500*time.Millisecond, farDeadline, succeeded)
 		s.send(away, nil)
@@ -357,11 +358,11 @@ func consumerDeleted(t *testing.T, sz sizes) {
 		if way == "link cut" {
 			p.Restore()
 		} else {
-			f.start("ship1")
+			f.Start("ship1")
 		}
-		f.logNote("ship1", "back")
+		f.Note("ship1", "back")
 		rounds = append(append(append(rounds, inFlightBatch...), waiting...), away...)
-		if !eventually(60*time.Second, func() bool { ok, _ := settled(f, rounds); return ok }) {
+		if !fleettest.Poll(60*time.Second, func() bool { ok, _ := settled(f, rounds); return ok }) {
 			_, why := settled(f, rounds)
 			t.Logf("round %d (%s) not settled after 60s: %s", i+1, way, why)
 		}
@@ -391,19 +392,19 @@ func brokerWipe(t *testing.T, sz sizes) {
 		}
 		finishSending(t, before, sz)
 		pre += len(before.messages())
-		if !eventually(60*time.Second, func() bool { ok, _ := settled(f, before.messages()); return ok }) {
+		if !fleettest.Poll(60*time.Second, func() bool { ok, _ := settled(f, before.messages()); return ok }) {
 			_, why := settled(f, before.messages())
 			t.Logf("wipe %d: work before it not settled: %s", w+1, why)
 		}
 		// ship1 stops in order once, so it has kept its ack floor.
-		f.stop("ship1", syscall.SIGTERM)
-		f.start("ship1")
+		f.Stop("ship1", syscall.SIGTERM)
+		f.Start("ship1")
 
 		sig := syscall.SIGTERM
 		if w%2 == 1 {
 			sig = syscall.SIGKILL
 		}
-		f.stop(central, sig)
+		f.Stop(central, sig)
 		s := newSender(f)
 		ids := &idGen{prefix: fmt.Sprintf("bw%d", w)}
 		stopLoad := background(func(ctx context.Context) {
@@ -412,11 +413,11 @@ func brokerWipe(t *testing.T, sz sizes) {
 			})
 		})
 		time.Sleep(time.Second)
-		if err := os.RemoveAll(filepath.Join(f.dir(central), "data", ".steward", "jetstream")); err != nil {
+		if err := os.RemoveAll(filepath.Join(f.Dir(central), "data", ".steward", "jetstream")); err != nil {
 			t.Fatal(err)
 		}
-		f.logNote(central, "broker store deleted")
-		f.start(central)
+		f.Note(central, "broker store deleted")
+		f.Start(central)
 		time.Sleep(10 * time.Second)
 		stopLoad()
 		finishSending(t, s, sz)
@@ -434,27 +435,27 @@ func brokerWipe(t *testing.T, sz sizes) {
 // the ship's start must do one or the other, consistently.
 func clockSkew(t *testing.T, sz sizes) {
 	f := newFleet(t)
-	f.start(central)
+	f.Start(central)
 	s := newSender(f)
 	ids := &idGen{prefix: "cs"}
 	offsets := []string{"-10m", "10m"}
 	for c := range sz.skewCycles {
 		for i, node := range ships {
 			f.setExtra(node, "--clock-offset", offsets[(i+c)%2])
-			f.stop(node, syscall.SIGTERM)
-			f.start(node)
+			f.Stop(node, syscall.SIGTERM)
+			f.Start(node)
 		}
 		// Running ships: deadline 30 s, must succeed.
 		up := perShip(ids, []string{"ship1", "ship1", "ship2", "ship2"}, 500*time.Millisecond, 1500*time.Millisecond, 30, succeeded)
 		s.send(up, nil)
-		eventually(60*time.Second, func() bool { ok, _ := settled(f, up); return ok })
+		fleettest.Poll(60*time.Second, func() bool { ok, _ := settled(f, up); return ok })
 		// Stopped ships: deadline 3 s, must time out and never run.
 		for _, node := range ships {
-			f.stop(node, syscall.SIGTERM)
+			f.Stop(node, syscall.SIGTERM)
 		}
 		down := perShip(ids, []string{"ship1", "ship1", "ship2", "ship2"}, 500*time.Millisecond, time.Second, 3, timedOut)
 		s.send(down, nil)
-		eventually(60*time.Second, func() bool { ok, _ := settled(f, down); return ok })
+		fleettest.Poll(60*time.Second, func() bool { ok, _ := settled(f, down); return ok })
 		// Racing: deadlines of 1 to 6 s, the ships start 3.5 to 4.5 s
 		// after: the first time out, the last run, those between race.
 		var race []*msg
@@ -464,12 +465,12 @@ func clockSkew(t *testing.T, sz sizes) {
 		s.send(race, nil)
 		time.Sleep(sleepBetween(3500*time.Millisecond, 4500*time.Millisecond))
 		for _, node := range ships {
-			f.start(node)
+			f.Start(node)
 		}
 		// Running again: deadline 5 s, must succeed.
 		after := perShip(ids, []string{"ship1", "ship2"}, 500*time.Millisecond, time.Second, 5, succeeded)
 		s.send(after, nil)
-		eventually(60*time.Second, func() bool { ok, _ := settled(f, after); return ok })
+		fleettest.Poll(60*time.Second, func() bool { ok, _ := settled(f, after); return ok })
 		f.checkAlive()
 	}
 	finishSending(t, s, sz)

@@ -1,24 +1,20 @@
 package faults
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stewardfleet/steward/internal/fleettest"
 	"github.com/stewardfleet/steward/internal/netfault"
 )
 
@@ -29,44 +25,26 @@ const (
 	central        = "central"
 )
 
-// stop is a time the harness stopped a node (SIGKILL or SIGTERM): runs of
-// that node that never ended may have died then.
-type stop struct {
-	node  string
-	at    time.Time // just before the signal
-	until time.Time // when the process had exited
-	sig   syscall.Signal
-}
-
-// proc is one running node process.
-type proc struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process has been waited for
-	err    error         // its exit, once exited is closed
-}
-
 // fleet is central and its ships, each a steward process in its own
-// folder under root, with the broker on port.
+// folder, with what the fault suite adds: proxies that cut links, flags
+// that change between starts, and the harness's own broker connection.
 type fleet struct {
+	*fleettest.Fleet
 	t       testing.TB
-	root    string
-	port    int
 	runsLog string
 
 	mu      sync.Mutex
-	procs   map[string]*proc
 	extra   map[string][]string // flags given at every start of a node
 	proxies map[string]*netfault.Proxy
-	stops   []stop
 
 	nc *nats.Conn
 	js jetstream.JetStream
 }
 
-// newFleet makes the folders of a fleet; start the nodes with start.
+// newFleet makes the folders of a fleet; start the nodes with Start.
 func newFleet(t testing.TB) *fleet {
 	t.Helper()
-	root := t.TempDir()
+	var root string
 	if keep := os.Getenv("STEWARD_FAULTS_DIR"); keep != "" {
 		root = filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "-"))
 		if err := os.RemoveAll(root); err != nil {
@@ -76,31 +54,13 @@ func newFleet(t testing.TB) *fleet {
 			t.Fatal(err)
 		}
 	}
-	f := &fleet{
-		t: t, root: root, port: freePort(t), runsLog: filepath.Join(root, "runs.log"),
-		procs: map[string]*proc{}, extra: map[string][]string{}, proxies: map[string]*netfault.Proxy{},
-	}
+	f := &fleet{t: t, extra: map[string][]string{}, proxies: map[string]*netfault.Proxy{}}
+	f.Fleet = fleettest.New(t, fleettest.Options{Root: root, Flags: f.flags,
+		StartTimeout: 60 * time.Second, StopTimeout: 30 * time.Second})
+	f.runsLog = filepath.Join(f.Root(), "runs.log")
 	t.Cleanup(f.close)
 	return f
 }
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func (f *fleet) dir(node string) string { return filepath.Join(f.root, node) }
-
-func (f *fleet) brokerAddr() string { return fmt.Sprintf("127.0.0.1:%d", f.port) }
-
-func (f *fleet) brokerURL() string { return "nats://" + f.brokerAddr() }
-
-func (f *fleet) env() []string { return append(os.Environ(), "CONFIG_FOLDER=./etc") }
 
 // proxy routes node's link to the broker through a cuttable proxy from its
 // next start on.
@@ -111,7 +71,7 @@ func (f *fleet) proxy(node string) *netfault.Proxy {
 	if p := f.proxies[node]; p != nil {
 		return p
 	}
-	p, err := netfault.Start(f.brokerAddr())
+	p, err := netfault.Start(f.BrokerAddr())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -126,136 +86,24 @@ func (f *fleet) setExtra(node string, args ...string) {
 	f.extra[node] = args
 }
 
-// logNote writes a line of the harness into node's log, between the
-// node's own lines, so a log excerpt shows what was done to it and when.
-func (f *fleet) logNote(node, format string, args ...any) {
-	lf, err := os.OpenFile(filepath.Join(f.dir(node), "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return
-	}
-	defer lf.Close()
-	fmt.Fprintf(lf, "=== harness %s: %s\n", time.Now().UTC().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-}
-
-// start runs `steward node run` for node in its own folder and waits for
-// its socket. Central runs the embedded broker; ships connect to it, or to
-// their proxy.
-func (f *fleet) start(node string) {
-	f.t.Helper()
-	dir := f.dir(node)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		f.t.Fatal(err)
-	}
-	args := []string{"node", "run", "--node-name", node, "--hello-interval", "1s",
-		"--default-message-timeout", "2s", "--log-level", "info"}
-	f.mu.Lock()
-	p := f.proxies[node]
-	args = append(args, f.extra[node]...)
-	f.mu.Unlock()
-	switch {
-	case node == central:
-		args = append(args, "--broker-listen", f.brokerAddr())
-	case p != nil:
-		args = append(args, "--broker-address", p.URL())
-	default:
-		args = append(args, "--broker-address", f.brokerURL())
-	}
-	f.logNote(node, "start %s", strings.Join(args, " "))
-	lf, err := os.OpenFile(filepath.Join(dir, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer lf.Close()
-	cmd := exec.Command(stewardBin, args...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, f.env(), lf, lf
-	if err := cmd.Start(); err != nil {
-		f.t.Fatal(err)
-	}
-	pr := &proc{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		pr.err = cmd.Wait()
-		close(pr.exited)
-	}()
-	f.mu.Lock()
-	f.procs[node] = pr
-	f.mu.Unlock()
-
-	sock := filepath.Join(dir, "tmp", "steward.sock")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-pr.exited:
-			f.t.Fatalf("%s exited while starting: %v\n%s", node, pr.err, f.logTail(node, 30))
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("%s has no socket after 60s\n%s", node, f.logTail(node, 30))
-		}
-	}
-}
-
-// running reports whether the harness has node running.
-func (f *fleet) running(node string) bool {
+// flags are the flags of node's every start: central runs the embedded
+// broker; ships connect to it, or to their proxy.
+func (f *fleet) flags(_ *fleettest.Fleet, node string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.procs[node] != nil
-}
-
-// stop sends sig to node and waits for it to exit. Ships' stops are kept:
-// they explain runs that never ended.
-func (f *fleet) stop(node string, sig syscall.Signal) {
-	f.t.Helper()
-	f.mu.Lock()
-	pr := f.procs[node]
-	delete(f.procs, node)
-	f.mu.Unlock()
-	if pr == nil {
-		return
+	flags := append([]string{"--log-level", "info"}, f.extra[node]...)
+	if p := f.proxies[node]; p != nil && node != central {
+		return append(flags, "--broker-address", p.URL())
 	}
-	s := stop{node: node, at: time.Now(), sig: sig}
-	f.logNote(node, "%s", sig)
-	_ = pr.cmd.Process.Signal(sig)
-	select {
-	case <-pr.exited:
-	case <-time.After(30 * time.Second):
-		_ = pr.cmd.Process.Kill()
-		<-pr.exited
-		f.t.Errorf("%s did not exit within 30s of %s\n%s", node, sig, f.logTail(node, 30))
-	}
-	s.until = time.Now()
-	f.mu.Lock()
-	f.stops = append(f.stops, s)
-	f.mu.Unlock()
-}
-
-// stopsOf returns the stops of node so far.
-func (f *fleet) stopsOf() []stop {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.stops)
+	return append(flags, f.BrokerFlags(node)...)
 }
 
 // checkAlive fails the test for every node that exited although the
 // harness did not stop it.
 func (f *fleet) checkAlive() {
 	f.t.Helper()
-	f.mu.Lock()
-	var dead []string
-	for node, pr := range f.procs {
-		select {
-		case <-pr.exited:
-			dead = append(dead, node)
-			delete(f.procs, node)
-		default:
-		}
-	}
-	f.mu.Unlock()
-	for _, node := range dead {
-		f.t.Errorf("VIOLATION: %s exited on its own\n%s", node, f.logTail(node, 40))
+	for _, node := range f.Exited() {
+		f.t.Errorf("VIOLATION: %s exited on its own\n%s", node, f.LogTail(node, 40))
 	}
 }
 
@@ -263,18 +111,7 @@ func (f *fleet) checkAlive() {
 // proxies and the harness's connection.
 func (f *fleet) close() {
 	f.checkAlive()
-	f.mu.Lock()
-	var ships []string
-	for node := range f.procs {
-		if node != central {
-			ships = append(ships, node)
-		}
-	}
-	f.mu.Unlock()
-	for _, node := range ships {
-		f.stop(node, syscall.SIGTERM)
-	}
-	f.stop(central, syscall.SIGTERM)
+	f.StopAll()
 	if f.nc != nil {
 		f.nc.Close()
 	}
@@ -285,20 +122,10 @@ func (f *fleet) close() {
 	}
 }
 
-// logTail returns the last n lines of node's log.
-func (f *fleet) logTail(node string, n int) string {
-	b, _ := os.ReadFile(filepath.Join(f.dir(node), "node.log"))
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "--- " + node + "'s log (tail):\n" + strings.Join(lines, "\n")
-}
-
 // logGrep returns up to n lines of node's log that mention word, with the
 // harness's own notes in between.
 func (f *fleet) logGrep(node, word string, n int) []string {
-	b, _ := os.ReadFile(filepath.Join(f.dir(node), "node.log"))
+	b, _ := os.ReadFile(filepath.Join(f.Dir(node), "node.log"))
 	var out []string
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.Contains(line, word) {
@@ -311,31 +138,6 @@ func (f *fleet) logGrep(node, word string, n int) []string {
 	return out
 }
 
-// steward runs a steward client command in folder dir and returns its
-// output and exit code (-1 when it could not run or was cut short).
-func (f *fleet) steward(dir string, stdin []byte, timeout time.Duration, args ...string) (stdout, stderr string, code int) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, stewardBin, args...)
-	cmd.Dir, cmd.Env = dir, f.env()
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		code = exitErr.ExitCode()
-	default:
-		code = -1
-		errOut.WriteString(err.Error())
-	}
-	return out.String(), errOut.String(), code
-}
-
 // jetStream returns the harness's own connection to the broker. It keeps
 // reconnecting across broker restarts.
 func (f *fleet) jetStream() jetstream.JetStream {
@@ -343,7 +145,7 @@ func (f *fleet) jetStream() jetstream.JetStream {
 	if f.js != nil {
 		return f.js
 	}
-	nc, err := nats.Connect(f.brokerURL(), nats.Name("faults harness"), nats.MaxReconnects(-1),
+	nc, err := nats.Connect(f.BrokerURL(), nats.Name("faults harness"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(200*time.Millisecond), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		f.t.Fatal(err)
@@ -398,18 +200,6 @@ func (f *fleet) drained(nodes ...string) (bool, string) {
 		}
 	}
 	return true, ""
-}
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return true
 }
 
 // pause sleeps d, or less if ctx ends first.

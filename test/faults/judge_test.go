@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stewardfleet/steward/internal/fleettest"
 )
 
 // These tests check the harness's own counting on made-up runs logs and
@@ -19,13 +21,13 @@ func TestJudgeRuns(t *testing.T) {
 	}
 	died := func(pid int, from float64) *run { return &run{node: "ship1", pid: pid, start: at(from)} }
 	alive := func(pid int, from float64) *run { return &run{node: "ship1", pid: pid, start: at(from), alive: true} }
-	kill := stop{node: "ship1", at: at(5), until: at(5.1), sig: syscall.SIGKILL}
-	otherKill := stop{node: "ship2", at: at(5), until: at(5.1), sig: syscall.SIGKILL}
+	kill := fleettest.Stop{Node: "ship1", At: at(5), Until: at(5.1), Signal: syscall.SIGKILL}
+	otherKill := fleettest.Stop{Node: "ship2", At: at(5), Until: at(5.1), Signal: syscall.SIGKILL}
 
 	for _, tc := range []struct {
 		name     string
 		runs     []*run
-		stops    []stop
+		stops    []fleettest.Stop
 		fires    time.Time
 		timedOut bool
 		twice    string // part of the reason, "" for none
@@ -34,14 +36,14 @@ func TestJudgeRuns(t *testing.T) {
 		hasEnded bool
 	}{
 		{name: "one run", runs: []*run{ended(1, 1, 3)}, hasEnded: true},
-		{name: "rerun after its node was killed", runs: []*run{died(1, 1), ended(2, 8, 10)}, stops: []stop{kill}, reruns: 1, hasEnded: true},
-		{name: "rerun after a kill of another node", runs: []*run{died(1, 1), ended(2, 8, 10)}, stops: []stop{otherKill}, twice: "died without an end", hasEnded: true},
+		{name: "rerun after its node was killed", runs: []*run{died(1, 1), ended(2, 8, 10)}, stops: []fleettest.Stop{kill}, reruns: 1, hasEnded: true},
+		{name: "rerun after a kill of another node", runs: []*run{died(1, 1), ended(2, 8, 10)}, stops: []fleettest.Stop{otherKill}, twice: "died without an end", hasEnded: true},
 		{name: "run again after it ended", runs: []*run{ended(1, 1, 3), ended(2, 8, 10)}, twice: "after run of pid 1 ended", hasEnded: true},
-		{name: "run again after it ended and its node was killed", runs: []*run{ended(1, 1, 3), ended(2, 8, 10)}, stops: []stop{kill}, twice: "got killed", hasEnded: true},
+		{name: "run again after it ended and its node was killed", runs: []*run{ended(1, 1, 3), ended(2, 8, 10)}, stops: []fleettest.Stop{kill}, twice: "got killed", hasEnded: true},
 		{name: "overlap with a run that ended later", runs: []*run{ended(1, 1, 9), ended(2, 3, 10)}, twice: "while run of pid 1 ran", hasEnded: true},
-		{name: "overlap with a run still alive", runs: []*run{alive(1, 1), ended(2, 3, 10)}, stops: []stop{kill}, twice: "still alive", hasEnded: true},
+		{name: "overlap with a run still alive", runs: []*run{alive(1, 1), ended(2, 3, 10)}, stops: []fleettest.Stop{kill}, twice: "still alive", hasEnded: true},
 		{name: "two kills, two reruns", runs: []*run{died(1, 1), died(2, 6), ended(3, 12, 13)},
-			stops: []stop{kill, {node: "ship1", at: at(9), until: at(9.1), sig: syscall.SIGKILL}}, reruns: 2, hasEnded: true},
+			stops: []fleettest.Stop{kill, {Node: "ship1", At: at(9), Until: at(9.1), Signal: syscall.SIGKILL}}, reruns: 2, hasEnded: true},
 		{name: "in time", runs: []*run{ended(1, 1, 3)}, fires: at(2), hasEnded: true},
 		{name: "first run after the deadline fired", runs: []*run{ended(1, 5, 6)}, fires: at(2), late: true, hasEnded: true},
 		{name: "ran although timed out", runs: []*run{ended(1, 1, 2)}, timedOut: true, late: true, hasEnded: true},

@@ -75,7 +75,7 @@ type sender struct {
 }
 
 func newSender(f *fleet) *sender {
-	if err := os.MkdirAll(filepath.Join(f.root, "operator"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(f.Root(), "operator"), 0o755); err != nil {
 		f.t.Fatal(err)
 	}
 	return &sender{f: f}
@@ -117,12 +117,15 @@ func (s *sender) send(ms []*msg, resend []*msg) int {
 	if err != nil {
 		panic(err)
 	}
-	dir, args := s.f.dir(central), []string{"send", "-f", "-", "-o", "json"}
+	dir, args := s.f.Dir(central), []string{"send", "-f", "-", "-o", "json"}
 	if operator {
-		dir = filepath.Join(s.f.root, "operator")
-		args = append(args, "--node-name", central, "--broker-address", s.f.brokerURL())
+		dir = filepath.Join(s.f.Root(), "operator")
+		args = append(args, "--node-name", central, "--broker-address", s.f.BrokerURL())
 	}
-	out, errOut, code := s.f.steward(dir, data, 30*time.Second, args...)
+	out, errOut, code, err := s.f.Command(dir, data, 30*time.Second, args...)
+	if err != nil {
+		errOut += err.Error()
+	}
 	var res struct {
 		Receipts []receipt `json:"receipts"`
 	}

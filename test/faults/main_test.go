@@ -85,18 +85,14 @@ package faults
 
 import (
 	"flag"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/stewardfleet/steward/internal/fleettest"
 )
 
 var fullFlag = flag.Bool("faults.full", false, "run the fault suite at full size (as STEWARD_FAULTS=full)")
-
-// stewardBin is the binary under test, built once by TestMain.
-var stewardBin string
 
 // sizes scale the scenarios.
 type sizes struct {
@@ -155,19 +151,7 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	if _, on := mode(); on && !testing.Short() {
-		dir, err := os.MkdirTemp("", "steward-faults-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		stewardBin = filepath.Join(dir, "steward")
-		build := exec.Command("go", "build", "-o", stewardBin, "../../cmd/steward")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build steward:", err)
-			return 1
-		}
+		return fleettest.Run(m)
 	}
 	return m.Run()
 }
@@ -181,7 +165,7 @@ func suite(t testing.TB) sizes {
 		t.Skip("fault suite: runs steward processes for minutes")
 	case !on:
 		t.Skip("fault suite: set STEWARD_FAULTS=quick or full to run it (make faults-quick, make faults)")
-	case stewardBin == "":
+	case fleettest.Binary() == "":
 		t.Fatal("the steward binary was not built")
 	}
 	return sz

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stewardfleet/steward/internal/fleettest"
 )
 
 // script is the command a message runs: it logs its start with the real
@@ -182,7 +184,7 @@ type verdict struct {
 // judge reads the runs of one message. stops are the times the harness
 // stopped nodes; fires is when its deadline's schedule fires (zero: no
 // deadline that matters); timedOut says its delivery timed out.
-func judge(runs []*run, stops []stop, fires time.Time, timedOut bool) verdict {
+func judge(runs []*run, stops []fleettest.Stop, fires time.Time, timedOut bool) verdict {
 	v := verdict{runs: len(runs)}
 	for _, r := range runs {
 		v.ended = v.ended || r.ended()
@@ -194,7 +196,7 @@ func judge(runs []*run, stops []stop, fires time.Time, timedOut bool) verdict {
 			case prev.ended() && !prev.end.After(next.start):
 				v.twice = fmt.Sprintf("run %d started at %s, after run of pid %d ended at %s", j+1, stamp(next.start), prev.pid, stamp(prev.end))
 				if s, ok := stoppedBetween(stops, prev.node, prev.end, next.start); ok {
-					v.twice += fmt.Sprintf(" (%s got %s %s after that end)", s.node, s.sig, s.at.Sub(prev.end).Round(10*time.Microsecond))
+					v.twice += fmt.Sprintf(" (%s got %s %s after that end)", s.Node, s.Signal, s.At.Sub(prev.end).Round(10*time.Microsecond))
 				}
 			case prev.ended():
 				v.twice = fmt.Sprintf("run %d started at %s while run of pid %d ran (it ended at %s)", j+1, stamp(next.start), prev.pid, stamp(prev.end))
@@ -229,13 +231,13 @@ func judge(runs []*run, stops []stop, fires time.Time, timedOut bool) verdict {
 const deadlineSlack = 2 * time.Second
 
 // stoppedBetween finds a stop of node that overlaps [from, to].
-func stoppedBetween(stops []stop, node string, from, to time.Time) (stop, bool) {
+func stoppedBetween(stops []fleettest.Stop, node string, from, to time.Time) (fleettest.Stop, bool) {
 	for _, s := range stops {
-		if s.node == node && !s.at.After(to) && !s.until.Before(from) {
+		if s.Node == node && !s.At.After(to) && !s.Until.Before(from) {
 			return s, true
 		}
 	}
-	return stop{}, false
+	return fleettest.Stop{}, false
 }
 
 func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000") }
