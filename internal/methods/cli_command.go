@@ -24,7 +24,7 @@ var cliCommand = Spec{
 	Kind:           Command,
 	DefaultTimeout: 60 * time.Second,
 	RunsProcess:    true,
-	Validate:       validateCLICommand,
+	Validate:       checks("methodArgs", validateCLICommand),
 	Handler:        runCLICommand,
 }
 

@@ -19,7 +19,7 @@ var cliCommandCont = Spec{
 	DefaultTimeout: 60 * time.Second,
 	RunsProcess:    true,
 	Streams:        true,
-	Validate:       validateCLICommand,
+	Validate:       checks("methodArgs", validateCLICommand),
 	Handler:        runCLICommandCont,
 }
 

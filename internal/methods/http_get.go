@@ -39,7 +39,7 @@ var httpGet = Spec{
 	Summary:        "fetch a URL over HTTP(S) from the node and return the body",
 	Kind:           Command,
 	DefaultTimeout: 60 * time.Second,
-	Validate:       validateHTTPGet,
+	Validate:       checks("methodArgs", validateHTTPGet),
 	Handler:        runHTTPGet,
 }
 

@@ -15,7 +15,7 @@ var opCommand = Spec{
 	Summary:        "the older form of the process operations: operation {opCmd: ps | startProc | stopProc, opArg}",
 	Kind:           Command,
 	DefaultTimeout: 10 * time.Second,
-	Validate:       validateOpCommand,
+	Validate:       checks("operation", validateOpCommand),
 	Handler:        runOpCommand,
 }
 

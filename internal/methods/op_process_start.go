@@ -14,7 +14,7 @@ var opProcessStart = Spec{
 	Summary:        "serve a method again: methodArgs [method, sender…] (no senders: every node)",
 	Kind:           Command,
 	DefaultTimeout: 10 * time.Second,
-	Validate:       validateOpProcessStart,
+	Validate:       checks("methodArgs", validateOpProcessStart),
 	Handler:        runOpProcessStart,
 }
 

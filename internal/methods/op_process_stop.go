@@ -14,7 +14,7 @@ var opProcessStop = Spec{
 	Summary:        "stop a method (its messages are rejected, its running deliveries stopped): methodArgs [method] or [method, node, kind, delivery]",
 	Kind:           Command,
 	DefaultTimeout: 10 * time.Second,
-	Validate:       validateOpProcessStop,
+	Validate:       checks("methodArgs", validateOpProcessStop),
 	Handler:        runOpProcessStop,
 }
 

@@ -65,7 +65,8 @@ type Spec struct {
 	// RunsProcess methods start a process under the process guard, which
 	// keeps a run record of it (Request.RunRecord).
 	RunsProcess bool
-	// Validate checks method-specific fields before sending (optional).
+	// Validate checks method-specific fields before sending (optional);
+	// its errors name the field they are about (checks makes them so).
 	Validate func(m *message.Message) error
 	Handler  Handler
 }
@@ -230,3 +231,15 @@ func (c internalCatalogue) Resolve(name string) (string, bool, bool) {
 
 // All returns a catalogue that also knows internal methods.
 func (r *Registry) All() message.Catalogue { return internalCatalogue{r} }
+
+// checks makes check a Validate whose errors name field, the message field
+// it checks (message.FieldOf), unless an error names one already.
+func checks(field string, check func(*message.Message) error) func(*message.Message) error {
+	return func(m *message.Message) error {
+		err := check(m)
+		if err == nil || message.FieldOf(err) != "" {
+			return err
+		}
+		return &message.FieldError{Field: field, Err: err}
+	}
+}

@@ -27,7 +27,7 @@ var tailFile = Spec{
 	Kind:           Command,
 	DefaultTimeout: 60 * time.Second,
 	Streams:        true,
-	Validate:       validateTailFile,
+	Validate:       checks("methodArgs", validateTailFile),
 	Handler:        runTailFile,
 }
 

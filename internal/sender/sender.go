@@ -571,10 +571,7 @@ func (s *Sender) prepare(m *message.Message, now time.Time) error {
 	}
 	if spec.Validate != nil {
 		if err := spec.Validate(m); err != nil {
-			if message.FieldOf(err) == "" {
-				err = aboutField(methodCheckField(m), err)
-			}
-			return err
+			return err // it names the field it checks (methods.Spec.Validate)
 		}
 	}
 	d := s.o.Defaults
@@ -637,16 +634,6 @@ func (s *Sender) prepare(m *message.Message, now time.Time) error {
 		}
 	}
 	return nil
-}
-
-// methodCheckField is the field a method's own check (methods.Spec.Validate)
-// is about when its error does not say: REQOpCommand checks operation,
-// every other method its methodArgs.
-func methodCheckField(m *message.Message) string {
-	if m.Method == "REQOpCommand" {
-		return "operation"
-	}
-	return "methodArgs"
 }
 
 // publishDeliveries writes the pending records and the deadline
