@@ -8,9 +8,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -112,8 +114,18 @@ func writePEM(t testing.TB, file, kind string, der []byte, mode os.FileMode) {
 }
 
 // FreePort returns a loopback address with a port nothing listens on now.
+// The port is below Linux's ephemeral range (32768 and up), so that no
+// outgoing connection of another test takes it before the caller binds it;
+// a port the kernel hands out for port 0 is in that range.
 func FreePort(t testing.TB) string {
 	t.Helper()
+	for range 500 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+mrand.IntN(12000)))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
