@@ -77,6 +77,10 @@ type Options struct {
 	// OnRecreated, if set, is called when Open had to create the consumer
 	// after Run had started (the broker lost it).
 	OnRecreated func(c jetstream.Consumer)
+	// OnHealthy, if set, is called each time the consumer becomes healthy
+	// (Healthy turns true: at start, after a loss, after pulling anew). It
+	// must not block.
+	OnHealthy func()
 	// AckWait is the consumer's AckWait; leases are renewed every AckWait/2.
 	AckWait time.Duration
 	// PullBatch is how many messages one pull asks for.
@@ -156,6 +160,13 @@ func (c *Consumer) Check() {
 // Healthy reports whether the consumer exists on the broker and is being
 // pulled from, as far as the consumer knows.
 func (c *Consumer) Healthy() bool { return c.healthy.Load() }
+
+// setHealthy marks the consumer healthy and tells OnHealthy if it was not.
+func (c *Consumer) setHealthy() {
+	if !c.healthy.Swap(true) && c.o.OnHealthy != nil {
+		c.o.OnHealthy()
+	}
+}
 
 // ErrLost: the broker no longer has the consumer.
 var ErrLost = errors.New("consumer lost")
@@ -244,7 +255,7 @@ func (c *Consumer) consume(ctx, handlerCtx context.Context, cons jetstream.Consu
 		cc.Stop()
 		<-cc.Closed()
 	}()
-	c.healthy.Store(true)
+	c.setHealthy()
 	for {
 		select {
 		case <-ctx.Done():
@@ -273,7 +284,7 @@ func (c *Consumer) verify(ctx context.Context, cons jetstream.Consumer) error {
 	_, err := cons.Info(ctx)
 	switch {
 	case err == nil:
-		c.healthy.Store(true)
+		c.setHealthy()
 		return nil
 	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("%w: %w", ErrLost, err)

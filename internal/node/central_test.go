@@ -130,3 +130,28 @@ func fileSize(path string) int64 {
 	}
 	return info.Size()
 }
+
+// A node's first hello usually goes before its queue works; the registry
+// learns that it works from a hello as soon as it does, not one hello
+// interval later (steward nodes said "queue missing" for 30 s).
+func TestRegistryLearnsTheQueueWorksAtOnce(t *testing.T) {
+	f := newFleet(t)
+	centralCfg := f.config("central")
+	f.start(centralCfg)
+	ship := f.config("ship1")
+	ship.HelloInterval = time.Hour
+	f.start(ship)
+	c := f.client(centralCfg)
+	eventually(t, 15*time.Second, "ship1's queue working in the registry", func() bool {
+		nodes, err := c.Nodes(t.Context())
+		if err != nil {
+			return false
+		}
+		for _, n := range nodes {
+			if n.Name == "ship1" && n.QueueOK {
+				return true
+			}
+		}
+		return false
+	})
+}

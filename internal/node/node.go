@@ -123,6 +123,7 @@ type Node struct {
 	policy   *policy.Policy     // nil: every request is allowed
 	procs    *procs.Table       // which methods it serves, for whom; what runs
 	tracing  *telemetry.Tracing // nil: tracing off
+	helloNow chan struct{}      // helloSoon asks helloLoop for a hello
 
 	srv    *server.Server     // embedded broker, if any
 	sup    *broker.Supervisor // restarts its JetStream after a full disk
@@ -176,7 +177,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 }
 
 func newNode(cfg config.Config, opts Options) *Node {
-	n := &Node{cfg: cfg, log: opts.Logger, version: opts.Version, now: opts.Now, onDone: opts.OnDone, tracing: opts.Tracing}
+	n := &Node{cfg: cfg, log: opts.Logger, version: opts.Version, now: opts.Now, onDone: opts.OnDone, tracing: opts.Tracing,
+		helloNow: make(chan struct{}, 1)}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}

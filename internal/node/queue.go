@@ -41,6 +41,9 @@ func (n *Node) newQueue() *queue {
 		Open:    q.open,
 		AckWait: n.cfg.DefaultMessageTimeout,
 		Logger:  n.log.With("component", "queue"),
+		// The registry learns at once that the queue works (the first
+		// hello usually goes before it does), or works again.
+		OnHealthy: n.helloSoon,
 	})
 	n.queue.Store(q)
 	return q

@@ -114,7 +114,18 @@ func (n *Node) helloLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-n.helloNow:
 		}
+	}
+}
+
+// helloSoon asks helloLoop for a hello now (it does not wait for it): the
+// node's queue became healthy, which the registry should know before the
+// next interval. Hellos stay in helloLoop, so none follows the goodbye.
+func (n *Node) helloSoon() {
+	select {
+	case n.helloNow <- struct{}{}:
+	default: // one is asked for already
 	}
 }
 
