@@ -58,10 +58,17 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 
+	// A scrape is not a snapshot: each metric family is read in turn
+	// (attempts before latency before handled), while deliveries end. So
+	// wait until every one of them counts the pings.
 	var body string
-	natstest.Eventually(t, 10*time.Second, fmt.Sprintf("%d more succeeded REQPing on ship1's %s", n, metrics.MessagesHandled), func() bool {
+	observed := func(name string) float64 {
+		v, _ := metricValue(body, name, `method="REQPing"`)
+		return v
+	}
+	natstest.Eventually(t, 10*time.Second, fmt.Sprintf("%d more succeeded REQPing on ship1's %s and histograms", n, metrics.MessagesHandled), func() bool {
 		body = scrape(t, ship)
-		return pings(body)-start >= n
+		return pings(body)-start >= n && observed(metrics.DeliveryLatency+"_count") >= n && observed(metrics.DeliveryAttempt+"_count") >= n
 	})
 	for _, name := range []string{metrics.DeliveryLatency + "_count", metrics.DeliveryAttempt + "_count"} {
 		if v, _ := metricValue(body, name, `method="REQPing"`); v < n {
