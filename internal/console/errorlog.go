@@ -24,14 +24,52 @@ type errorLog struct {
 	mu      sync.Mutex
 	seen    map[string]time.Time // per node, the newest entry already sent as an event
 	changed []errorEntry
+	cacheMu sync.Mutex
+	cache   map[string]parsed // per node, its log as last read
 }
 
 // tailSize is how much of a node's log is read: its newest entries.
 const tailSize = 256 << 10
 
+// parsed is a node's log as last read: what it was read from (its
+// modification time and size) and its entries.
+type parsed struct {
+	mod     time.Time
+	size    int64
+	entries []errorEntry
+}
+
 // read returns the entries of node's log newer than since, oldest first.
+// A log that has not changed since it was last read is not read again
+// (the scan looks every 5 s).
 func (l *errorLog) read(node string, since time.Time) []errorEntry {
-	f, err := os.Open(filepath.Join(l.dir, node, "errors.log"))
+	path := filepath.Join(l.dir, node, "errors.log")
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	l.cacheMu.Lock()
+	p, ok := l.cache[node]
+	l.cacheMu.Unlock()
+	if !ok || !p.mod.Equal(st.ModTime()) || p.size != st.Size() {
+		p = parsed{mod: st.ModTime(), size: st.Size(), entries: parse(path, node)}
+		l.cacheMu.Lock()
+		if l.cache == nil {
+			l.cache = map[string]parsed{}
+		}
+		l.cache[node] = p
+		l.cacheMu.Unlock()
+	}
+	i := 0
+	for i < len(p.entries) && !p.entries[i].At.After(since) {
+		i++
+	}
+	return slices.Clone(p.entries[i:])
+}
+
+// parse reads the entries of the last tailSize bytes of the log at path.
+func parse(path, node string) []errorEntry {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
@@ -63,11 +101,7 @@ func (l *errorLog) read(node string, since time.Time) []errorEntry {
 		_, text, _ := strings.Cut(rest, ": ")
 		out = append(out, errorEntry{Node: node, At: at, Text: text})
 	}
-	i := 0
-	for i < len(out) && !out[i].At.After(since) {
-		i++
-	}
-	return out[i:]
+	return out
 }
 
 // nodes lists the nodes with a log changed since since.

@@ -16,23 +16,34 @@ import (
 	"github.com/stewardfleet/steward/internal/natstest"
 )
 
-// consoleGet fetches path from the console and decodes its JSON into v;
-// it returns the HTTP status.
-func consoleGet(t *testing.T, hc *http.Client, base, path string, v any) int {
+// consoleDo sends req to the console and decodes its JSON answer into v
+// (when not nil); it returns the HTTP status.
+func consoleDo(t *testing.T, hc *http.Client, req *http.Request, v any) int {
 	t.Helper()
-	resp, err := hc.Get(base + path)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	if v != nil {
 		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatalf("%s: %v", path, err)
+			t.Fatalf("%s: %v", req.URL.Path, err)
 		}
 	}
 	return resp.StatusCode
 }
 
+func consoleGet(t *testing.T, hc *http.Client, base, path string, v any) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return consoleDo(t, hc, req, v)
+}
+
+// consolePost posts body as JSON, with the console's guard header when
+// guard is set.
 func consolePost(t *testing.T, hc *http.Client, base, path, body string, guard bool, v any) int {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
@@ -43,17 +54,7 @@ func consolePost(t *testing.T, hc *http.Client, base, path, body string, guard b
 	if guard {
 		req.Header.Set("X-Steward-Console", "1")
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if v != nil {
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-	}
-	return resp.StatusCode
+	return consoleDo(t, hc, req, v)
 }
 
 // TestConsoleAPI: the console on central shows the fleet, sends through
