@@ -28,10 +28,9 @@ const configFileName = "config.toml"
 type loaded struct {
 	cfg config.Config
 	// path is config.toml; existed says whether it was there before
-	// loading, written whether writeBack created or updated it.
+	// loading.
 	path    string
 	existed bool
-	written bool
 	// sources tells, per key, where its value came from: "flag --x",
 	// "env X", "file" or "default".
 	sources map[string]string

@@ -14,19 +14,28 @@ import (
 	"github.com/stewardfleet/steward/internal/node"
 )
 
+// loadedFile is a loaded configuration and whether writeBack created or
+// changed its file.
+type loadedFile struct {
+	*loaded
+	written bool
+}
+
 // load parses args as flags of a fresh `node run` command and loads the
-// configuration from them.
-func load(t testing.TB, write bool, args ...string) (*loaded, error) {
+// configuration from them; with write it writes the flags back, as node
+// run does once the node has taken them.
+func load(t testing.TB, write bool, args ...string) (*loadedFile, error) {
 	t.Helper()
 	cmd := newNodeRunCmd(newTestEnv(t).app)
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatalf("parse %v: %v", args, err)
 	}
 	l, err := loadConfig(cmd)
+	lf := &loadedFile{loaded: l}
 	if write && err == nil {
-		l.written, err = writeBack(l.path, l.raw, cmd.Flags())
+		lf.written, err = writeBack(l.path, l.raw, cmd.Flags())
 	}
-	return l, err
+	return lf, err
 }
 
 func TestPrecedence(t *testing.T) {
