@@ -169,6 +169,8 @@ func (c *Console) getMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no deliveries are recorded for message "+id)
 		return
 	}
+	// status.Compare puts each delivery before its reply: the first
+	// record is a delivery, with the message's method.
 	v := messageView{ID: id, Method: recs[0].Method, FromNode: recs[0].FromNode, Done: true}
 	latest := map[string]*status.Record{}
 	for _, rec := range recs {
@@ -179,9 +181,6 @@ func (c *Console) getMessage(w http.ResponseWriter, r *http.Request) {
 			v.TraceID = rec.TraceID
 		}
 		if !rec.Reply {
-			if v.Method == "" || strings.HasPrefix(v.Method, "REQTo") {
-				v.Method = rec.Method
-			}
 			if !rec.Done(latest[status.ReplyKey(rec.Key())]) {
 				v.Done = false
 			}
