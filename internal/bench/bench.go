@@ -49,6 +49,7 @@ import (
 	"github.com/stewardfleet/steward/internal/broker"
 	"github.com/stewardfleet/steward/internal/config"
 	"github.com/stewardfleet/steward/internal/message"
+	"github.com/stewardfleet/steward/internal/stream"
 )
 
 // Options size the run.
@@ -75,6 +76,9 @@ type Options struct {
 	HelloRun time.Duration
 	// Idle is how long the real node idles before its RSS is read.
 	Idle time.Duration
+	// QueueStorage is the fleet's queue storage (config queue-storage:
+	// "file", the default, or "memory").
+	QueueStorage string
 	// StewardBin is the steward binary for the footprint step ("" skips it).
 	StewardBin string
 	// Dir holds the broker store and node state ("" makes a temporary one).
@@ -91,7 +95,7 @@ type Options struct {
 // Defaults are the sizes the issue asks for.
 func Defaults() Options {
 	return Options{Messages: 5000, Commands: 1000, Deadline: 10 * time.Second, Window: 64, Nodes: 100, FanOut: 1000, ScaleNodes: 10_000,
-		HelloRun: config.Default().HelloInterval, Idle: time.Minute}
+		HelloRun: config.Default().HelloInterval, Idle: time.Minute, QueueStorage: config.Default().QueueStorage}
 }
 
 // Report is one run's numbers. JSON keys are stable for scripts.
@@ -103,6 +107,8 @@ type Report struct {
 	Nodes      int     `json:"nodes"`
 	FanOut     int     `json:"fanout"`
 	ScaleNodes int     `json:"scale_nodes"`
+	// QueueStorage is where the broker kept the nodes' queues.
+	QueueStorage string `json:"queue_storage"`
 
 	RawRT1MsgsPerS  float64 `json:"raw_rt1_msgs_per_s"`
 	RawRT1P50ms     float64 `json:"raw_rt1_p50_ms"`
@@ -193,6 +199,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.HelloRun <= 0 {
 		o.HelloRun = d.HelloRun
 	}
+	if o.QueueStorage == "" {
+		o.QueueStorage = d.QueueStorage
+	}
+	if err := stream.CheckQueueStorage(o.QueueStorage); err != nil {
+		return nil, err
+	}
+	inMemory := o.QueueStorage == stream.QueuesInMemory
 	if o.ScaleNodes < max(o.Nodes, o.FanOut) {
 		o.ScaleNodes = max(o.Nodes, o.FanOut)
 	}
@@ -208,7 +221,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		o.Dir = dir
 	}
 	p := newProgress(o.Progress, 21)
-	rep := &Report{Messages: o.Messages, Commands: o.Commands, DeadlineS: o.Deadline.Seconds(), Window: o.Window, Nodes: o.Nodes, FanOut: o.FanOut, ScaleNodes: o.ScaleNodes}
+	rep := &Report{Messages: o.Messages, Commands: o.Commands, DeadlineS: o.Deadline.Seconds(), Window: o.Window, Nodes: o.Nodes, FanOut: o.FanOut, ScaleNodes: o.ScaleNodes, QueueStorage: o.QueueStorage}
 
 	storeDir := filepath.Join(o.Dir, "broker")
 	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", StoreDir: storeDir, Name: "bench", Logger: o.Logger})
@@ -262,7 +275,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.RawExec1PerS, rep.RawExec1P50ms, rep.RawExec64PerS = x1.rate(), ms(x1.pct(50)), x64.rate()
 
 	// 3. Steward end to end on a small fleet.
-	f := newFleet(url, filepath.Join(o.Dir, "fleet"), o.Deadline, o.Logger)
+	f := newFleet(url, filepath.Join(o.Dir, "fleet"), o.Deadline, o.QueueStorage, o.Logger)
 	defer f.close()
 	p.step(fmt.Sprintf("starting central and %d nodes", o.Nodes))
 	if err := f.start(ctx); err != nil {
@@ -317,7 +330,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	p.step(fmt.Sprintf("registering %d nodes", o.ScaleNodes))
 	heapBefore := heapInUse()
 	regBegin := time.Now()
-	if err := register(ctx, js, f.started, o.ScaleNodes, p.count(o.ScaleNodes)); err != nil {
+	if err := register(ctx, js, f.started, o.ScaleNodes, inMemory, p.count(o.ScaleNodes)); err != nil {
 		return nil, fmt.Errorf("register: %w", err)
 	}
 	rep.RegisterS = time.Since(regBegin).Seconds()
@@ -382,8 +395,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("restart broker: %w", err)
 	}
-	if err := waitStreamReady(ctx, url, o.ScaleNodes); err != nil {
-		return nil, err
+	if !inMemory {
+		if err := waitStreamReady(ctx, url, o.ScaleNodes); err != nil {
+			return nil, err
+		}
+	} else {
+		// The broker forgot the queues: ready is when the nodes have
+		// made theirs again, as they do when they reconnect.
+		if err := waitStreamReady(ctx, url, 0); err != nil {
+			return nil, err
+		}
+		if err := registerAgain(ctx, url, o.ScaleNodes); err != nil {
+			return nil, err
+		}
 	}
 	rep.RestartS = time.Since(restartBegin).Seconds()
 

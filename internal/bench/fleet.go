@@ -35,6 +35,8 @@ type fleet struct {
 	url string
 	dir string
 	log *slog.Logger
+	// queueStorage is the central node's queue-storage setting.
+	queueStorage string
 	// deadline is the deliveryDeadline of every message the bench sends:
 	// short enough that the deadline schedules of the messages to the
 	// offline node fire during the run, so central's judge does its work,
@@ -83,8 +85,8 @@ const offlineNode = "offline"
 // offlineNode.
 const offlineEvery = 100 * time.Millisecond
 
-func newFleet(url, dir string, deadline time.Duration, log *slog.Logger) *fleet {
-	return &fleet{url: url, dir: dir, deadline: deadline, log: log, greeted: map[string]bool{}}
+func newFleet(url, dir string, deadline time.Duration, queueStorage string, log *slog.Logger) *fleet {
+	return &fleet{url: url, dir: dir, deadline: deadline, queueStorage: queueStorage, log: log, greeted: map[string]bool{}}
 }
 
 func nodeName(i int) string { return fmt.Sprintf("n%05d", i) }
@@ -97,6 +99,7 @@ func (f *fleet) config(name string) config.Config {
 	cfg.DataFolder = filepath.Join(f.dir, "nodes", name)
 	cfg.SocketFolder = filepath.Join(f.dir, "sock", name)
 	cfg.ConfigFolder = filepath.Join(f.dir, "etc")
+	cfg.QueueStorage = f.queueStorage
 	return cfg
 }
 

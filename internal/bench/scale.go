@@ -17,7 +17,7 @@ import (
 
 // register creates durable consumers for nodes from..to-1, as those nodes
 // would at their first start, with a few requests in flight.
-func register(ctx context.Context, js jetstream.JetStream, from, to int, progress func(int)) error {
+func register(ctx context.Context, js jetstream.JetStream, from, to int, inMemory bool, progress func(int)) error {
 	s, err := js.Stream(ctx, stream.MessagesStream)
 	if err != nil {
 		return err
@@ -28,6 +28,7 @@ func register(ctx context.Context, js jetstream.JetStream, from, to int, progres
 	for i := from; i < to; i++ {
 		g.Go(func() error {
 			cfg := stream.ConsumerConfig(nodeName(i), 30*time.Second, 1000, 0)
+			cfg.MemoryStorage = inMemory
 			if _, _, err := stream.OpenConsumer(gctx, s, cfg); err != nil {
 				return err
 			}
@@ -38,6 +39,22 @@ func register(ctx context.Context, js jetstream.JetStream, from, to int, progres
 		})
 	}
 	return g.Wait()
+}
+
+// registerAgain creates the queues of nodes 0..n-1 in memory once more,
+// on a new connection to url: what the nodes do after a broker restart
+// when their queues are kept in the broker's memory.
+func registerAgain(ctx context.Context, url string, n int) error {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	return register(ctx, js, 0, n, true, func(int) {})
 }
 
 // heapInUse is the Go heap in use after a collection: the embedded broker

@@ -52,6 +52,7 @@ func settings() []setting {
 		{"console-jaeger-url", kindString, "Jaeger's address the console links trace IDs to, e.g. http://127.0.0.1:16686"},
 		{"broker-domain", kindString, "JetStream domain that holds the fleet's streams and buckets, for a node connected to a leaf node with JetStream of its own (e.g. hub); empty: the broker's own"},
 		{"broker-replicas", kindInt, "copies of each steward stream and bucket the central node asks the broker for (3 on a JetStream cluster)"},
+		{"queue-storage", kindString, "where the broker keeps the nodes' queue positions, set by the central node for the fleet: file, or memory (faster; after a broker restart every node creates its queue again)"},
 		{"data-folder", kindString, "folder for reply files, the error log and the node's state"},
 		{"socket-folder", kindString, "folder that holds steward.sock"},
 		{"default-message-timeout", kindDuration, "ACK timeout of messages that set none (seconds or a Go duration)"},

@@ -22,7 +22,8 @@ a node on an older build cannot put old settings back, and nodes need no
 right to change fleet-wide assets.
 
 Use it to set the broker up before the central node first starts, or to
-move the layout to a JetStream cluster with --broker-replicas 3. A layout
+move the layout to a JetStream cluster with --broker-replicas 3, or to set
+where the broker keeps the nodes' queue positions (--queue-storage). A layout
 written by a newer steward is left as it is.`,
 		Example: `  steward setup --broker-address nats://nats1:4222 --broker-replicas 3`,
 		Args:    usageArgs(cobra.NoArgs),
@@ -41,12 +42,12 @@ written by a newer steward is left as it is.`,
 				return exitError(ExitUnreachable, fmt.Errorf("set up the broker: %w", err))
 			}
 			info := assets.Messages.CachedInfo()
-			fmt.Fprintf(a.stdout, "steward layout %s on %s: streams %s and %s, buckets %s and %s (%d replicas)\n",
+			fmt.Fprintf(a.stdout, "steward layout %s on %s: streams %s and %s, buckets %s and %s (%d replicas, queue storage %s)\n",
 				info.Config.Metadata[stream.VersionKey], l.cfg.ClientBrokerURL(), stream.MessagesStream, stream.DeadlinesStream,
-				stream.StatusBucket, stream.NodesBucket, info.Config.Replicas)
+				stream.StatusBucket, stream.NodesBucket, info.Config.Replicas, info.Config.Metadata[stream.QueueStorageKey])
 			return nil
 		},
 	}
-	addConfigFlags(cmd.Flags(), append(clientKeys(), "broker-replicas")...)
+	addConfigFlags(cmd.Flags(), append(clientKeys(), "broker-replicas", "queue-storage")...)
 	return cmd
 }

@@ -374,7 +374,7 @@ func Setup(ctx context.Context, cfg config.Config, log *slog.Logger) (*stream.As
 	if err != nil {
 		return nil, err
 	}
-	return stream.Apply(ctx, js, stream.Layout{Replicas: cfg.BrokerReplicas}, log)
+	return stream.Apply(ctx, js, stream.Layout{Replicas: cfg.BrokerReplicas, QueueStorage: cfg.QueueStorage}, log)
 }
 
 // Nodes returns the node registry.

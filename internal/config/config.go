@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stewardfleet/steward/internal/message"
+	"github.com/stewardfleet/steward/internal/stream"
 	"github.com/stewardfleet/steward/internal/target"
 )
 
@@ -33,6 +34,10 @@ type Config struct {
 	// BrokerReplicas is how many copies of each stream and bucket the
 	// central node asks a clustered broker for (1 on a single server).
 	BrokerReplicas int `mapstructure:"broker-replicas"`
+	// QueueStorage is where the broker keeps the state of the nodes' queues,
+	// "file" or "memory" (stream.Layout.QueueStorage); the central node
+	// sets it for the fleet.
+	QueueStorage string `mapstructure:"queue-storage"`
 	// BrokerDomain is the JetStream domain that holds the fleet's layout,
 	// for a node whose broker is a leaf node with JetStream of its own.
 	// Empty: the broker's own.
@@ -146,6 +151,7 @@ func Default() Config {
 		BrokerAddress:           "",
 		BrokerListen:            "127.0.0.1:4222",
 		BrokerReplicas:          1,
+		QueueStorage:            "file",
 		DataFolder:              "./data",
 		SocketFolder:            "./tmp",
 		DefaultMessageTimeout:   10 * time.Second,
@@ -191,6 +197,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BrokerReplicas < 1 || c.BrokerReplicas > 5 {
 		errs = append(errs, fmt.Errorf("broker-replicas %d: must be within 1..5", c.BrokerReplicas))
+	}
+	if err := stream.CheckQueueStorage(c.QueueStorage); err != nil {
+		errs = append(errs, fmt.Errorf("queue-storage: %w", err))
 	}
 	if c.DataFolder == "" {
 		errs = append(errs, errors.New("data-folder is empty"))

@@ -277,7 +277,7 @@ func (n *Node) open(ctx context.Context, opts Options) error {
 // are not there yet.
 func (n *Node) layout(ctx context.Context) (*stream.Assets, error) {
 	if n.isCentral() {
-		return stream.Apply(ctx, n.js, stream.Layout{Replicas: n.cfg.BrokerReplicas}, n.log)
+		return stream.Apply(ctx, n.js, stream.Layout{Replicas: n.cfg.BrokerReplicas, QueueStorage: n.cfg.QueueStorage}, n.log)
 	}
 	a, err := stream.Open(ctx, n.js)
 	if errors.Is(err, stream.ErrNoLayout) {

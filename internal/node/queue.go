@@ -21,6 +21,8 @@ import (
 // last acknowledged everything before (the node remembers that ack floor),
 // so a recreated consumer does not hand the node its whole history again
 // (and what it does hand again, the ledger settles without running).
+// With queues in the broker's memory (stream.QueuesInMemory) every broker
+// restart loses it: that is expected, and only logged and counted.
 type queue struct {
 	n     *Node
 	c     *consumer.Consumer
@@ -74,6 +76,8 @@ func (q *queue) open(ctx context.Context) (jetstream.Consumer, bool, error) {
 	created := a.Messages.CachedInfo().Created
 	start := q.floor.start(created)
 	cfg := stream.ConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout, max(1000, 4*n.cfg.Concurrency), start)
+	inMemory := a.QueuesInMemory()
+	cfg.MemoryStorage = inMemory
 	c, isNew, err := stream.OpenConsumer(ctx, a.Messages, cfg)
 	if err != nil {
 		return nil, false, err
@@ -87,7 +91,13 @@ func (q *queue) open(ctx context.Context) (jetstream.Consumer, bool, error) {
 	}
 	q.mu.Unlock()
 	if isNew {
-		if hadOne {
+		switch {
+		case hadOne && inMemory:
+			// The broker keeps queues in memory: it restarted, or the
+			// queue was deleted. The registry counts it; it is no error.
+			n.log.Info("created this node's queue again (the fleet's queues are kept in the broker's memory, which forgets them when it restarts)", "from_stream_seq", max(start, 1))
+			go n.sayHello(context.WithoutCancel(ctx))
+		case hadOne:
 			n.log.Warn("the broker had lost this node's queue; created it again", "from_stream_seq", max(start, 1))
 			n.queueRecreated(ctx, start)
 		}
@@ -229,7 +239,9 @@ func (n *Node) newDueConsumer() *consumer.Consumer {
 			if err != nil {
 				return nil, false, err
 			}
-			return stream.OpenConsumer(ctx, a.Deadlines, stream.DeadlineConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout))
+			cfg := stream.DeadlineConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout)
+			cfg.MemoryStorage = a.QueuesInMemory()
+			return stream.OpenConsumer(ctx, a.Deadlines, cfg)
 		},
 		AckWait: n.cfg.DefaultMessageTimeout,
 		Logger:  n.log.With("component", "deadlines"),

@@ -15,7 +15,10 @@
 //     the literal subject steward.msg.<node>. It never has an
 //     InactiveThreshold, so a node that is offline for months keeps its
 //     queue. The node creates it (and creates it again if the broker loses
-//     it); nobody else does.
+//     it); nobody else does. Its state (where the node has got to) is on
+//     file by default; a layout with QueuesInMemory keeps it in the
+//     broker's memory, which is faster, and every node creates its queue
+//     again after a broker restart (see Layout.QueueStorage).
 //   - Delivery deadlines live in STEWARD_DEADLINES: one JetStream message
 //     schedule per delivery on steward.deadline.at.<id>.<node>, firing into
 //     steward.deadline.due.<central>, and the node's claim on
@@ -71,6 +74,15 @@ const (
 	// stream's metadata under VersionKey.
 	Version    = 2
 	VersionKey = "steward_layout"
+	// QueueStorageKey holds the layout's QueueStorage in the metadata of
+	// the message stream, where every node reads it.
+	QueueStorageKey = "steward_queues"
+)
+
+// Where the broker keeps the state of the nodes' queues (Layout.QueueStorage).
+const (
+	QueuesOnFile   = "file"
+	QueuesInMemory = "memory"
 )
 
 // ErrNoLayout: the broker has no steward streams (yet), or only those of
@@ -115,6 +127,17 @@ type Layout struct {
 	MaxNodes int
 	// MaxMsgSize is the largest message the stream takes (0: server max).
 	MaxMsgSize int32
+	// QueueStorage is where the broker keeps the state of every node's
+	// queue (its consumer): QueuesOnFile (the default) or QueuesInMemory.
+	// Messages are on file either way. A queue in memory is not rewritten
+	// to disk about ten times a second while it is busy, which is most of
+	// the broker's work per message in a busy fleet
+	// (docs/performance.md); but the broker forgets every queue when it
+	// restarts, and each node creates its own again, when it reconnects,
+	// from the ack floor it last read (its ledger settles what comes
+	// again without running it). Queues made before a change keep their
+	// storage until they are made again.
+	QueueStorage string
 }
 
 // DefaultLayout is the layout used when nothing is configured.
@@ -130,7 +153,18 @@ func (l Layout) withDefaults() Layout {
 	if l.MaxNodes <= 0 {
 		l.MaxNodes = d.MaxNodes
 	}
+	if l.QueueStorage == "" {
+		l.QueueStorage = QueuesOnFile
+	}
 	return l
+}
+
+// CheckQueueStorage reports whether s names a queue storage.
+func CheckQueueStorage(s string) error {
+	if s != QueuesOnFile && s != QueuesInMemory {
+		return fmt.Errorf("queue storage %q: must be %q or %q", s, QueuesOnFile, QueuesInMemory)
+	}
+	return nil
 }
 
 func metadata() map[string]string { return map[string]string{VersionKey: strconv.Itoa(Version)} }
@@ -138,6 +172,8 @@ func metadata() map[string]string { return map[string]string{VersionKey: strconv
 // MessagesConfig is the configuration of STEWARD_MESSAGES.
 func (l Layout) MessagesConfig() jetstream.StreamConfig {
 	l = l.withDefaults()
+	md := metadata()
+	md[QueueStorageKey] = l.QueueStorage
 	return jetstream.StreamConfig{
 		Name:         MessagesStream,
 		Description:  "steward: messages to nodes, one durable consumer per node",
@@ -150,7 +186,7 @@ func (l Layout) MessagesConfig() jetstream.StreamConfig {
 		Discard:      jetstream.DiscardOld,
 		Duplicates:   2 * time.Minute,
 		AllowMsgTTL:  true,
-		Metadata:     metadata(),
+		Metadata:     md,
 	}
 }
 
@@ -196,6 +232,13 @@ func (l Layout) bucket(name string, history uint8, description string) jetstream
 	l = l.withDefaults()
 	return jetstream.KeyValueConfig{Bucket: name, Description: description, History: history,
 		Storage: jetstream.FileStorage, Replicas: l.Replicas}
+}
+
+// QueuesInMemory reports whether the layout keeps the nodes' queues in the
+// broker's memory (Layout.QueueStorage), as the message stream said when
+// it was opened.
+func (a *Assets) QueuesInMemory() bool {
+	return a.Messages.CachedInfo().Config.Metadata[QueueStorageKey] == QueuesInMemory
 }
 
 // Assets are the handles Apply and Open return.
@@ -276,7 +319,7 @@ func streamConfigMatches(have, want jetstream.StreamConfig) bool {
 		limit(have.MaxConsumers) == limit(want.MaxConsumers) && limit(int(have.MaxMsgSize)) == limit(int(want.MaxMsgSize)) &&
 		have.AllowMsgTTL == want.AllowMsgTTL && have.AllowMsgSchedules == want.AllowMsgSchedules &&
 		have.Duplicates == want.Duplicates && have.Description == want.Description &&
-		versionOf(have.Metadata) == versionOf(want.Metadata)
+		versionOf(have.Metadata) == versionOf(want.Metadata) && have.Metadata[QueueStorageKey] == want.Metadata[QueueStorageKey]
 }
 
 // applyBucket creates or updates a KV bucket. With perKeyTTL the bucket's

@@ -592,3 +592,35 @@ func TestLostPublishAckFailsInBoundedTime(t *testing.T) {
 		return err == nil && s.CachedInfo().State.Msgs == 1
 	})
 }
+
+// Where the broker keeps the nodes' queues is a layout setting: central
+// writes it into the message stream, every node reads it when it opens
+// the layout, and central can change it back.
+func TestQueueStorageIsALayoutSetting(t *testing.T) {
+	js, a := ensure(t, stream.Layout{})
+	if a.QueuesInMemory() {
+		t.Fatal("queues in memory by default; want on file")
+	}
+	ctx := natstest.Context(t, 20*time.Second)
+	if _, err := stream.Apply(ctx, js, stream.Layout{QueueStorage: stream.QueuesInMemory}, nil); err != nil {
+		t.Fatal(err)
+	}
+	opened, err := stream.Open(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !opened.QueuesInMemory() {
+		t.Error("a node opening the layout does not see queues in memory")
+	}
+	if _, err := stream.Apply(ctx, js, stream.Layout{QueueStorage: stream.QueuesOnFile}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if opened, err = stream.Open(ctx, js); err != nil || opened.QueuesInMemory() {
+		t.Errorf("after central set file again: in memory %v, err %v", opened != nil && opened.QueuesInMemory(), err)
+	}
+	for _, bad := range []string{"", "disk", "Memory"} {
+		if stream.CheckQueueStorage(bad) == nil {
+			t.Errorf("queue storage %q accepted", bad)
+		}
+	}
+}

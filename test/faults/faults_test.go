@@ -53,6 +53,7 @@ func TestFaults(t *testing.T) {
 	}{
 		{"ship-kill", shipKills},
 		{"central-kill", centralKills},
+		{"central-kill-memory-queues", centralKillsMemoryQueues},
 		{"link-flap", linkFlaps},
 		{"consumer-deleted", consumerDeleted},
 		{"broker-wipe", brokerWipe},
@@ -66,10 +67,17 @@ func TestFaults(t *testing.T) {
 // proxy.
 func startFleet(t testing.TB, proxied ...string) *fleet {
 	t.Helper()
+	return startFleetWith(t, nil, proxied...)
+}
+
+// startFleetWith is startFleet with flags for central.
+func startFleetWith(t testing.TB, centralFlags []string, proxied ...string) *fleet {
+	t.Helper()
 	f := newFleet(t)
 	for _, node := range proxied {
 		f.proxy(node)
 	}
+	f.setExtra(central, centralFlags...)
 	f.Start(central)
 	for _, node := range ships {
 		f.Start(node)
@@ -207,7 +215,18 @@ func nearEnd(f *fleet, node string, sleeps map[string]time.Duration, margin time
 // centralKills SIGKILLs central, and with it the broker, while messages
 // keep coming; sends that fail are sent again with the same IDs.
 func centralKills(t *testing.T, sz sizes) {
-	f := startFleet(t)
+	centralKillsWith(t, sz, "central+broker SIGKILL", nil)
+}
+
+// centralKillsMemoryQueues is centralKills with the fleet's queues in the
+// broker's memory (--queue-storage memory): every restart of the broker
+// forgets every queue, and each ship and central make theirs again.
+func centralKillsMemoryQueues(t *testing.T, sz sizes) {
+	centralKillsWith(t, sz, "central+broker SIGKILL, queues in memory", []string{"--queue-storage", "memory"})
+}
+
+func centralKillsWith(t *testing.T, sz sizes, label string, centralFlags []string) {
+	f := startFleetWith(t, centralFlags)
 	s := newSender(f)
 	ids := &idGen{prefix: "ck"}
 	stopLoad := background(func(ctx context.Context) {
@@ -241,7 +260,24 @@ func centralKills(t *testing.T, sz sizes) {
 	note := fmt.Sprintf("%d SIGKILLs of central with its broker (%d within 30 ms of a command's end, %d within milliseconds of a reply file's creation); %d send calls, %d without any receipt (their messages sent again with the same IDs), half of them from central's folder (outbox) and half from a plain folder",
 		sz.centralKills, atEnd, atReply, s.calls, s.failures)
 	s.mu.Unlock()
-	report(t, settleAndCount(f, sz, "central+broker SIGKILL", s.messages(), note, ships))
+	if centralFlags != nil {
+		// The queues must have been what the scenario says.
+		for _, node := range ships {
+			inMemory := false
+			found := fleettest.Poll(30*time.Second, func() bool {
+				c, err := f.jetStream().Consumer(t.Context(), messagesStream, node)
+				inMemory = err == nil && c.CachedInfo().Config.MemoryStorage
+				return err == nil
+			})
+			if !found {
+				t.Fatalf("%s has no queue on the broker", node)
+			}
+			if !inMemory {
+				t.Fatalf("%s's queue is on file; central runs with %v", node, centralFlags)
+			}
+		}
+	}
+	report(t, settleAndCount(f, sz, label, s.messages(), note, ships))
 }
 
 // awaitReply waits until a new reply file appears on central, polling
