@@ -87,32 +87,15 @@ func ReplyPath(directory, node, fileName string) (string, error) {
 func (f *Folder) Write(rel string, data []byte, appendMode bool) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	dir, name := path.Split(rel)
-	dir = path.Clean(dir)
 	flags := os.O_WRONLY | os.O_CREATE
 	if appendMode {
 		flags |= os.O_APPEND
 	} else {
 		flags |= os.O_TRUNC
 	}
-	d, err := f.openDir(dir)
+	file, err := f.open(rel, flags)
 	if err != nil {
 		return "", err
-	}
-	if st, err := d.Lstat(name); err == nil && st.Mode()&fs.ModeSymlink != 0 {
-		return "", fmt.Errorf("%s is a symbolic link: %w", rel, message.ErrBadPath)
-	}
-	file, err := d.OpenFile(name, flags, 0o644)
-	if errors.Is(err, fs.ErrNotExist) && dir != "." {
-		// The folder was removed since it was opened: make it again.
-		f.forgetDir(dir)
-		if d, err = f.openDir(dir); err != nil {
-			return "", err
-		}
-		file, err = d.OpenFile(name, flags, 0o644)
-	}
-	if err != nil {
-		return "", fmt.Errorf("open %s: %w", rel, confined(err))
 	}
 	if _, err := file.Write(data); err != nil {
 		file.Close()
@@ -122,6 +105,84 @@ func (f *Folder) Write(rel string, data []byte, appendMode bool) (string, error)
 		return "", fmt.Errorf("close %s: %w", rel, err)
 	}
 	return filepath.Join(f.dir, filepath.FromSlash(rel)), nil
+}
+
+// Append appends data to rel like Write, so that a run that may have
+// appended it before (and died before it could say so) does not append it
+// twice. at, if not nil, is called with the offset the data goes to before
+// it is written (the caller records it durably; an error writes nothing).
+// prior is the offset an earlier run was given (-1: none): if the file
+// holds data there, nothing is written; if it holds the start of data and
+// ends there (that run died while writing), the rest is written. wrote
+// reports whether anything was written.
+func (f *Folder) Append(rel string, data []byte, prior int64, at func(offset int64) error) (abs string, wrote bool, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	file, err := f.open(rel, os.O_RDWR|os.O_CREATE|os.O_APPEND)
+	if err != nil {
+		return "", false, err
+	}
+	defer file.Close()
+	abs = filepath.Join(f.dir, filepath.FromSlash(rel))
+	st, err := file.Stat()
+	if err != nil {
+		return "", false, fmt.Errorf("stat %s: %w", rel, err)
+	}
+	size := st.Size()
+	note := at
+	if prior >= 0 && prior <= size && len(data) > 0 {
+		have := make([]byte, min(size-prior, int64(len(data))))
+		if _, err := file.ReadAt(have, prior); err != nil {
+			return "", false, fmt.Errorf("read %s: %w", rel, err)
+		}
+		switch {
+		case len(have) == len(data) && string(have) == string(data):
+			return abs, false, nil // the earlier run wrote it all
+		case prior+int64(len(have)) == size && string(have) == string(data[:len(have)]):
+			// It died while writing: the rest, where the data still
+			// starts at prior.
+			data, note = data[len(have):], nil
+		}
+	}
+	if note != nil {
+		if err := note(size); err != nil {
+			return "", false, err
+		}
+	}
+	if _, err := file.Write(data); err != nil {
+		return "", false, fmt.Errorf("write %s: %w", rel, err)
+	}
+	if err := file.Close(); err != nil {
+		return "", false, fmt.Errorf("close %s: %w", rel, err)
+	}
+	return abs, true, nil
+}
+
+// open opens rel with flags, making its folder if needed and refusing a
+// symbolic link. The caller holds mu.
+func (f *Folder) open(rel string, flags int) (*os.File, error) {
+	dir, name := path.Split(rel)
+	dir = path.Clean(dir)
+	d, err := f.openDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := d.Lstat(name); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s is a symbolic link: %w", rel, message.ErrBadPath)
+	}
+	file, err := d.OpenFile(name, flags, 0o644)
+	if errors.Is(err, fs.ErrNotExist) && dir != "." {
+		// The folder was removed since it was opened: make it again.
+		f.forgetDir(dir)
+		if d, err = f.openDir(dir); err != nil {
+			return nil, err
+		}
+		file, err = d.OpenFile(name, flags, 0o644)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", rel, confined(err))
+	}
+	return file, nil
 }
 
 // maxOpenDirs bounds the folders kept open.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stewardfleet/steward/internal/datafolder"
@@ -162,5 +164,58 @@ func TestSymlinkIntoTheStateFolderIsRefused(t *testing.T) {
 	}
 	if _, err := f.Write("out/ship1/fine", []byte("ok\n"), false); err != nil {
 		t.Errorf("an ordinary write: %v", err)
+	}
+}
+
+// A rerun of an append after a crash (the earlier run said where it would
+// write, then died before it could say it had) appends the data once in
+// all: not again when it is there, the rest when the run died while
+// writing, all of it when it never wrote.
+func TestAppendIsNotRepeatedByARerun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	f, err := datafolder.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data := []byte("ck00033 output\n")
+	var noted []int64
+	note := func(off int64) error { noted = append(noted, off); return nil }
+	for _, tc := range []struct {
+		name   string
+		before string // the file as the crashed run left it
+		prior  int64
+		want   string
+		wrote  bool
+		notes  []int64
+	}{
+		{"written, then others appended", "x\n" + string(data) + "later\n", 2, "x\n" + string(data) + "later\n", false, nil},
+		{"written, at the end", "x\n" + string(data), 2, "x\n" + string(data), false, nil},
+		{"died while writing", "x\n" + string(data[:5]), 2, "x\n" + string(data), true, nil},
+		{"died before writing", "x\n", 2, "x\n" + string(data), true, nil}, // the data still starts where noted
+		{"no earlier run", "x\n", -1, "x\n" + string(data), true, []int64{2}},
+		{"something else there", "x\nother line\n", 2, "x\nother line\n" + string(data), true, []int64{13}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rel := "r/" + strings.ReplaceAll(tc.name, " ", "-")
+			if _, err := f.Write(rel, []byte(tc.before), false); err != nil {
+				t.Fatal(err)
+			}
+			noted = nil
+			abs, wrote, err := f.Append(rel, data, tc.prior, note)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(abs); string(b) != tc.want || wrote != tc.wrote || !slices.Equal(noted, tc.notes) {
+				t.Errorf("file %q wrote %v noted %v; want %q, %v, %v", b, wrote, noted, tc.want, tc.wrote, tc.notes)
+			}
+		})
+	}
+	// A note that cannot be recorded writes nothing.
+	if _, _, err := f.Append("r/refused", data, -1, func(int64) error { return os.ErrPermission }); err == nil {
+		t.Fatal("append went on without its note")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "r", "refused")); len(b) != 0 {
+		t.Errorf("wrote %q without the note", b)
 	}
 }

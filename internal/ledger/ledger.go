@@ -88,9 +88,13 @@ type Entry struct {
 	Seq uint64 `json:"seq,omitempty"`
 	// Lines is how many lines of streamed output the delivery has numbered
 	// (sent, or about to be): a rerun numbers on from there.
-	Lines   uint64    `json:"lines,omitempty"`
-	Expires time.Time `json:"expires,omitzero"`
-	At      time.Time `json:"at"`
+	Lines uint64 `json:"lines,omitempty"`
+	// AppendAt is where a run of a method that appends to a file was
+	// about to append its data (nil: none noted); a rerun looks there
+	// before it appends again (datafolder.Folder.Append).
+	AppendAt *int64    `json:"appendAt,omitempty"`
+	Expires  time.Time `json:"expires,omitzero"`
+	At       time.Time `json:"at"`
 	// Outcome is kept while the delivery is completed or refused but not
 	// finished; a finished entry keeps only FinalStatus.
 	Outcome     *Outcome `json:"outcome,omitempty"`
@@ -258,6 +262,9 @@ func (l *Ledger) apply(rec *Entry, seg string) {
 	if rec.Lines > cur.Lines {
 		cur.Lines = rec.Lines
 	}
+	if rec.AppendAt != nil {
+		cur.AppendAt = rec.AppendAt
+	}
 	if rec.Outcome != nil {
 		cur.Outcome = rec.Outcome
 		cur.FinalStatus = rec.Outcome.Status
@@ -308,6 +315,18 @@ func (l *Ledger) Progress(id string, lines uint64) error {
 		return fmt.Errorf("progress %s: %w", id, ErrUnknown)
 	}
 	return l.writeDurable(&Entry{ID: id, State: Started, Runs: e.Runs, Seq: e.Seq, Lines: lines, Expires: e.Expires})
+}
+
+// NoteAppend records that a started delivery's method is about to append
+// its data to a file at offset. It returns once the record is written.
+func (l *Ledger) NoteAppend(id string, offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.entries[id]
+	if !ok || e.State != Started {
+		return fmt.Errorf("note append %s: %w", id, ErrUnknown)
+	}
+	return l.writeDurable(&Entry{ID: id, State: Started, Runs: e.Runs, Seq: e.Seq, Lines: e.Lines, AppendAt: &offset, Expires: e.Expires})
 }
 
 // Complete records the outcome of a delivery's run. It returns once the

@@ -378,3 +378,30 @@ func BenchmarkCompleteFinish(b *testing.B) {
 		}
 	}
 }
+
+// Where a run was about to append to a file survives a crash, and a
+// rerun (run 2) still finds it: the rerun looks there before appending.
+func TestAppendOffsetSurvivesARestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ledger")
+	l := open(t, dir, nil)
+	exp := time.Now().Add(time.Hour)
+	if _, err := l.Start("rep.central.reply.0", 3, exp); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := l.Get("rep.central.reply.0"); e.AppendAt != nil {
+		t.Fatalf("an offset before any was noted: %d", *e.AppendAt)
+	}
+	must(t, l.NoteAppend("rep.central.reply.0", 0)) // a new file: offset 0 is an offset
+	if err := l.NoteAppend("unknown.ship1", 5); !errors.Is(err, ledger.ErrUnknown) {
+		t.Errorf("note of an unknown delivery: %v", err)
+	}
+	l.Close() // a crash: no Complete
+
+	l = open(t, dir, nil)
+	if run, err := l.Start("rep.central.reply.0", 3, exp); err != nil || run != 2 {
+		t.Fatalf("rerun: %d %v", run, err)
+	}
+	if e, _ := l.Get("rep.central.reply.0"); e.AppendAt == nil || *e.AppendAt != 0 {
+		t.Fatalf("after the restart and the rerun's start: %+v, want the offset 0 kept", e)
+	}
+}

@@ -18,9 +18,23 @@ func writeData(_ context.Context, req *Request, appendMode bool) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	written, err := req.Env.Files.Write(rel, m.Data, appendMode)
+	if !appendMode {
+		written, err := req.Env.Files.Write(rel, m.Data, false)
+		if err != nil {
+			return nil, err
+		}
+		return &Result{Output: fmt.Appendf(nil, "wrote %d bytes to %s", len(m.Data), written)}, nil
+	}
+	prior := req.PriorAppend
+	if req.AppendAt == nil {
+		prior = -1
+	}
+	written, wrote, err := req.Env.Files.Append(rel, m.Data, prior, req.AppendAt)
 	if err != nil {
 		return nil, err
+	}
+	if !wrote {
+		return &Result{Output: fmt.Appendf(nil, "%d bytes were appended to %s by an earlier run (the node stopped before it recorded that)", len(m.Data), written)}, nil
 	}
 	return &Result{Output: fmt.Appendf(nil, "wrote %d bytes to %s", len(m.Data), written)}, nil
 }

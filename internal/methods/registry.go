@@ -86,8 +86,14 @@ type Request struct {
 	// Stream is where a method that Streams sends its output while it
 	// runs (nil for other methods).
 	Stream Stream
-	Env    *Env
-	Log    *slog.Logger
+	// AppendAt, if set, records durably where a method that appends to a
+	// file is about to write (before it writes); PriorAppend is where an
+	// earlier run of the same delivery was about to (-1: none), so that a
+	// rerun after a crash does not append the data twice.
+	AppendAt    func(offset int64) error
+	PriorAppend int64
+	Env         *Env
+	Log         *slog.Logger
 }
 
 // Stream takes a streaming method's output. Each writer Lines returns cuts

@@ -71,6 +71,9 @@ type delivery struct {
 	// streaming method numbered; streamed is the number of the line after
 	// the last, once it streamed (its final reply's Seq).
 	numbered, streamed uint64
+	// priorAppend is where an earlier run of the delivery was about to
+	// append to a file (nil: none), from the ledger.
+	priorAppend *int64
 	// streamGated is set on a streamed reply part (or final) cleared to
 	// be applied in order (streamGate).
 	streamGated bool
@@ -318,6 +321,7 @@ func (n *Node) process(ctx context.Context, d *delivery) consumer.Disposition {
 		d.streamGated = true
 	}
 	d.numbered = entry.Lines
+	d.priorAppend = entry.AppendAt
 	if d.ledgered {
 		run, err := n.ledger.Start(d.key, seq, m.LedgerExpiry(n.now()))
 		if err != nil {
@@ -489,7 +493,15 @@ func (n *Node) execute(ctx context.Context, d *delivery, spec methods.Spec) (o *
 		n.procs.Enter(d.key, spec.Name, m.FromNode, func(reason string) { stop(stopped{reason}) })
 		defer n.procs.Leave(d.key)
 	}
-	req := &methods.Request{Msg: m, Attempt: uint64(d.run), Env: n.env, Log: d.log, Stored: d.lease.Meta().Timestamp}
+	req := &methods.Request{Msg: m, Attempt: uint64(d.run), Env: n.env, Log: d.log, Stored: d.lease.Meta().Timestamp, PriorAppend: -1}
+	if d.ledgered {
+		// A method that appends to a file says where, first: a rerun
+		// after a crash then does not append the same data again.
+		if d.priorAppend != nil {
+			req.PriorAppend = *d.priorAppend
+		}
+		req.AppendAt = func(offset int64) error { return n.ledger.NoteAppend(d.key, offset) }
+	}
 	var lines *lineStream
 	if spec.Streams && d.tracked {
 		lines = n.newLineStream(ctx, d, d.numbered)
