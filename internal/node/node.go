@@ -41,7 +41,6 @@ import (
 	"github.com/stewardfleet/steward/internal/audit"
 	"github.com/stewardfleet/steward/internal/broker"
 	"github.com/stewardfleet/steward/internal/config"
-	"github.com/stewardfleet/steward/internal/consumer"
 	"github.com/stewardfleet/steward/internal/credentials"
 	"github.com/stewardfleet/steward/internal/datafolder"
 	"github.com/stewardfleet/steward/internal/ledger"
@@ -147,7 +146,7 @@ type Node struct {
 	slots    chan struct{}
 	inflight inflight
 	queue    atomic.Pointer[queue]
-	dues     atomic.Pointer[consumer.Consumer] // central only
+	dues     atomic.Pointer[dueQueue] // central only
 	onDone   func(Done)
 	metrics  *metrics.Metrics // nil: the node serves no metrics
 	owns     owned            // what the node opened, and closes
@@ -380,8 +379,8 @@ func (n *Node) brokerChanged(st broker.Status) {
 	if q := n.queue.Load(); q != nil {
 		q.c.Refresh()
 	}
-	if c := n.dues.Load(); c != nil {
-		c.Refresh()
+	if q := n.dues.Load(); q != nil {
+		q.c.Refresh()
 	}
 	n.wakeForwarder()
 }
@@ -408,17 +407,17 @@ func (n *Node) reconnected() {
 			n.sayHello(ctx)
 		}()
 	}
-	if c := n.dues.Load(); c != nil {
-		c.Check()
+	if q := n.dues.Load(); q != nil {
+		q.c.Check()
 	}
 	n.wakeForwarder()
 }
 
 func (n *Node) run(ctx context.Context, opts Options) error {
 	q := n.newQueue()
-	var dues *consumer.Consumer
+	var dues *dueQueue
 	if n.isCentral() {
-		dues = n.newDueConsumer()
+		dues = n.newDueQueue()
 	}
 	obs, err := n.listenObservers()
 	if err != nil {
@@ -457,7 +456,7 @@ func (n *Node) run(ctx context.Context, opts Options) error {
 		goRun("broker", n.sup.Run)
 	}
 	if dues != nil {
-		goRun("deadlines", dues.Run)
+		goRun("deadlines", dues.run)
 	}
 	goRun("socket", sock.Serve)
 	if api != nil {
@@ -496,6 +495,9 @@ func collect(errs <-chan error) []error {
 // broker, close local files. It closes only what the node opened.
 func (n *Node) close() {
 	if q := n.queue.Load(); q != nil {
+		q.saveFloor()
+	}
+	if q := n.dues.Load(); q != nil {
 		q.saveFloor()
 	}
 	if n.link != nil {

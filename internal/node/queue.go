@@ -24,21 +24,36 @@ import (
 // With queues in the broker's memory (stream.QueuesInMemory) every broker
 // restart loses it: that is expected, and only logged and counted.
 type queue struct {
-	n     *Node
-	c     *consumer.Consumer
-	floor *floorFile
+	n *Node
+	c *consumer.Consumer
+	floorTracker
 
 	mu          sync.Mutex
-	cons        jetstream.Consumer // the consumer as last opened
-	created     time.Time          // creation time of the stream it is on
 	recreatedAt time.Time
 	recreations int
+}
+
+// floorTracker keeps a consumer's ack floor in a file, so that the
+// consumer, created again, starts there.
+type floorTracker struct {
+	floor *floorFile
+
+	mu      sync.Mutex
+	cons    jetstream.Consumer // the consumer as last opened
+	created time.Time          // creation time of the stream it is on
 
 	settled atomic.Bool // a delivery was settled since the floor was last read
 }
 
+// opened notes the consumer as opened on the stream made at created.
+func (f *floorTracker) opened(c jetstream.Consumer, created time.Time) {
+	f.mu.Lock()
+	f.cons, f.created = c, created
+	f.mu.Unlock()
+}
+
 func (n *Node) newQueue() *queue {
-	q := &queue{n: n, floor: &floorFile{path: filepath.Join(n.cfg.StateFolder(), "queue.json")}}
+	q := &queue{n: n, floorTracker: floorTracker{floor: &floorFile{path: filepath.Join(n.cfg.StateFolder(), "queue.json")}}}
 	q.c = consumer.New(n.handle, consumer.Options{
 		Open:    q.open,
 		AckWait: n.cfg.DefaultMessageTimeout,
@@ -82,8 +97,8 @@ func (q *queue) open(ctx context.Context) (jetstream.Consumer, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	q.opened(c, created)
 	q.mu.Lock()
-	q.cons, q.created = c, created
 	hadOne := q.recreations > 0 || q.floor.existed()
 	if isNew && hadOne {
 		q.recreations++
@@ -117,7 +132,7 @@ func (q *queue) state() (healthy bool, recreatedAt time.Time, recreations int) {
 // it settled anything since (idle nodes ask nothing).
 const floorInterval = 30 * time.Second
 
-func (q *queue) trackFloor(ctx context.Context) {
+func (f *floorTracker) trackFloor(ctx context.Context) {
 	t := time.NewTicker(floorInterval)
 	defer t.Stop()
 	for {
@@ -125,18 +140,18 @@ func (q *queue) trackFloor(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if q.settled.Swap(false) {
-				q.readFloor(ctx)
+			if f.settled.Swap(false) {
+				f.readFloor(ctx)
 			}
 		}
 	}
 }
 
 // readFloor reads the consumer's ack floor from the broker and keeps it.
-func (q *queue) readFloor(ctx context.Context) {
-	q.mu.Lock()
-	c, created := q.cons, q.created
-	q.mu.Unlock()
+func (f *floorTracker) readFloor(ctx context.Context) {
+	f.mu.Lock()
+	c, created := f.cons, f.created
+	f.mu.Unlock()
 	if c == nil {
 		return
 	}
@@ -144,18 +159,18 @@ func (q *queue) readFloor(ctx context.Context) {
 	defer cancel()
 	info, err := c.Info(ctx)
 	if err != nil {
-		q.settled.Store(true) // try again next time
+		f.settled.Store(true) // try again next time
 		return
 	}
-	q.floor.save(created, info.AckFloor.Stream+1)
+	f.floor.save(created, info.AckFloor.Stream+1)
 }
 
 // saveFloor reads and keeps the ack floor once more (at shutdown).
-func (q *queue) saveFloor() {
-	if q.settled.Load() {
+func (f *floorTracker) saveFloor() {
+	if f.settled.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		q.readFloor(ctx)
+		f.readFloor(ctx)
 	}
 }
 
@@ -231,21 +246,57 @@ func (n *Node) queueRecreated(ctx context.Context, start uint64) {
 	go n.sayHello(context.WithoutCancel(ctx))
 }
 
-// dueConsumer is central's consumer of due delivery deadlines.
-func (n *Node) newDueConsumer() *consumer.Consumer {
-	c := consumer.New(n.handleDue, consumer.Options{
+// dueQueue is central's consumer of due delivery deadlines. It keeps its
+// ack floor like the node's queue does: created again (queues in memory
+// are, after every broker restart), it does not judge every due deadline
+// still in the stream again.
+type dueQueue struct {
+	c *consumer.Consumer
+	floorTracker
+}
+
+func (n *Node) newDueQueue() *dueQueue {
+	q := &dueQueue{floorTracker: floorTracker{floor: &floorFile{path: filepath.Join(n.cfg.StateFolder(), "deadlines.json")}}}
+	handle := func(ctx context.Context, l *consumer.Lease) consumer.Disposition {
+		disp := n.handleDue(ctx, l)
+		if !disp.Retry() {
+			q.settled.Store(true)
+		}
+		return disp
+	}
+	q.c = consumer.New(handle, consumer.Options{
 		Open: func(ctx context.Context) (jetstream.Consumer, bool, error) {
 			a, err := n.layout(ctx)
 			if err != nil {
 				return nil, false, err
 			}
-			cfg := stream.DeadlineConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout)
+			created := a.Deadlines.CachedInfo().Created
+			cfg := stream.DeadlineConsumerConfig(n.cfg.NodeName, n.cfg.DefaultMessageTimeout, q.floor.start(created))
 			cfg.MemoryStorage = a.QueuesInMemory()
-			return stream.OpenConsumer(ctx, a.Deadlines, cfg)
+			c, isNew, err := stream.OpenConsumer(ctx, a.Deadlines, cfg)
+			if err != nil {
+				return nil, false, err
+			}
+			q.opened(c, created)
+			if isNew {
+				q.floor.save(created, cfg.OptStartSeq)
+			}
+			return c, isNew, nil
 		},
 		AckWait: n.cfg.DefaultMessageTimeout,
 		Logger:  n.log.With("component", "deadlines"),
 	})
-	n.dues.Store(c)
-	return c
+	n.dues.Store(q)
+	return q
+}
+
+func (q *dueQueue) run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.trackFloor(ctx)
+	}()
+	err := q.c.Run(ctx)
+	<-done
+	return err
 }

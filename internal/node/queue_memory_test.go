@@ -73,4 +73,35 @@ func TestQueuesInMemoryComeBackAfterABrokerRestart(t *testing.T) {
 	if strings.Contains(string(b), "lost the queue") {
 		t.Errorf("a queue forgotten by design was reported as an error:\n%s", b)
 	}
+
+	// Central's queue of due deadlines keeps its floor too: made again
+	// after a stop and a broker restart, it starts after the deadlines it
+	// judged, not at the beginning of the stream.
+	_, js := natstest.Connect(t, f.srv)
+	natstest.Eventually(t, 10*time.Second, "central to ack the due deadline", func() bool {
+		ctx := natstest.Context(t, 5*time.Second)
+		cons, err := js.Consumer(ctx, stream.DeadlinesStream, "central")
+		if err != nil {
+			return false
+		}
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.AckFloor.Stream > 1 && info.AckFloor.Stream == info.Delivered.Stream
+	})
+	f.stop("central") // a clean stop keeps the floor
+	f.srv.Restart()
+	central = f.start(centralCfg)
+	natstest.Eventually(t, 30*time.Second, "central's queue of due deadlines made again after its floor", func() bool {
+		ctx := natstest.Context(t, 5*time.Second)
+		cons, err := js.Consumer(ctx, stream.DeadlinesStream, "central")
+		if err != nil {
+			return false
+		}
+		cfg := cons.CachedInfo().Config
+		return cfg.MemoryStorage && cfg.OptStartSeq > 1
+	})
+	c = f.client(central.cfg)
+	late = send(t, c, `{"toNode":"nobody","method":"REQPing","deliveryDeadline":1}`)
+	if recs := wait(t, c, late, 30*time.Second); recs[0].Status != status.DeliveryTimedOut {
+		t.Fatalf("a deadline after central's restart: %s", describe(recs))
+	}
 }

@@ -432,9 +432,10 @@ func ConsumerConfig(node string, ackWait time.Duration, maxAckPending int, start
 }
 
 // DeadlineConsumerConfig is the configuration of the central node's
-// consumer of due deadlines.
-func DeadlineConsumerConfig(central string, ackWait time.Duration) jetstream.ConsumerConfig {
-	c := ConsumerConfig(central, ackWait, 1000, 0)
+// consumer of due deadlines, starting at startSeq when it is created
+// again (0: at the beginning of the stream).
+func DeadlineConsumerConfig(central string, ackWait time.Duration, startSeq uint64) jetstream.ConsumerConfig {
+	c := ConsumerConfig(central, ackWait, 1000, startSeq)
 	c.Description = "steward: due delivery deadlines, for central node " + central
 	c.FilterSubject = DeadlineDueSubject(central)
 	return c
