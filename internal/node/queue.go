@@ -66,16 +66,7 @@ func (n *Node) newQueue() *queue {
 	return q
 }
 
-func (q *queue) run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		q.trackFloor(ctx)
-	}()
-	err := q.c.Run(ctx)
-	<-done
-	return err
-}
+func (q *queue) run(ctx context.Context) error { return q.runWith(ctx, q.c) }
 
 func (q *queue) check() { q.c.Check() }
 
@@ -131,6 +122,18 @@ func (q *queue) state() (healthy bool, recreatedAt time.Time, recreations int) {
 // floorInterval is how often the node reads its consumer's ack floor, if
 // it settled anything since (idle nodes ask nothing).
 const floorInterval = 30 * time.Second
+
+// runWith runs c, reading its ack floor meanwhile, until ctx is done.
+func (f *floorTracker) runWith(ctx context.Context, c *consumer.Consumer) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.trackFloor(ctx)
+	}()
+	err := c.Run(ctx)
+	<-done
+	return err
+}
 
 func (f *floorTracker) trackFloor(ctx context.Context) {
 	t := time.NewTicker(floorInterval)
@@ -290,13 +293,4 @@ func (n *Node) newDueQueue() *dueQueue {
 	return q
 }
 
-func (q *dueQueue) run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		q.trackFloor(ctx)
-	}()
-	err := q.c.Run(ctx)
-	<-done
-	return err
-}
+func (q *dueQueue) run(ctx context.Context) error { return q.runWith(ctx, q.c) }
