@@ -36,8 +36,7 @@ type Env struct {
 
 // NodeRegistry is the part of the node registry the hello method needs.
 type NodeRegistry interface {
-	Get(ctx context.Context, name string) (*registry.Node, error)
-	Put(ctx context.Context, n *registry.Node) error
+	Change(ctx context.Context, name string, change func(prev *registry.Node) (*registry.Node, error)) error
 }
 
 func (e *Env) now() time.Time {

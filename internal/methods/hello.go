@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/stewardfleet/steward/internal/registry"
 )
 
@@ -52,20 +50,31 @@ func runHello(ctx context.Context, req *Request) (*Result, error) {
 		return nil, fmt.Errorf("hello from %s reached %s, but only the central node keeps the registry", req.Msg.FromNode, req.Env.NodeName)
 	}
 	name := req.Msg.FromNode
-	n, err := req.Env.Nodes.Get(ctx, name)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		n = &registry.Node{Name: name}
-	case err != nil:
-		return nil, err
-	}
-	prev := *n
-	n.LastSeen = req.Env.now().UTC()
+	var info *HelloInfo
 	if len(req.Msg.Data) > 0 {
-		var info HelloInfo
-		if err := json.Unmarshal(req.Msg.Data, &info); err != nil {
+		info = &HelloInfo{}
+		if err := json.Unmarshal(req.Msg.Data, info); err != nil {
 			return nil, fmt.Errorf("hello from %s: data is not hello info: %w", name, errors.Join(ErrBadArgs, err))
 		}
+	}
+	err := req.Env.Nodes.Change(ctx, name, func(prev *registry.Node) (*registry.Node, error) {
+		n := &registry.Node{Name: name}
+		if prev != nil {
+			c := *prev
+			n = &c
+		} else {
+			prev = &registry.Node{}
+		}
+		n.LastSeen = req.Env.now().UTC()
+		if info == nil {
+			return n, nil
+		}
+		if req.Stored.Before(prev.HelloAt) {
+			// A hello older than the one the record says what it says
+			// from (hellos are handled in parallel): it is news to none.
+			return nil, nil
+		}
+		n.HelloAt = req.Stored
 		n.Version, n.Methods, n.StartedAt, n.HelloInterval = info.Version, info.Methods, info.StartedAt, info.HelloInterval
 		n.QueueOK, n.QueueRecreatedAt, n.QueueRecreations = info.QueueOK, info.QueueRecreatedAt, info.QueueRecreations
 		n.Labels = info.Labels
@@ -82,8 +91,9 @@ func runHello(ctx context.Context, req *Request) (*Result, error) {
 			}
 			n.Instance = info.Instance
 		}
-	}
-	if err := req.Env.Nodes.Put(ctx, n); err != nil {
+		return n, nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return &Result{}, nil

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,5 +260,68 @@ func TestHelloMergesAndFlags(t *testing.T) {
 	n, _ = reg.Get(ctx, "ship1")
 	if n.Conflict != "" || !n.Online(time.Now()) || n.Instance != "C" {
 		t.Errorf("a new instance after a goodbye: %+v", n)
+	}
+}
+
+// Hellos are handled in parallel, so an older one can be handled after a
+// newer one: it changes nothing (the broker's time of each decides), and
+// hellos handled at once all land, the newest last. (Seen before: a hello
+// saying the queue was not working yet overwrote the one after it that
+// said it was, and a hello handled after a goodbye would have brought the
+// node back online.)
+func TestOlderHelloChangesNothing(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := natstest.Context(t, 20*time.Second)
+	assets, err := stream.Apply(ctx, js, stream.DefaultLayout(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := testEnv(t)
+	reg := registry.New(assets.Nodes)
+	env.Nodes = reg
+	base := time.Now()
+	say := func(stored time.Duration, data string) error {
+		req := &Request{Msg: &message.Message{Method: "REQHello", FromNode: "ship1", Data: message.Data(data)},
+			Attempt: 1, Env: env, Log: slog.New(slog.DiscardHandler), Stored: base.Add(stored)}
+		_, err := hello.Handler(ctx, req)
+		return err
+	}
+	if err := say(2*time.Second, `{"version":"1","instance":"A","queueOk":true}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := say(time.Second, `{"version":"1","instance":"A","queueOk":false}`); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := reg.Get(ctx, "ship1"); !n.QueueOK {
+		t.Errorf("an older hello overwrote a newer one: %+v", n)
+	}
+	if err := say(3*time.Second, `{"version":"1","instance":"A","queueOk":true,"goodbye":true}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := say(2500*time.Millisecond, `{"version":"1","instance":"A","queueOk":true}`); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := reg.Get(ctx, "ship1"); n.StoppedAt.IsZero() {
+		t.Errorf("a hello from before the goodbye brought the node back: %+v", n)
+	}
+
+	// Many at once, in any order: the newest wins.
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		wg.Go(func() {
+			errs <- say(time.Duration(10+i)*time.Second, fmt.Sprintf(`{"version":"v%d","instance":"A"}`, i))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := reg.Get(ctx, "ship1"); n.Version != "v39" || !n.StoppedAt.IsZero() {
+		t.Errorf("after 40 hellos at once: version %q, stopped %v; want v39, running", n.Version, n.StoppedAt)
 	}
 }

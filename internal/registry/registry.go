@@ -44,6 +44,9 @@ type Node struct {
 	// Labels are the node's labels (its labels setting), which label
 	// selectors in a message's targets match (package target).
 	Labels map[string]string `json:"labels,omitempty"`
+	// HelloAt is when the broker stored the hello the record says what
+	// it says from: an older hello, handled later, changes nothing.
+	HelloAt time.Time `json:"helloAt,omitzero"`
 }
 
 // OnlineWindow is how long after its last hello a node counts as online:
@@ -76,6 +79,55 @@ func (r *Registry) Put(ctx context.Context, n *Node) error {
 		return fmt.Errorf("store node %s: %w", n.Name, err)
 	}
 	return nil
+}
+
+// Change stores what change makes of name's record (prev is nil when
+// there is none; a nil result stores nothing). It compares and sets: if
+// the record is written meanwhile, change is given the new one.
+func (r *Registry) Change(ctx context.Context, name string, change func(prev *Node) (*Node, error)) error {
+	// Each try that loses, loses to a write that landed: with a handful of
+	// writers to one record (a node's hellos) a few tries are enough.
+	for range 100 {
+		var prev *Node
+		var rev uint64
+		e, err := r.kv.Get(ctx, name)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return fmt.Errorf("get node %s: %w", name, err)
+		default:
+			var n Node
+			if err := json.Unmarshal(e.Value(), &n); err != nil {
+				return fmt.Errorf("decode node %s: %w", name, err)
+			}
+			n.LastSeen = e.Created().UTC()
+			prev, rev = &n, e.Revision()
+		}
+		next, err := change(prev)
+		if err != nil || next == nil {
+			return err
+		}
+		data, err := json.Marshal(next)
+		if err != nil {
+			return fmt.Errorf("encode node %s: %w", name, err)
+		}
+		if rev == 0 {
+			_, err = r.kv.Create(ctx, name, data)
+		} else {
+			_, err = r.kv.Update(ctx, name, data, rev)
+		}
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, jetstream.ErrKeyExists),
+			errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+			continue // written meanwhile: again, on what is there now
+		default:
+			return fmt.Errorf("store node %s: %w", name, err)
+		}
+	}
+	return fmt.Errorf("store node %s: the record kept changing", name)
 }
 
 // Get returns one node's record, with LastSeen set to when the broker
