@@ -308,25 +308,26 @@ func (l *Ledger) Start(id string, seq uint64, expires time.Time) (int, error) {
 // Progress records that a started delivery has numbered lines lines of
 // streamed output. It returns once the record is written.
 func (l *Ledger) Progress(id string, lines uint64) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e, ok := l.entries[id]
-	if !ok || e.State != Started {
-		return fmt.Errorf("progress %s: %w", id, ErrUnknown)
-	}
-	return l.writeDurable(&Entry{ID: id, State: Started, Runs: e.Runs, Seq: e.Seq, Lines: lines, Expires: e.Expires})
+	return l.note(id, "progress", func(r *Entry) { r.Lines = lines })
 }
 
 // NoteAppend records that a started delivery's method is about to append
 // its data to a file at offset. It returns once the record is written.
 func (l *Ledger) NoteAppend(id string, offset int64) error {
+	return l.note(id, "note append", func(r *Entry) { r.AppendAt = &offset })
+}
+
+// note writes a record of a started delivery, what it keeps changed by set.
+func (l *Ledger) note(id, what string, set func(*Entry)) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e, ok := l.entries[id]
 	if !ok || e.State != Started {
-		return fmt.Errorf("note append %s: %w", id, ErrUnknown)
+		return fmt.Errorf("%s %s: %w", what, id, ErrUnknown)
 	}
-	return l.writeDurable(&Entry{ID: id, State: Started, Runs: e.Runs, Seq: e.Seq, Lines: e.Lines, AppendAt: &offset, Expires: e.Expires})
+	r := &Entry{ID: id, State: Started, Runs: e.Runs, Seq: e.Seq, Lines: e.Lines, AppendAt: e.AppendAt, Expires: e.Expires}
+	set(r)
+	return l.writeDurable(r)
 }
 
 // Complete records the outcome of a delivery's run. It returns once the

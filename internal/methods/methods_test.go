@@ -189,10 +189,12 @@ func TestErrorLogEntriesCannotBeForged(t *testing.T) {
 	}
 }
 
-func TestHelloRecordsNodeInRegistry(t *testing.T) {
+// registryEnv is testEnv with a node registry on a fresh broker.
+func registryEnv(t *testing.T) (*Env, *registry.Registry, context.Context) {
+	t.Helper()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
-	ctx := natstest.Context(t, 10*time.Second)
+	ctx := natstest.Context(t, 20*time.Second)
 	assets, err := stream.Apply(ctx, js, stream.DefaultLayout(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -200,6 +202,11 @@ func TestHelloRecordsNodeInRegistry(t *testing.T) {
 	env := testEnv(t)
 	reg := registry.New(assets.Nodes)
 	env.Nodes = reg
+	return env, reg, ctx
+}
+
+func TestHelloRecordsNodeInRegistry(t *testing.T) {
+	env, reg, ctx := registryEnv(t)
 	data := `{"version":"1.2.3","methods":["REQPing"],"helloInterval":30000000000}`
 	if _, err := run(t, hello, env, &message.Message{Method: "REQHello", FromNode: "ship1", Data: message.Data(data)}); err != nil {
 		t.Fatal(err)
@@ -224,16 +231,7 @@ func TestHelloRecordsNodeInRegistry(t *testing.T) {
 // what its own hellos recorded; a goodbye takes the node offline at once;
 // a second instance under the same name is flagged.
 func TestHelloMergesAndFlags(t *testing.T) {
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv)
-	ctx := natstest.Context(t, 10*time.Second)
-	assets, err := stream.Apply(ctx, js, stream.DefaultLayout(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := testEnv(t)
-	reg := registry.New(assets.Nodes)
-	env.Nodes = reg
+	env, reg, ctx := registryEnv(t)
 	hi := func(data string) {
 		t.Helper()
 		if _, err := run(t, hello, env, &message.Message{Method: "REQHello", FromNode: "ship1", Data: message.Data(data)}); err != nil {
@@ -270,16 +268,7 @@ func TestHelloMergesAndFlags(t *testing.T) {
 // said it was, and a hello handled after a goodbye would have brought the
 // node back online.)
 func TestOlderHelloChangesNothing(t *testing.T) {
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv)
-	ctx := natstest.Context(t, 20*time.Second)
-	assets, err := stream.Apply(ctx, js, stream.DefaultLayout(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := testEnv(t)
-	reg := registry.New(assets.Nodes)
-	env.Nodes = reg
+	env, reg, ctx := registryEnv(t)
 	base := time.Now()
 	say := func(stored time.Duration, data string) error {
 		req := &Request{Msg: &message.Message{Method: "REQHello", FromNode: "ship1", Data: message.Data(data)},

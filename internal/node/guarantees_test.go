@@ -702,27 +702,8 @@ func TestReplyFinishedFromTheLedgerWritesItsRecord(t *testing.T) {
 	f.stop("central")
 
 	key := ids[0] + ".ship1.reply.0"
-	ledgerDir := filepath.Join(central.cfg.StateFolder(), "ledger")
-	segments, _ := filepath.Glob(filepath.Join(ledgerDir, "*.jsonl"))
-	staged := false
-	for _, seg := range segments {
-		b, _ := os.ReadFile(seg)
-		if !strings.Contains(string(b), `"id":"`+key+`"`) {
-			continue
-		}
-		line := fmt.Sprintf(`{"id":%q,"state":"completed","at":"%s","outcome":{"status":"succeeded","replyRan":true}}`+"\n",
-			key, time.Now().UTC().Format(time.RFC3339Nano))
-		fh, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fh.WriteString(line)
-		fh.Close()
-		staged = true
-	}
-	if !staged {
-		t.Fatalf("no ledger segment holds %s", key)
-	}
+	stageLedger(t, central.cfg, key, fmt.Sprintf(`{"id":%q,"state":"completed","at":"%s","outcome":{"status":"succeeded","replyRan":true}}`,
+		key, time.Now().UTC().Format(time.RFC3339Nano)))
 	_, js := natstest.Connect(t, f.srv)
 	kv, err := js.KeyValue(t.Context(), stream.StatusBucket)
 	if err != nil {
@@ -731,24 +712,7 @@ func TestReplyFinishedFromTheLedgerWritesItsRecord(t *testing.T) {
 	if err := kv.Purge(t.Context(), ids[0]+".ship1.reply"); err != nil {
 		t.Fatal(err)
 	}
-	s, err := js.Stream(t.Context(), stream.MessagesStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raw *jetstream.RawStreamMsg
-	for seq := uint64(1); seq <= s.CachedInfo().State.LastSeq; seq++ {
-		m, err := s.GetMsg(t.Context(), seq)
-		if err == nil && m.Header.Get(jetstream.MsgIDHeader) == key {
-			raw = m
-			break
-		}
-	}
-	if raw == nil {
-		t.Fatalf("the reply %s is not in the stream", key)
-	}
-	if _, err := js.Publish(t.Context(), raw.Subject, raw.Data, jetstream.WithMsgID("again-"+key)); err != nil {
-		t.Fatal(err)
-	}
+	publishAgain(t, js, key)
 	f.start(central.cfg)
 	natstest.Eventually(t, 20*time.Second, "the reply record", func() bool {
 		recs, err := c.Status(t.Context(), ids[0])
@@ -777,4 +741,48 @@ func TestEndedRunNeedsNoRetry(t *testing.T) {
 	if recs := wait(t, c, ids, 30*time.Second); recs[0].Status != status.Succeeded || recs[0].Output != "out\n" {
 		t.Fatalf("after the restart: %s", describe(recs))
 	}
+}
+
+// stageLedger appends line to the segment of node cfg's ledger that holds
+// key: the state a crash at some point would have left.
+func stageLedger(t *testing.T, cfg config.Config, key, line string) {
+	t.Helper()
+	segments, _ := filepath.Glob(filepath.Join(cfg.StateFolder(), "ledger", "*.jsonl"))
+	for _, seg := range segments {
+		b, _ := os.ReadFile(seg)
+		if !strings.Contains(string(b), `"id":"`+key+`"`) {
+			continue
+		}
+		fh, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		if _, err := fh.WriteString(line + "\n"); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no ledger segment holds %s", key)
+}
+
+// publishAgain publishes the stream message whose Nats-Msg-Id is key once
+// more, as a new message: the delivery comes again.
+func publishAgain(t *testing.T, js jetstream.JetStream, key string) *jetstream.PubAck {
+	t.Helper()
+	s, err := js.Stream(t.Context(), stream.MessagesStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= s.CachedInfo().State.LastSeq; seq++ {
+		if m, err := s.GetMsg(t.Context(), seq); err == nil && m.Header.Get(jetstream.MsgIDHeader) == key {
+			ack, err := js.Publish(t.Context(), m.Subject, m.Data, jetstream.WithMsgID("again-"+key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ack
+		}
+	}
+	t.Fatalf("%s is not in the stream", key)
+	return nil
 }

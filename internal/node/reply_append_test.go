@@ -8,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/stewardfleet/steward/internal/natstest"
-	"github.com/stewardfleet/steward/internal/stream"
 )
 
 // A reply method that appended its data and died before its ledger said
@@ -34,44 +31,11 @@ func TestReplyAppendedBeforeACrashIsNotAppendedAgain(t *testing.T) {
 	// The state a crash between the append and the ledger's record
 	// leaves: run 1 started, about to append at offset 0.
 	key := ids[0] + ".ship1.reply.0"
-	segments, _ := filepath.Glob(filepath.Join(central.cfg.StateFolder(), "ledger", "*.jsonl"))
-	staged := false
-	for _, seg := range segments {
-		b, _ := os.ReadFile(seg)
-		if !strings.Contains(string(b), `"id":"`+key+`"`) {
-			continue
-		}
-		fh, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(fh, `{"id":%q,"state":"started","runs":1,"appendAt":0,"at":"%s"}`+"\n", key, time.Now().UTC().Format(time.RFC3339Nano))
-		fh.Close()
-		staged = true
-	}
-	if !staged {
-		t.Fatalf("no ledger segment holds %s", key)
-	}
+	stageLedger(t, central.cfg, key, fmt.Sprintf(`{"id":%q,"state":"started","runs":1,"appendAt":0,"at":"%s"}`,
+		key, time.Now().UTC().Format(time.RFC3339Nano)))
 	// The reply comes again.
 	_, js := natstest.Connect(t, f.srv)
-	s, err := js.Stream(t.Context(), stream.MessagesStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raw *jetstream.RawStreamMsg
-	for seq := uint64(1); seq <= s.CachedInfo().State.LastSeq; seq++ {
-		if m, err := s.GetMsg(t.Context(), seq); err == nil && m.Header.Get(jetstream.MsgIDHeader) == key {
-			raw = m
-			break
-		}
-	}
-	if raw == nil {
-		t.Fatalf("the reply %s is not in the stream", key)
-	}
-	again, err := js.Publish(t.Context(), raw.Subject, raw.Data, jetstream.WithMsgID("again-"+key))
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := publishAgain(t, js, key)
 	restarted := f.start(central.cfg)
 	natstest.Eventually(t, 20*time.Second, "central to take the reply again", func() bool {
 		info, err := consumerInfo(t, f, "central")
