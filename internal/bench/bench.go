@@ -116,6 +116,13 @@ type Report struct {
 	RawRT64MsgsPerS float64 `json:"raw_rt64_msgs_per_s"`
 	RawRT64P50ms    float64 `json:"raw_rt64_p50_ms"`
 
+	// RawWrites* is the raw round trip with steward's seven broker writes
+	// (rawWrites); RawWritesRatio is its rate against RawRT64MsgsPerS:
+	// the most E2E64Ratio can be with those writes.
+	RawWritesRT1P50ms     float64 `json:"raw_writes_rt1_p50_ms"`
+	RawWritesRT64MsgsPerS float64 `json:"raw_writes_rt64_msgs_per_s"`
+	RawWritesRatio        float64 `json:"raw_writes_ratio"`
+
 	RawExec1PerS  float64 `json:"raw_exec1_per_s"`
 	RawExec1P50ms float64 `json:"raw_exec1_p50_ms"`
 	RawExec64PerS float64 `json:"raw_exec64_per_s"`
@@ -129,7 +136,10 @@ type Report struct {
 	E2E64P95ms    float64 `json:"e2e64_p95_ms"`
 	E2E64P99ms    float64 `json:"e2e64_p99_ms"`
 	E2E64Ratio    float64 `json:"e2e64_ratio"`
-	E2E1P50Ratio  float64 `json:"e2e1_p50_ratio"`
+	// E2E64VsWritesRatio is E2E64MsgsPerS against RawWritesRT64MsgsPerS:
+	// the share of the broker's ceiling steward's own code leaves.
+	E2E64VsWritesRatio float64 `json:"e2e64_vs_writes_ratio"`
+	E2E1P50Ratio       float64 `json:"e2e1_p50_ratio"`
 
 	CLI1MsgsPerS  float64 `json:"cli1_msgs_per_s"`
 	CLI1P50ms     float64 `json:"cli1_p50_ms"`
@@ -274,6 +284,26 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.RawExec1PerS, rep.RawExec1P50ms, rep.RawExec64PerS = x1.rate(), ms(x1.pct(50)), x64.rate()
 
+	// 2b. Raw JetStream with steward's seven writes per round trip.
+	writes, err := newRawWrites(ctx, js, stream.Layout{QueueStorage: o.QueueStorage}, reqBody, repBody)
+	if err != nil {
+		return nil, err
+	}
+	p.step("raw JetStream with steward's broker writes, 1 in flight")
+	w1, err := writes.run(ctx, "w1", o.Messages, 1, p.count(o.Messages))
+	if err != nil {
+		writes.close()
+		return nil, fmt.Errorf("raw with steward's writes, 1 in flight: %w", err)
+	}
+	p.step(fmt.Sprintf("raw JetStream with steward's broker writes, %d in flight", o.Window))
+	w64, err := writes.run(ctx, "w64", o.Messages, o.Window, p.count(o.Messages))
+	writes.close()
+	if err != nil {
+		return nil, fmt.Errorf("raw with steward's writes, %d in flight: %w", o.Window, err)
+	}
+	rep.RawWritesRT1P50ms, rep.RawWritesRT64MsgsPerS = ms(w1.pct(50)), w64.rate()
+	rep.RawWritesRatio = rep.RawWritesRT64MsgsPerS / rep.RawRT64MsgsPerS
+
 	// 3. Steward end to end on a small fleet.
 	f := newFleet(url, filepath.Join(o.Dir, "fleet"), o.Deadline, o.QueueStorage, o.Logger)
 	defer f.close()
@@ -297,6 +327,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.E2E1MsgsPerS, rep.E2E1P50ms, rep.E2E1P95ms, rep.E2E1P99ms = e1.rate(), ms(e1.pct(50)), ms(e1.pct(95)), ms(e1.pct(99))
 	rep.E2E64MsgsPerS, rep.E2E64P50ms, rep.E2E64P95ms, rep.E2E64P99ms = e64.rate(), ms(e64.pct(50)), ms(e64.pct(95)), ms(e64.pct(99))
 	rep.E2E64Ratio = rep.E2E64MsgsPerS / rep.RawRT64MsgsPerS
+	rep.E2E64VsWritesRatio = rep.E2E64MsgsPerS / rep.RawWritesRT64MsgsPerS
 	rep.E2E1P50Ratio = rep.E2E1P50ms / rep.RawRT1P50ms
 	rep.Nodes100MsgsPerS = rep.E2E64MsgsPerS
 

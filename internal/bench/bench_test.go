@@ -25,7 +25,9 @@ func TestRunSmall(t *testing.T) {
 	for name, v := range map[string]float64{
 		"raw_rt1": rep.RawRT1MsgsPerS, "raw_rt64": rep.RawRT64MsgsPerS,
 		"raw_exec1_p50": rep.RawExec1P50ms, "raw_exec64": rep.RawExec64PerS,
-		"e2e1": rep.E2E1MsgsPerS, "e2e64": rep.E2E64MsgsPerS,
+		"raw_writes_rt1_p50": rep.RawWritesRT1P50ms, "raw_writes_rt64": rep.RawWritesRT64MsgsPerS, "raw_writes_ratio": rep.RawWritesRatio,
+		"e2e64_vs_writes_ratio": rep.E2E64VsWritesRatio,
+		"e2e1":                  rep.E2E1MsgsPerS, "e2e64": rep.E2E64MsgsPerS,
 		"cli1_p50": rep.CLI1P50ms, "cli64": rep.CLI64MsgsPerS, "cli64_ratio": rep.CLI64Ratio,
 		"fanout": rep.FanOutS, "nodes10k": rep.Nodes10kMsgsPerS, "nodes10k_hello": rep.Nodes10kHelloMsgsPerS,
 		"raw10k": rep.Raw10kMsgsPerS, "nodes10k_ratio": rep.Nodes10kRatio, "restart": rep.RestartS,
