@@ -1,6 +1,7 @@
 // Package consumer runs a node's durable JetStream pull consumer under a
 // supervisor. It pulls the node's messages, hands each to a handler in its
-// own goroutine under a Lease, keeps the lease alive with in-progress acks
+// own goroutine (one that finished a message just before takes the next)
+// under a Lease, keeps the lease alive with in-progress acks
 // every AckWait/2 for as long as the handler runs, and settles the message
 // the way the handler says: an ack, a term, a nak with a delay, or nothing
 // when the handler gave the message to a lease that already holds it
@@ -224,13 +225,9 @@ func (c *Consumer) consume(ctx, handlerCtx context.Context, cons jetstream.Consu
 		default:
 		}
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.handle(handlerCtx, msg)
-		}()
-	},
+	h := newHandlers(func(msg jetstream.Msg) { c.handle(handlerCtx, msg) }, wg)
+	defer h.stop()
+	cc, err := cons.Consume(h.dispatch,
 		jetstream.PullMaxMessages(c.o.PullBatch),
 		jetstream.PullExpiry(c.o.PullExpiry),
 		jetstream.PullHeartbeat(c.o.Heartbeat),
@@ -401,3 +398,55 @@ func (l *Lease) settle(d Disposition) {
 		l.log.Debug("settle", "subject", msg.Subject(), "seq", l.meta.Sequence.Stream, "error", err)
 	}
 }
+
+// handlerIdle is how long a handler goroutine waits for the next message
+// before it ends.
+const handlerIdle = time.Second
+
+// handlers runs each message on a goroutine of its own, reusing one that
+// has just finished a message when there is one: a handler's stack grows
+// to tens of KiB, and growing a new goroutine's stack again for every
+// message cost a busy node several percent of its CPU.
+type handlers struct {
+	handle func(jetstream.Msg)
+	wg     *sync.WaitGroup
+	work   chan jetstream.Msg // unbuffered: taken only by a waiting goroutine
+	quit   chan struct{}
+}
+
+func newHandlers(handle func(jetstream.Msg), wg *sync.WaitGroup) *handlers {
+	return &handlers{handle: handle, wg: wg, work: make(chan jetstream.Msg), quit: make(chan struct{})}
+}
+
+// dispatch hands msg to a waiting goroutine, or starts one.
+func (h *handlers) dispatch(msg jetstream.Msg) {
+	select {
+	case h.work <- msg:
+		return
+	default:
+	}
+	h.wg.Add(1)
+	go h.run(msg)
+}
+
+func (h *handlers) run(msg jetstream.Msg) {
+	defer h.wg.Done()
+	h.handle(msg)
+	idle := time.NewTimer(handlerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case msg := <-h.work:
+			h.handle(msg)
+			idle.Reset(handlerIdle)
+		case <-idle.C:
+			return
+		case <-h.quit:
+			return
+		}
+	}
+}
+
+// stop lets the waiting goroutines end; those handling a message end when
+// it is handled. Call it once nothing dispatches any more.
+func (h *handlers) stop() { close(h.quit) }
