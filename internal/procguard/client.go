@@ -53,7 +53,7 @@ type guard struct {
 type run struct {
 	g      *guard
 	id     uint64
-	events chan event     // "started", then "exited"
+	events chan event     // "exited"
 	copies sync.WaitGroup // the node's pipes copied to Stdout, Stderr
 	pipes  []*os.File     // read ends of those pipes
 }
@@ -131,7 +131,7 @@ func (g *guard) read() {
 		}
 		g.mu.Unlock()
 		if r != nil {
-			r.events <- ev // buffered for both events
+			r.events <- ev // buffered: the reader never waits
 		}
 	}
 	g.retired.Store(true)
@@ -147,7 +147,7 @@ func (g *guard) read() {
 
 // start hands c to the guard.
 func (g *guard) start(c *Cmd, env []string) (*run, error) {
-	r := &run{g: g, events: make(chan event, 2)}
+	r := &run{g: g, events: make(chan event, 1)}
 	stdout, err := r.output(c.Stdout)
 	if err != nil {
 		return nil, err

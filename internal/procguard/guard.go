@@ -221,7 +221,6 @@ func (s *server) execute(g *guarded, req request, stdout, stderr *os.File) event
 		_ = killGroup(p.Pid)
 	}
 	g.mu.Unlock()
-	_ = send(s.conn, event{Op: "started", ID: req.ID, Pid: p.Pid})
 
 	// Wait for the main process to end without reaping it: while it is a
 	// zombie its pid, the group's id, cannot be reused, so the group can

@@ -35,9 +35,8 @@ type request struct {
 
 // event is from the guard to the node.
 type event struct {
-	Op  string `json:"op"` // "started", "exited" or "stopping"
-	ID  uint64 `json:"id"`
-	Pid int    `json:"pid,omitempty"`
+	Op string `json:"op"` // "exited" or "stopping"
+	ID uint64 `json:"id"`
 	// Code is the exit code (128+n for signal n); Killed says the guard's
 	// kill (the node's request) ended the command.
 	Code   int  `json:"code"`
