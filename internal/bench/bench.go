@@ -16,7 +16,9 @@
 //
 //  1. raw JetStream round trip (request → consume → reply → consume), 1 and
 //     Window in flight;
-//  2. raw os/exec of `bash -c 'echo hi'`, 1 and Window at once;
+//  2. raw os/exec of `bash -c 'echo hi'`, 1 and Window at once; then the
+//     raw round trip with steward's seven broker writes (rawWrites), 1 and
+//     Window in flight;
 //  3. steward end to end with Nodes nodes, a trivial method (REQPing) and
 //     its reply method (REQPong, a file append on central), 1 and Window
 //     in flight;
@@ -230,7 +232,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		defer os.RemoveAll(dir)
 		o.Dir = dir
 	}
-	p := newProgress(o.Progress, 21)
+	p := newProgress(o.Progress, 23)
 	rep := &Report{Messages: o.Messages, Commands: o.Commands, DeadlineS: o.Deadline.Seconds(), Window: o.Window, Nodes: o.Nodes, FanOut: o.FanOut, ScaleNodes: o.ScaleNodes, QueueStorage: o.QueueStorage}
 
 	storeDir := filepath.Join(o.Dir, "broker")
