@@ -38,7 +38,7 @@ type queue struct {
 type floorTracker struct {
 	floor *floorFile
 
-	mu      sync.Mutex
+	consMu  sync.Mutex         // guards cons and created
 	cons    jetstream.Consumer // the consumer as last opened
 	created time.Time          // creation time of the stream it is on
 
@@ -47,9 +47,9 @@ type floorTracker struct {
 
 // opened notes the consumer as opened on the stream made at created.
 func (f *floorTracker) opened(c jetstream.Consumer, created time.Time) {
-	f.mu.Lock()
+	f.consMu.Lock()
 	f.cons, f.created = c, created
-	f.mu.Unlock()
+	f.consMu.Unlock()
 }
 
 func (n *Node) newQueue() *queue {
@@ -152,9 +152,9 @@ func (f *floorTracker) trackFloor(ctx context.Context) {
 
 // readFloor reads the consumer's ack floor from the broker and keeps it.
 func (f *floorTracker) readFloor(ctx context.Context) {
-	f.mu.Lock()
+	f.consMu.Lock()
 	c, created := f.cons, f.created
-	f.mu.Unlock()
+	f.consMu.Unlock()
 	if c == nil {
 		return
 	}

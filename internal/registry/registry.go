@@ -96,12 +96,10 @@ func (r *Registry) Change(ctx context.Context, name string, change func(prev *No
 		case err != nil:
 			return fmt.Errorf("get node %s: %w", name, err)
 		default:
-			var n Node
-			if err := json.Unmarshal(e.Value(), &n); err != nil {
-				return fmt.Errorf("decode node %s: %w", name, err)
+			if prev, err = decode(name, e); err != nil {
+				return err
 			}
-			n.LastSeen = e.Created().UTC()
-			prev, rev = &n, e.Revision()
+			rev = e.Revision()
 		}
 		next, err := change(prev)
 		if err != nil || next == nil {
@@ -137,6 +135,12 @@ func (r *Registry) Get(ctx context.Context, name string) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get node %s: %w", name, err)
 	}
+	return decode(name, e)
+}
+
+// decode is the record in e, with LastSeen set to when the broker stored
+// it.
+func decode(name string, e jetstream.KeyValueEntry) (*Node, error) {
 	var n Node
 	if err := json.Unmarshal(e.Value(), &n); err != nil {
 		return nil, fmt.Errorf("decode node %s: %w", name, err)
