@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X github.com/stewardfleet/steward/internal/cli.Version=$(VER
 # Tool versions, pinned in one place.
 STATICCHECK_VERSION ?= 2025.1.1
 
-.PHONY: help build install test test-short faults faults-quick fuzz fuzz-quick bench bench-quick steward-bench lint demo console-demo compose-up compose-test compose-down clean
+.PHONY: help build install test test-short faults faults-quick fuzz fuzz-quick bench bench-smoke bench-quick steward-bench lint demo console-demo compose-up compose-test compose-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ fuzz-quick: ## fuzz every target briefly, by count (what CI runs)
 
 bench: ## run the Go benchmarks of the hot paths
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-smoke: ## run every Go benchmark once, so none of them rots (what CI runs; no thresholds)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 5m ./...
 
 steward-bench: build ## run steward bench at full size (several minutes)
 	$(BIN) bench
