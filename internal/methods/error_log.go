@@ -33,7 +33,12 @@ func runErrorLog(_ context.Context, req *Request) (*Result, error) {
 		return nil, fmt.Errorf("source node: %w", err)
 	}
 	rel := path.Join(ErrorLogDir, m.FromNode, ErrorLogFile)
+	// Dated by the report, so that the line is the same on every run of
+	// the delivery (appended once).
 	when := m.SentAt
+	if when.IsZero() {
+		when = req.Stored
+	}
 	if when.IsZero() {
 		when = req.Env.now()
 	}
@@ -42,7 +47,7 @@ func runErrorLog(_ context.Context, req *Request) (*Result, error) {
 	text := bytes.TrimRight(m.Data, "\n")
 	shown := bytes.ReplaceAll(display.Safe(text), []byte("\n"), []byte("\n    "))
 	line := fmt.Appendf(nil, "%s %s: %s\n", when.UTC().Format(time.RFC3339), m.FromNode, shown)
-	if _, err := req.Env.Files.Write(rel, line, true); err != nil {
+	if _, _, err := appendOnce(req, rel, line); err != nil {
 		return nil, err
 	}
 	req.Log.Warn("error reported by node", "from", m.FromNode, "error", string(text))

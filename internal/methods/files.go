@@ -25,11 +25,7 @@ func writeData(_ context.Context, req *Request, appendMode bool) (*Result, error
 		}
 		return &Result{Output: fmt.Appendf(nil, "wrote %d bytes to %s", len(m.Data), written)}, nil
 	}
-	prior := req.PriorAppend
-	if req.AppendAt == nil {
-		prior = -1
-	}
-	written, wrote, err := req.Env.Files.Append(rel, m.Data, prior, req.AppendAt)
+	written, wrote, err := appendOnce(req, rel, m.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -37,6 +33,19 @@ func writeData(_ context.Context, req *Request, appendMode bool) (*Result, error
 		return &Result{Output: fmt.Appendf(nil, "%d bytes were appended to %s by an earlier run (the node stopped before it recorded that)", len(m.Data), written)}, nil
 	}
 	return &Result{Output: fmt.Appendf(nil, "wrote %d bytes to %s", len(m.Data), written)}, nil
+}
+
+// appendOnce appends data to rel in the data folder for req's delivery,
+// once: a run after a crash does not append again what an earlier run of
+// the delivery appended (datafolder.Append, with where that run was about
+// to write as the node's ledger recorded it). Methods that append use it,
+// so the same data must be appended on every run.
+func appendOnce(req *Request, rel string, data []byte) (abs string, wrote bool, err error) {
+	prior := req.PriorAppend
+	if req.AppendAt == nil {
+		prior = -1
+	}
+	return req.Env.Files.Append(rel, data, prior, req.AppendAt)
 }
 
 // DataFile is the file REQToFile and REQToFileAppend write m's data to,

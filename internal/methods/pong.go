@@ -30,10 +30,19 @@ func runPong(_ context.Context, req *Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := req.Env.now()
+	// The line is the same on every run of the delivery (appended once):
+	// it is dated when the pong was sent, and the round trip ends there
+	// (both senders take sentAt on the broker's clock).
+	at := m.SentAt
+	if at.IsZero() {
+		at = req.Stored
+	}
+	if at.IsZero() {
+		at = req.Env.now()
+	}
 	line := fmt.Appendf(nil, "%s pong from %s, round trip %s: %s\n",
-		now.UTC().Format(time.RFC3339), m.FromNode, roundTrip(requestSentAt(m), now), m.Data)
-	if _, err := req.Env.Files.Write(rel, line, true); err != nil {
+		at.UTC().Format(time.RFC3339), m.FromNode, roundTrip(requestSentAt(m), at), m.Data)
+	if _, _, err := appendOnce(req, rel, line); err != nil {
 		return nil, err
 	}
 	req.Log.Debug("pong received")
