@@ -4,10 +4,15 @@
 //
 // What the log guarantees:
 //
-//   - Lines are whole. Each line is written with one write call on a file
-//     opened with O_APPEND, while holding an exclusive flock(2) on
+//   - Lines are whole. Each line is written within one write call on a
+//     file opened with O_APPEND, while holding an exclusive flock(2) on
 //     <path>.lock, so the lines of several processes sharing the file (a
-//     node and `steward send` beside it) never interleave or split.
+//     node and `steward send` beside it) never interleave or split. Lines
+//     that concurrent Writes of one process bring at once share the lock,
+//     the checks and the write call (group commit, up to MaxBatch bytes
+//     and never past MaxSize), so a busy node pays the syscalls of a line
+//     once per batch; each Write still returns only once its own line is
+//     written.
 //   - The log is bounded on disk. Before a line would take the file past
 //     Options.MaxSize, or when the file's first line is Options.MaxAge old,
 //     Write renames the file to <name>.<UTC time>.<ext> beside it (for
@@ -19,7 +24,7 @@
 //     that its open file is still the file at path (same device and inode)
 //     and reopens the path when another process rotated the file, or
 //     someone moved or deleted it. The check and the lock cost a stat and
-//     two flock calls a line, a few microseconds (BenchmarkFileChecks).
+//     two flock calls a write, a few microseconds (BenchmarkFileChecks).
 //   - Each line is bounded: at most MaxRefusedLine bytes for a refused
 //     record and MaxLine for the others. Write shortens a larger record,
 //     Message.Data first, and marks it Truncated with the data's original
@@ -111,6 +116,12 @@ type logFile struct {
 	// prefix and ext frame the rotated names: <prefix><time><ext>.
 	prefix, ext string
 
+	// queue holds the lines waiting for a writer that holds mu; qmu
+	// guards it alone, so a Write can queue its line while another
+	// writes.
+	qmu   sync.Mutex
+	queue []*queued
+
 	mu   sync.Mutex
 	lock *os.File    // <path>.lock, flocked around every write
 	file *os.File    // nil once closed
@@ -171,13 +182,40 @@ func (l *Log) Write(r Record) error {
 	if err != nil {
 		return fmt.Errorf("audit record: %w", err)
 	}
-	f := l.f
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.file == nil {
-		return nil
+	return l.f.write(&queued{b: b, t: r.Time})
+}
+
+// queued is a line waiting to be written, and how that went.
+type queued struct {
+	b    []byte
+	t    time.Time // the line's time
+	err  error
+	done bool
+}
+
+// write queues q and returns once it is written: by this call, together
+// with the lines queued before it took mu, or by a call that took mu
+// earlier and found q queued.
+func (l *logFile) write(q *queued) error {
+	l.qmu.Lock()
+	l.queue = append(l.queue, q)
+	l.qmu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if q.done {
+		return q.err
 	}
-	return f.append(b, r.Time)
+	l.qmu.Lock()
+	batch := l.queue
+	l.queue = nil
+	l.qmu.Unlock()
+	if l.file != nil {
+		l.appendAll(batch)
+	}
+	for _, w := range batch {
+		w.done = true // discarded after Close: err stays nil
+	}
+	return q.err
 }
 
 // Close closes the log (and every Log For made from it). Writes after

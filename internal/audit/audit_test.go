@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -231,8 +232,17 @@ func TestConcurrentWritersDoNotInterleave(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l := open(t, path, "ship1")
 	const writers, each = 16, 25
+	writeAtOnce(t, writers, each, func(int) *audit.Log { return l })
+	checkAll(t, readLines(t, path), writers, each)
+}
+
+// writeAtOnce has writers write each records at once, writer w through
+// log(w).
+func writeAtOnce(t *testing.T, writers, each int, log func(w int) *audit.Log) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for w := range writers {
+		l := log(w)
 		wg.Go(func() {
 			for i := range each {
 				if err := l.Write(bigRecord(w, i)); err != nil {
@@ -243,7 +253,6 @@ func TestConcurrentWritersDoNotInterleave(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	checkAll(t, readLines(t, path), writers, each)
 }
 
 // TestTwoLogsOnOneFile: a node and `steward send` beside it each open the
@@ -299,22 +308,43 @@ func TestReopenAppends(t *testing.T) {
 // BenchmarkWrite is one sent record of a typical message, with rotation
 // checks, to a log that does not rotate during the run.
 func BenchmarkWrite(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "audit.jsonl")
-	l, err := audit.OpenWith(path, "ship1", audit.Options{MaxSize: -1, MaxAge: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	r := audit.Record{Event: audit.Sent, Message: &message.Message{
-		ToNode: "ship1", Method: "REQCliCommand", MethodArgs: []string{"bash", "-c", "sleep 5 & tree ./"},
-		ReplyMethod: "REQToFileAppend", ACKTimeout: 5, MethodTimeout: 10, ID: "01JDZ7Q1V2N3C4X5Y6Z7A8B9C0",
-		FromNode: "central", Directory: "/var/cli/command_result/", FileName: "some-file-name.result",
-		SentAt: time.Date(2026, 11, 29, 8, 30, 0, 0, time.UTC), Data: message.Data("some input\n"),
-	}}
+	l, r := benchLog(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := l.Write(r); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkWriteParallel is BenchmarkWrite from 64 writers at once, as a
+// node with 64 deliveries in flight writes.
+func BenchmarkWriteParallel(b *testing.B) {
+	l, r := benchLog(b)
+	b.ReportAllocs()
+	b.SetParallelism(64 / max(1, runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := l.Write(r); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func benchLog(b *testing.B) (*audit.Log, audit.Record) {
+	path := filepath.Join(b.TempDir(), "audit.jsonl")
+	l, err := audit.OpenWith(path, "ship1", audit.Options{MaxSize: -1, MaxAge: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	r := audit.Record{Event: audit.Sent, Message: &message.Message{
+		ToNode: "ship1", Method: "REQCliCommand", MethodArgs: []string{"bash", "-c", "sleep 5 & tree ./"},
+		ReplyMethod: "REQToFileAppend", ACKTimeout: 5, MethodTimeout: 10, ID: "01JDZ7Q1V2N3C4X5Y6Z7A8B9C0",
+		FromNode: "central", Directory: "/var/cli/command_result/", FileName: "some-file-name.result",
+		SentAt: time.Date(2026, 11, 29, 8, 30, 0, 0, time.UTC), Data: message.Data("some input\n"),
+	}}
+	return l, r
 }

@@ -79,24 +79,61 @@ func (l *logFile) reopen() error {
 	return nil
 }
 
-// append writes one line, written at t, holding the lock. Called with
-// l.mu held.
-func (l *logFile) append(b []byte, t time.Time) error {
+// MaxBatch bounds the bytes of the lines one write call takes together;
+// a longer line is written alone.
+const MaxBatch = 256 << 10
+
+// appendAll writes the queued lines, in order, holding the lock once: in
+// batches of whole lines, each with one write call, and sets each line's
+// error. Called with l.mu held.
+func (l *logFile) appendAll(lines []*queued) {
 	if err := lockFile(l.lock); err != nil {
-		// Better a line in a log that may overgrow than no line.
-		if _, werr := l.file.Write(b); werr != nil {
-			return fmt.Errorf("audit write: %w", werr)
+		// Better lines in a log that may overgrow than no lines.
+		for _, q := range lines {
+			if _, werr := l.file.Write(q.b); werr != nil {
+				q.err = fmt.Errorf("audit write: %w", werr)
+				continue
+			}
+			q.err = fmt.Errorf("%w: lock: %w", ErrNotRotated, err)
 		}
-		return fmt.Errorf("%w: lock: %w", ErrNotRotated, err)
+		return
 	}
 	// An unlock error leaves the lock to Close, which releases it too.
 	defer unlockFile(l.lock)
-	size, rotErr := l.prepare(len(b))
+	limit := int64(MaxBatch)
+	if l.o.MaxSize > 0 {
+		limit = min(limit, l.o.MaxSize)
+	}
+	for len(lines) > 0 {
+		n, size := 1, int64(len(lines[0].b))
+		for n < len(lines) && size+int64(len(lines[n].b)) <= limit {
+			size += int64(len(lines[n].b))
+			n++
+		}
+		err := l.append(lines[:n], size)
+		for _, q := range lines[:n] {
+			q.err = err
+		}
+		lines = lines[n:]
+	}
+}
+
+// append writes lines, size bytes in all, with one write call, rotating
+// first when they are due to go to a new file. Called holding the lock.
+func (l *logFile) append(lines []*queued, size int64) error {
+	b := lines[0].b
+	if len(lines) > 1 {
+		b = make([]byte, 0, size)
+		for _, q := range lines {
+			b = append(b, q.b...)
+		}
+	}
+	before, rotErr := l.prepare(len(b))
 	if _, err := l.file.Write(b); err != nil {
 		return errors.Join(fmt.Errorf("audit write: %w", err), rotErr)
 	}
-	if size == 0 && l.born.IsZero() {
-		l.born = earliest(t, l.o.Now())
+	if before == 0 && l.born.IsZero() {
+		l.born = earliest(lines[0].t, l.o.Now())
 	}
 	return rotErr
 }

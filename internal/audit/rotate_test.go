@@ -288,19 +288,9 @@ func TestRotatedNamesStayInOrder(t *testing.T) {
 func TestTwoLogsRotating(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	const logs, each, maxSize = 2, 150, 64 << 10
-	var wg sync.WaitGroup
-	for w := range logs {
-		l := openWith(t, path, fmt.Sprintf("proc%d", w), audit.Options{MaxSize: maxSize, Keep: -1})
-		wg.Go(func() {
-			for i := range each {
-				if err := l.Write(bigRecord(w, i)); err != nil {
-					t.Errorf("Write: %v", err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	writeAtOnce(t, logs, each, func(w int) *audit.Log {
+		return openWith(t, path, fmt.Sprintf("proc%d", w), audit.Options{MaxSize: maxSize, Keep: -1})
+	})
 	if n := len(logFiles(t, path)); n < 5 {
 		t.Errorf("%d files: the log hardly rotated", n)
 	}
@@ -431,4 +421,20 @@ func TestHelperWriter(t *testing.T) {
 	for i := range procEach {
 		write(t, l, bigRecord(w, i))
 	}
+}
+
+// Lines that concurrent writers bring at once go out together, and still
+// rotate as single lines would: every line whole and once, no file over
+// MaxSize unless one line alone is.
+func TestConcurrentWritersRotateBySize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	const maxSize = 20 << 10
+	l := openWith(t, path, "ship1", audit.Options{MaxSize: maxSize, Keep: -1})
+	const writers, each = 16, 25
+	writeAtOnce(t, writers, each, func(int) *audit.Log { return l })
+	if n := len(logFiles(t, path)); n < 3 {
+		t.Errorf("%d files: the log was not rotated", n)
+	}
+	checkAll(t, readAll(t, path), writers, each)
+	checkBounded(t, path, maxSize)
 }
