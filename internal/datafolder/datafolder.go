@@ -25,13 +25,23 @@ import (
 	"github.com/stewardfleet/steward/internal/message"
 )
 
-// Folder is an open data folder.
+// Folder is an open data folder. Writes to one file take turns, so
+// appends never interleave; writes to different files run at once.
 type Folder struct {
 	dir  string
 	root *os.Root
-	mu   sync.Mutex // serialises writes so appends never interleave
+	mu   sync.Mutex // guards root and dirs
 	// dirs holds folders written to recently, open (see openDir).
 	dirs map[string]*os.Root
+
+	filesMu sync.Mutex
+	files   map[string]*fileTurn // the files being written, by path
+}
+
+// fileTurn is the lock of one file while writers use it.
+type fileTurn struct {
+	sync.Mutex
+	users int
 }
 
 // Open creates dir if needed and opens it as a confined root.
@@ -47,7 +57,7 @@ func Open(dir string) (*Folder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data folder: %w", err)
 	}
-	return &Folder{dir: abs, root: root, dirs: map[string]*os.Root{}}, nil
+	return &Folder{dir: abs, root: root, dirs: map[string]*os.Root{}, files: map[string]*fileTurn{}}, nil
 }
 
 // Dir is the folder's absolute path.
@@ -85,8 +95,7 @@ func ReplyPath(directory, node, fileName string) (string, error) {
 // needed; with appendMode it appends, otherwise it replaces the file. It
 // returns the absolute path written.
 func (f *Folder) Write(rel string, data []byte, appendMode bool) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.take(rel)()
 	flags := os.O_WRONLY | os.O_CREATE
 	if appendMode {
 		flags |= os.O_APPEND
@@ -116,8 +125,7 @@ func (f *Folder) Write(rel string, data []byte, appendMode bool) (string, error)
 // ends there (that run died while writing), the rest is written. wrote
 // reports whether anything was written.
 func (f *Folder) Append(rel string, data []byte, prior int64, at func(offset int64) error) (abs string, wrote bool, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	defer f.take(rel)()
 	file, err := f.open(rel, os.O_RDWR|os.O_CREATE|os.O_APPEND)
 	if err != nil {
 		return "", false, err
@@ -158,9 +166,32 @@ func (f *Folder) Append(rel string, data []byte, prior int64, at func(offset int
 	return abs, true, nil
 }
 
+// take waits for rel's turn and returns the function that ends it.
+func (f *Folder) take(rel string) (done func()) {
+	f.filesMu.Lock()
+	t := f.files[rel]
+	if t == nil {
+		t = &fileTurn{}
+		f.files[rel] = t
+	}
+	t.users++
+	f.filesMu.Unlock()
+	t.Lock()
+	return func() {
+		t.Unlock()
+		f.filesMu.Lock()
+		if t.users--; t.users == 0 {
+			delete(f.files, rel)
+		}
+		f.filesMu.Unlock()
+	}
+}
+
 // open opens rel with flags, making its folder if needed and refusing a
-// symbolic link. The caller holds mu.
+// symbolic link. The file stays usable when its folder is closed later.
 func (f *Folder) open(rel string, flags int) (*os.File, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	dir, name := path.Split(rel)
 	dir = path.Clean(dir)
 	d, err := f.openDir(dir)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stewardfleet/steward/internal/datafolder"
 	"github.com/stewardfleet/steward/internal/message"
@@ -217,5 +218,64 @@ func TestAppendIsNotRepeatedByARerun(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "r", "refused")); len(b) != 0 {
 		t.Errorf("wrote %q without the note", b)
+	}
+}
+
+// Writes to one file take turns; a write to another file does not wait
+// for them. An append is held between noting its offset and writing (as
+// a node's ledger write holds it) while the others go on.
+func TestWritesTakeTurnsPerFile(t *testing.T) {
+	f, err := datafolder.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	noted, release := make(chan int64), make(chan struct{})
+	appended := make(chan error)
+	go func() {
+		_, _, err := f.Append("r/ship1/out", []byte("first\n"), -1, func(offset int64) error {
+			noted <- offset
+			<-release
+			return nil
+		})
+		appended <- err
+	}()
+	<-noted
+	// Another file, while the append is held: not held up.
+	other := make(chan error, 1)
+	go func() {
+		_, err := f.Write("r/ship2/out", []byte("other\n"), true)
+		other <- err
+	}()
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("a write to another file waited for the held append")
+	}
+	// The same file waits for the held append.
+	second := make(chan error)
+	go func() {
+		_, err := f.Write("r/ship1/out", []byte("second\n"), true)
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("a write to the file went ahead of the held append (err %v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(f.Dir(), "r", "ship1", "out"))
+	if err != nil || string(b) != "first\nsecond\n" {
+		t.Errorf("file %q (%v), want the held append first", b, err)
 	}
 }
