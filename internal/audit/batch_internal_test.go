@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -63,8 +64,11 @@ func TestQueuedLinesShareOneWrite(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for line := range bytes.Lines(b) {
-		id := string(line)[strings.Index(string(line), `"deliveryId":"`)+len(`"deliveryId":"`):]
-		seen[id[:strings.IndexByte(id, '"')]] = true
+		var r Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		seen[r.DeliveryID] = true
 	}
 	if len(seen) != writers || bytes.Count(b, []byte("\n")) != writers {
 		t.Errorf("%d lines, %d distinct, want %d", bytes.Count(b, []byte("\n")), len(seen), writers)

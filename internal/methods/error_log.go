@@ -33,15 +33,7 @@ func runErrorLog(_ context.Context, req *Request) (*Result, error) {
 		return nil, fmt.Errorf("source node: %w", err)
 	}
 	rel := path.Join(ErrorLogDir, m.FromNode, ErrorLogFile)
-	// Dated by the report, so that the line is the same on every run of
-	// the delivery (appended once).
-	when := m.SentAt
-	if when.IsZero() {
-		when = req.Stored
-	}
-	if when.IsZero() {
-		when = req.Env.now()
-	}
+	when := lineTime(req) // when the node sent the report
 	// One report per entry, each starting with its time: the report's own
 	// lines are indented, and nothing in it can drive a terminal.
 	text := bytes.TrimRight(m.Data, "\n")

@@ -3,6 +3,7 @@ package methods
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/stewardfleet/steward/internal/datafolder"
 	"github.com/stewardfleet/steward/internal/message"
@@ -46,6 +47,19 @@ func appendOnce(req *Request, rel string, data []byte) (abs string, wrote bool, 
 		prior = -1
 	}
 	return req.Env.Files.Append(rel, data, prior, req.AppendAt)
+}
+
+// lineTime is the time a line that a method appends is dated by: the
+// message's sentAt (else when the broker stored it), so that every run of
+// the delivery appends the same line (appendOnce).
+func lineTime(req *Request) time.Time {
+	switch {
+	case !req.Msg.SentAt.IsZero():
+		return req.Msg.SentAt
+	case !req.Stored.IsZero():
+		return req.Stored
+	}
+	return req.Env.now()
 }
 
 // DataFile is the file REQToFile and REQToFileAppend write m's data to,

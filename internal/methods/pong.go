@@ -30,16 +30,9 @@ func runPong(_ context.Context, req *Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The line is the same on every run of the delivery (appended once):
-	// it is dated when the pong was sent, and the round trip ends there
-	// (both senders take sentAt on the broker's clock).
-	at := m.SentAt
-	if at.IsZero() {
-		at = req.Stored
-	}
-	if at.IsZero() {
-		at = req.Env.now()
-	}
+	// Dated when the pong was sent, on the answering node's clock; the
+	// round trip ends there.
+	at := lineTime(req)
 	line := fmt.Appendf(nil, "%s pong from %s, round trip %s: %s\n",
 		at.UTC().Format(time.RFC3339), m.FromNode, roundTrip(requestSentAt(m), at), m.Data)
 	if _, _, err := appendOnce(req, rel, line); err != nil {
