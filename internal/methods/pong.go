@@ -30,8 +30,8 @@ func runPong(_ context.Context, req *Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Dated when the pong was sent, on the answering node's clock; the
-	// round trip ends there.
+	// Dated when the pong was sent, on the broker's clock as the answering
+	// node knows it (as the ping's sentAt is); the round trip ends there.
 	at := lineTime(req)
 	line := fmt.Appendf(nil, "%s pong from %s, round trip %s: %s\n",
 		at.UTC().Format(time.RFC3339), m.FromNode, roundTrip(requestSentAt(m), at), m.Data)

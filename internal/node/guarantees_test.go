@@ -310,6 +310,27 @@ func TestClockSkewChangesNothing(t *testing.T) {
 			}
 			oneTerminal(t, f, late[0]+".ship1", status.DeliveryTimedOut)
 			oneTerminal(t, f, inTime[0]+".ship1", status.Succeeded)
+			// The pong's round trip is measured on the broker's clock at
+			// both ends, so the two clocks' 20 minutes apart do not show.
+			pongs := filepath.Join(central.cfg.DataFolder, "ping", "ship1", "pong.log")
+			var line string
+			natstest.Eventually(t, 10*time.Second, "the pong recorded", func() bool {
+				b, _ := os.ReadFile(pongs)
+				line = string(b)
+				return strings.Contains(line, "round trip")
+			})
+			var stamp, trip string
+			if _, err := fmt.Sscanf(line, "%s pong from ship1, round trip %s", &stamp, &trip); err != nil {
+				t.Fatalf("pong line %q: %v", line, err)
+			}
+			rt, err := time.ParseDuration(strings.TrimSuffix(trip, ":"))
+			if err != nil || rt < 0 || rt > time.Minute {
+				t.Errorf("pong line %q: round trip %q carries the clocks' skew (%v)", line, trip, err)
+			}
+			at, err := time.Parse(time.RFC3339, stamp)
+			if err != nil || at.Sub(time.Now()).Abs() > time.Minute {
+				t.Errorf("pong line %q: dated %q, not on the broker's clock (%v)", line, stamp, err)
+			}
 		})
 	}
 }

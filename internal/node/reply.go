@@ -40,7 +40,7 @@ func (n *Node) publishReply(ctx context.Context, d *delivery, o *ledger.Outcome)
 	}
 	var futures []jetstream.PubAckFuture
 	for i, data := range chunks {
-		r := n.replyMessage(d, o.Status, data)
+		r := n.replyMessage(ctx, d, o.Status, data)
 		r.Reply.ExitCode, r.Reply.Error = o.ExitCode, o.Error
 		r.Reply.Chunk, r.Reply.Chunks = i, len(chunks)
 		if d.streamed > 0 {

@@ -222,7 +222,7 @@ func (s *lineStream) send(ctx context.Context, data []byte, lines, dropped int) 
 }
 
 func (s *lineStream) publish(ctx context.Context, data []byte, first uint64, lines int) error {
-	m := s.n.replyMessage(s.d, string(status.Running), data)
+	m := s.n.replyMessage(ctx, s.d, string(status.Running), data)
 	m.Reply.Seq, m.Reply.Lines, m.Reply.Restart = first, lines, s.restart
 	f, err := s.n.publishAnswer(ctx, s.d, m, partKey(m.Reply.DeliveryID, first), m.StorageTTL(m.SentAt))
 	if err != nil {
@@ -254,8 +254,10 @@ func partKey(deliveryID string, seq uint64) string {
 }
 
 // replyMessage is a reply to d's request carrying data, with the reply
-// status st.
-func (n *Node) replyMessage(d *delivery, st string, data []byte) *message.Message {
+// status st. Its sentAt is on the broker's clock, as the request's is, so
+// that the round trip and the reply's deadline do not carry this node's
+// clock error.
+func (n *Node) replyMessage(ctx context.Context, d *delivery, st string, data []byte) *message.Message {
 	m := d.msg
 	replyMethod := m.ReplyMethod
 	if replyMethod == "" {
@@ -265,7 +267,7 @@ func (n *Node) replyMessage(d *delivery, st string, data []byte) *message.Messag
 		ToNode: m.FromNode, Method: replyMethod, MethodArgs: m.ReplyMethodArgs, Data: data,
 		ACKTimeout: m.ReplyACKTimeout, Retries: m.ReplyRetries, MethodTimeout: m.ReplyMethodTimeout,
 		Directory: m.Directory, FileName: m.FileName,
-		ID: m.ID, FromNode: n.cfg.NodeName, SentAt: n.now().UTC(),
+		ID: m.ID, FromNode: n.cfg.NodeName, SentAt: n.sender.Now(ctx).UTC(),
 		Reply: &message.ReplyInfo{
 			DeliveryID: message.DeliveryID(m.ID, n.cfg.NodeName), Method: m.Method, Status: st,
 			RequestSentAt: m.SentAt, Chunk: 0, Chunks: 1, RequestSeq: d.lease.Meta().Sequence.Stream,

@@ -106,10 +106,11 @@ func New(o Options) *Sender {
 	return &Sender{o: o}
 }
 
-// now is the time on the broker's clock, as far as the sender knows it:
+// Now is the time on the broker's clock, as far as the sender knows it:
 // its own clock corrected by the offset it measured last (within
-// ClockRefresh), or its own clock when it cannot tell.
-func (s *Sender) now(ctx context.Context) time.Time {
+// ClockRefresh), or its own clock when it cannot tell. Messages the
+// sender sends take their sentAt from it; a node's replies do too.
+func (s *Sender) Now(ctx context.Context) time.Time {
 	local := s.o.Now()
 	if s.o.BrokerNow == nil {
 		return local
@@ -337,7 +338,7 @@ func aboutField(field string, err error) error {
 
 // hold validates and prepares m without publishing it (InputOptions.Hold).
 func (s *Sender) hold(ctx context.Context, index int, m *message.Message) Receipt {
-	if err := s.prepare(m, s.now(ctx)); err != nil {
+	if err := s.prepare(m, s.Now(ctx)); err != nil {
 		s.refuse(err, m)
 		return failed(index, err)
 	}
@@ -373,7 +374,7 @@ const CodeNotSent = "not_sent"
 // steward status shows every target of the message. A node that already
 // has a record keeps it.
 func (s *Sender) Withhold(ctx context.Context, m *message.Message, nodes []string, reason string) error {
-	now := s.now(ctx).UTC()
+	now := s.Now(ctx).UTC()
 	ttl := m.StatusTTL(now)
 	writes := make([]*status.Write, len(nodes))
 	for i, node := range nodes {
@@ -458,7 +459,7 @@ func (s *Sender) send(ctx context.Context, index int, m *message.Message) Receip
 // the outbox), else the publication and the receipt so far.
 func (s *Sender) begin(ctx context.Context, index int, m *message.Message) (*publication, Receipt) {
 	fresh := m.ID == "" // steward chooses it now: nothing can have used it
-	if err := s.prepare(m, s.now(ctx)); err != nil {
+	if err := s.prepare(m, s.Now(ctx)); err != nil {
 		s.refuse(err, m)
 		return nil, failed(index, err)
 	}
@@ -691,7 +692,7 @@ func (s *Sender) start(ctx context.Context, m *message.Message, targets []string
 	if p.err = s.checkSize(m, targets); p.err != nil {
 		return p
 	}
-	now := s.now(ctx)
+	now := s.Now(ctx)
 	statusTTL := m.StatusTTL(now)
 	p.ttl = m.StorageTTL(now)
 	p.writes = make([]*status.Write, len(targets))
