@@ -18,7 +18,7 @@
 //     Window in flight;
 //  2. raw os/exec of `bash -c 'echo hi'`, 1 and Window at once; then the
 //     raw round trip with steward's seven broker writes (rawWrites), 1 and
-//     Window in flight;
+//     Window in flight, and Window in flight spread over Nodes queues;
 //  3. steward end to end with Nodes nodes, a trivial method (REQPing) and
 //     its reply method (REQPong, a file append on central), 1 and Window
 //     in flight;
@@ -124,6 +124,11 @@ type Report struct {
 	RawWritesRT1P50ms     float64 `json:"raw_writes_rt1_p50_ms"`
 	RawWritesRT64MsgsPerS float64 `json:"raw_writes_rt64_msgs_per_s"`
 	RawWritesRatio        float64 `json:"raw_writes_ratio"`
+	// RawWritesNodes* is the same, Window in flight, spread over Nodes
+	// responders, one queue each as in steward's fleet; its ratio is the
+	// most E2E64Ratio can be with those writes and one queue per node.
+	RawWritesNodesRT64MsgsPerS float64 `json:"raw_writes_nodes_rt64_msgs_per_s"`
+	RawWritesNodesRatio        float64 `json:"raw_writes_nodes_ratio"`
 
 	RawExec1PerS  float64 `json:"raw_exec1_per_s"`
 	RawExec1P50ms float64 `json:"raw_exec1_p50_ms"`
@@ -141,7 +146,11 @@ type Report struct {
 	// E2E64VsWritesRatio is E2E64MsgsPerS against RawWritesRT64MsgsPerS:
 	// the share of the broker's ceiling steward's own code leaves.
 	E2E64VsWritesRatio float64 `json:"e2e64_vs_writes_ratio"`
-	E2E1P50Ratio       float64 `json:"e2e1_p50_ratio"`
+	// E2E64VsWritesNodesRatio is E2E64MsgsPerS against
+	// RawWritesNodesRT64MsgsPerS: what steward's own code leaves of the
+	// ceiling with one queue per node.
+	E2E64VsWritesNodesRatio float64 `json:"e2e64_vs_writes_nodes_ratio"`
+	E2E1P50Ratio            float64 `json:"e2e1_p50_ratio"`
 
 	CLI1MsgsPerS  float64 `json:"cli1_msgs_per_s"`
 	CLI1P50ms     float64 `json:"cli1_p50_ms"`
@@ -287,7 +296,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.RawExec1PerS, rep.RawExec1P50ms, rep.RawExec64PerS = x1.rate(), ms(x1.pct(50)), x64.rate()
 
 	// 2b. Raw JetStream with steward's seven writes per round trip.
-	writes, err := newRawWrites(ctx, js, stream.Layout{QueueStorage: o.QueueStorage}, reqBody, repBody)
+	writes, err := newRawWrites(ctx, js, stream.Layout{QueueStorage: o.QueueStorage}, 1, reqBody, repBody)
 	if err != nil {
 		return nil, err
 	}
@@ -305,6 +314,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.RawWritesRT1P50ms, rep.RawWritesRT64MsgsPerS = ms(w1.pct(50)), w64.rate()
 	rep.RawWritesRatio = rep.RawWritesRT64MsgsPerS / rep.RawRT64MsgsPerS
+	wspread, err := newRawWrites(ctx, js, stream.Layout{QueueStorage: o.QueueStorage}, o.Nodes, reqBody, repBody)
+	if err != nil {
+		return nil, err
+	}
+	p.step(fmt.Sprintf("raw JetStream with steward's broker writes, %d in flight, %d queues", o.Window, o.Nodes))
+	wn, err := wspread.run(ctx, "wn", o.Messages, o.Window, p.count(o.Messages))
+	wspread.close()
+	if err != nil {
+		return nil, fmt.Errorf("raw with steward's writes over %d queues: %w", o.Nodes, err)
+	}
+	rep.RawWritesNodesRT64MsgsPerS = wn.rate()
+	rep.RawWritesNodesRatio = rep.RawWritesNodesRT64MsgsPerS / rep.RawRT64MsgsPerS
 
 	// 3. Steward end to end on a small fleet.
 	f := newFleet(url, filepath.Join(o.Dir, "fleet"), o.Deadline, o.QueueStorage, o.Logger)
@@ -330,6 +351,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.E2E64MsgsPerS, rep.E2E64P50ms, rep.E2E64P95ms, rep.E2E64P99ms = e64.rate(), ms(e64.pct(50)), ms(e64.pct(95)), ms(e64.pct(99))
 	rep.E2E64Ratio = rep.E2E64MsgsPerS / rep.RawRT64MsgsPerS
 	rep.E2E64VsWritesRatio = rep.E2E64MsgsPerS / rep.RawWritesRT64MsgsPerS
+	rep.E2E64VsWritesNodesRatio = rep.E2E64MsgsPerS / rep.RawWritesNodesRT64MsgsPerS
 	rep.E2E1P50Ratio = rep.E2E1P50ms / rep.RawRT1P50ms
 	rep.Nodes100MsgsPerS = rep.E2E64MsgsPerS
 

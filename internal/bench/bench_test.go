@@ -26,6 +26,7 @@ func TestRunSmall(t *testing.T) {
 		"raw_rt1": rep.RawRT1MsgsPerS, "raw_rt64": rep.RawRT64MsgsPerS,
 		"raw_exec1_p50": rep.RawExec1P50ms, "raw_exec64": rep.RawExec64PerS,
 		"raw_writes_rt1_p50": rep.RawWritesRT1P50ms, "raw_writes_rt64": rep.RawWritesRT64MsgsPerS, "raw_writes_ratio": rep.RawWritesRatio,
+		"raw_writes_nodes_rt64": rep.RawWritesNodesRT64MsgsPerS, "raw_writes_nodes_ratio": rep.RawWritesNodesRatio, "e2e64_vs_writes_nodes_ratio": rep.E2E64VsWritesNodesRatio,
 		"e2e64_vs_writes_ratio": rep.E2E64VsWritesRatio,
 		"e2e1":                  rep.E2E1MsgsPerS, "e2e64": rep.E2E64MsgsPerS,
 		"cli1_p50": rep.CLI1P50ms, "cli64": rep.CLI64MsgsPerS, "cli64_ratio": rep.CLI64Ratio,

@@ -32,27 +32,32 @@ import (
 //   - the requester (another such consumer) writes the reply record,
 //     waits, acks, and the round trip is done.
 //
-// What it reaches is the most a message path with steward's guarantees
-// can reach on this broker; steward's own code is the rest of the gap.
+// With one responder, what it reaches is the most a message path with
+// steward's guarantees can reach on this broker. With as many responders
+// as the fleet has nodes (round trips taken in turn), it is that most with
+// one queue per node, as steward's fleet has it; steward's own code is the
+// rest of the gap.
 type rawWrites struct {
-	js        jetstream.JetStream
-	deadlines jetstream.Stream
-	kvPrefix  string
-	reqBody   []byte
-	repBody   []byte
-	record    []byte // a status record as stored
-	stops     []func()
-	cleanup   func()
-	t         atomic.Pointer[tracker]
+	js         jetstream.JetStream
+	deadlines  jetstream.Stream
+	responders []string
+	kvPrefix   string
+	reqBody    []byte
+	repBody    []byte
+	record     []byte // a status record as stored
+	stops      []func()
+	cleanup    func()
+	t          atomic.Pointer[tracker]
 }
 
-// Names no node of the bench uses.
+// Names no node of the bench uses; responders are numbered after the
+// first when there are more.
 const (
 	rawWritesResponder = "bench-writes-node"
 	rawWritesRequester = "bench-writes-central"
 )
 
-func newRawWrites(ctx context.Context, js jetstream.JetStream, layout stream.Layout, reqBody, repBody []byte) (*rawWrites, error) {
+func newRawWrites(ctx context.Context, js jetstream.JetStream, layout stream.Layout, responders int, reqBody, repBody []byte) (*rawWrites, error) {
 	a, err := stream.Apply(ctx, js, layout, nil)
 	if err != nil {
 		return nil, fmt.Errorf("steward's streams: %w", err)
@@ -63,6 +68,10 @@ func newRawWrites(ctx context.Context, js jetstream.JetStream, layout stream.Lay
 		StartedAt: now, FinishedAt: now, UpdatedAt: now, Output: "pong"})
 	r := &rawWrites{js: js, deadlines: a.Deadlines, kvPrefix: "$KV." + a.Status.Bucket() + ".",
 		reqBody: reqBody, repBody: repBody, record: rec}
+	r.responders = []string{rawWritesResponder}
+	for i := 2; i <= responders; i++ {
+		r.responders = append(r.responders, fmt.Sprintf("%s-%d", rawWritesResponder, i))
+	}
 	var consumers []string
 	open := func(name string, h func(jetstream.Msg)) error {
 		cfg := stream.ConsumerConfig(name, 30*time.Second, 10_000, 0)
@@ -91,19 +100,23 @@ func newRawWrites(ctx context.Context, js jetstream.JetStream, layout stream.Lay
 		for _, name := range consumers {
 			_ = a.Messages.DeleteConsumer(ctx, name)
 		}
-		for _, name := range []string{rawWritesResponder, rawWritesRequester} {
+		_ = a.Messages.Purge(ctx, jetstream.WithPurgeSubject(stream.MessageSubject(rawWritesRequester)))
+		kv, kvErr := js.Stream(ctx, "KV_"+a.Status.Bucket())
+		for _, name := range r.responders {
 			_ = a.Messages.Purge(ctx, jetstream.WithPurgeSubject(stream.MessageSubject(name)))
-		}
-		_ = a.Deadlines.Purge(ctx, jetstream.WithPurgeSubject(stream.ClaimSubject("*."+rawWritesResponder)))
-		if kv, err := js.Stream(ctx, "KV_"+a.Status.Bucket()); err == nil {
-			for _, suffix := range []string{"", ".reply"} {
-				_ = kv.Purge(ctx, jetstream.WithPurgeSubject(r.kvPrefix+"*."+rawWritesResponder+suffix))
+			_ = a.Deadlines.Purge(ctx, jetstream.WithPurgeSubject(stream.ClaimSubject("*."+name)))
+			if kvErr == nil {
+				for _, suffix := range []string{"", ".reply"} {
+					_ = kv.Purge(ctx, jetstream.WithPurgeSubject(r.kvPrefix+"*."+name+suffix))
+				}
 			}
 		}
 	}
-	if err := open(rawWritesResponder, r.respond); err != nil {
-		r.cleanup()
-		return nil, fmt.Errorf("responder: %w", err)
+	for _, name := range r.responders {
+		if err := open(name, r.respond); err != nil {
+			r.cleanup()
+			return nil, fmt.Errorf("responder %s: %w", name, err)
+		}
 	}
 	if err := open(rawWritesRequester, r.answered); err != nil {
 		r.cleanup()
@@ -173,7 +186,8 @@ func (r *rawWrites) run(ctx context.Context, round string, total, window int, pr
 	defer r.t.Store(nil)
 	return drive(ctx, total, window, t, func(ctx context.Context, i int) (string, error) {
 		key := "writes-" + round + "-" + strconv.Itoa(i)
-		delivery := key + "." + rawWritesResponder
+		responder := r.responders[i%len(r.responders)]
+		delivery := key + "." + responder
 		pending, err := r.putRecord(ctx, delivery, true)
 		if err != nil {
 			return "", err
@@ -194,7 +208,7 @@ func (r *rawWrites) run(ctx context.Context, round string, total, window int, pr
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
-		msg := nats.NewMsg(stream.MessageSubject(rawWritesResponder))
+		msg := nats.NewMsg(stream.MessageSubject(responder))
 		msg.Data = r.reqBody
 		msg.Header.Set("Bench-Id", key)
 		msg.Header.Set("Bench-Delivery", delivery)
