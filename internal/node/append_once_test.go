@@ -2,7 +2,6 @@ package node_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,8 +18,8 @@ import (
 // The other methods that append to a file, REQPong and REQErrorLog, do
 // not append again either when central dies between the append and its
 // ledger's record of it: their lines are the same on every run (dated by
-// the broker's store time and by the report), and a rerun finds them
-// where the first run was about to write.
+// the pong's and the report's sentAt), and a rerun finds them where the
+// first run was about to write.
 func TestPongAndReportAppendOnce(t *testing.T) {
 	f := newFleet(t)
 	central := f.start(f.config("central"))
@@ -41,27 +40,12 @@ func TestPongAndReportAppendOnce(t *testing.T) {
 		t.Fatalf("before the crash is staged: pong.log %q, errors.log %q", pong, report)
 	}
 
-	// The state a crash between each append and the ledger's record
-	// leaves: run 1 started, about to append at offset 0.
 	_, js := natstest.Connect(t, f.srv)
 	reportID := streamMessageID(t, js, "error.ship1."+ids[1]+".ship1")
-	var again []*jetstream.PubAck
-	for key, msgID := range map[string]string{
+	rerunStagedAppends(t, f, central.cfg, map[string]string{
 		ids[0] + ".ship1.reply.0": ids[0] + ".ship1.reply.0",
 		reportID + ".central":     "error.ship1." + ids[1] + ".ship1",
-	} {
-		stageLedger(t, central.cfg, key, fmt.Sprintf(`{"id":%q,"state":"started","runs":1,"appendAt":0,"at":"%s"}`,
-			key, time.Now().UTC().Format(time.RFC3339Nano)))
-		again = append(again, publishAgain(t, js, msgID))
-	}
-	restarted := f.start(central.cfg)
-	natstest.Eventually(t, 20*time.Second, "central to take the pong and the report again", func() bool {
-		info, err := consumerInfo(t, f, "central")
-		return err == nil && info.AckFloor.Stream >= max(again[0].Sequence, again[1].Sequence) && info.NumAckPending == 0
 	})
-	if n := strings.Count(restarted.logs.String(), "running the method again"); n != 2 {
-		t.Fatalf("%d of the 2 were run again; central's log:\n%s", n, restarted.logs.String())
-	}
 	if b, _ := os.ReadFile(pongs); string(b) != string(pong) {
 		t.Errorf("pong.log %q after the rerun, %q before: the rerun appended again", b, pong)
 	}

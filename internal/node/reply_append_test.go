@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stewardfleet/steward/internal/config"
 	"github.com/stewardfleet/steward/internal/natstest"
 )
 
@@ -28,23 +29,32 @@ func TestReplyAppendedBeforeACrashIsNotAppendedAgain(t *testing.T) {
 		t.Fatalf("reply file %q before the crash is staged", b)
 	}
 
-	// The state a crash between the append and the ledger's record
-	// leaves: run 1 started, about to append at offset 0.
-	key := ids[0] + ".ship1.reply.0"
-	stageLedger(t, central.cfg, key, fmt.Sprintf(`{"id":%q,"state":"started","runs":1,"appendAt":0,"at":"%s"}`,
-		key, time.Now().UTC().Format(time.RFC3339Nano)))
-	// The reply comes again.
-	_, js := natstest.Connect(t, f.srv)
-	again := publishAgain(t, js, key)
-	restarted := f.start(central.cfg)
-	natstest.Eventually(t, 20*time.Second, "central to take the reply again", func() bool {
-		info, err := consumerInfo(t, f, "central")
-		return err == nil && info.AckFloor.Stream >= again.Sequence && info.NumAckPending == 0
-	})
-	if !strings.Contains(restarted.logs.String(), "running the method again") {
-		t.Fatalf("the reply was not run again; central's log:\n%s", restarted.logs.String())
-	}
+	rerunStagedAppends(t, f, central.cfg, map[string]string{ids[0] + ".ship1.reply.0": ids[0] + ".ship1.reply.0"})
 	if b, _ := os.ReadFile(out); string(b) != "hi\n" {
 		t.Errorf("reply file %q: the rerun appended the data again", b)
+	}
+}
+
+// rerunStagedAppends stages, in stopped central's ledger, the state a
+// crash between an append and the ledger's record of it leaves (run 1
+// started, about to append at offset 0) for each ledger key of staged,
+// publishes the stream message whose Nats-Msg-Id is its value once more,
+// restarts central and waits until it took them all and ran each again.
+func rerunStagedAppends(t *testing.T, f *fleet, cfg config.Config, staged map[string]string) {
+	t.Helper()
+	_, js := natstest.Connect(t, f.srv)
+	var last uint64
+	for key, msgID := range staged {
+		stageLedger(t, cfg, key, fmt.Sprintf(`{"id":%q,"state":"started","runs":1,"appendAt":0,"at":"%s"}`,
+			key, time.Now().UTC().Format(time.RFC3339Nano)))
+		last = max(last, publishAgain(t, js, msgID).Sequence)
+	}
+	restarted := f.start(cfg)
+	natstest.Eventually(t, 20*time.Second, "central to take the staged messages again", func() bool {
+		info, err := consumerInfo(t, f, "central")
+		return err == nil && info.AckFloor.Stream >= last && info.NumAckPending == 0
+	})
+	if n := strings.Count(restarted.logs.String(), "running the method again"); n != len(staged) {
+		t.Fatalf("%d of the %d were run again; central's log:\n%s", n, len(staged), restarted.logs.String())
 	}
 }
