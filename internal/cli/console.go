@@ -61,7 +61,11 @@ func consoleURL(cfg config.Config) (string, error) {
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/", nil
+	scheme := "http"
+	if cfg.HTTPTLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/", nil
 }
 
 // openBrowser asks the desktop to open url, if there is a desktop; it

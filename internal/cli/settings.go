@@ -82,6 +82,8 @@ func settings() []setting {
 		{"tcp-listener-remote", kindString, "networks beyond loopback (CIDRs or addresses, comma-separated) whose clients may use tcp-listener"},
 		{"http-api", kindString, "host:port of the node's HTTP API, e.g. 127.0.0.1:8091 (beyond loopback it needs http-api-token-file); empty: none"},
 		{"http-api-token-file", kindString, "file (mode 0600) of the bearer token every HTTP API request must carry"},
+		{"http-tls-cert", kindString, "certificate (PEM) the HTTP API and the console serve HTTPS with; empty: plain HTTP"},
+		{"http-tls-key", kindString, "the key of http-tls-cert (PEM, mode 0600)"},
 		{"http-data-folder", kindString, "folder inside the data folder the HTTP API serves read-only at /v1/files/ (. for all of it, never .steward); empty: none"},
 		{"prom-host-and-port", kindString, "host:port, or a port on loopback, where the node serves Prometheus metrics at /metrics (beyond loopback it needs prom-remote); empty: none"},
 		{"prom-remote", kindString, "networks beyond loopback (CIDRs or addresses, comma-separated) whose clients may scrape prom-host-and-port"},

@@ -110,6 +110,10 @@ type Config struct {
 	// HTTPAPITokenFile holds the bearer token every API request must carry
 	// (mode 0600).
 	HTTPAPITokenFile string `mapstructure:"http-api-token-file"`
+	// HTTPTLSCert and HTTPTLSKey are the certificate and key (PEM) the
+	// HTTP API and the console serve HTTPS with; empty: plain HTTP.
+	HTTPTLSCert string `mapstructure:"http-tls-cert"`
+	HTTPTLSKey  string `mapstructure:"http-tls-key"`
 	// Console is where the central node serves the fleet console
 	// (host:port; empty: none). Beyond loopback it needs HTTPAPITokenFile.
 	Console string `mapstructure:"console"`

@@ -13,8 +13,9 @@ import (
 )
 
 // validateInputs checks the settings of the node's optional inputs: the
-// TCP listener and the HTTP API. Whether an address is on loopback, and
-// whether a token file is safe, is checked when the node listens.
+// TCP listener, the HTTP API and the console's TLS. Whether an address is
+// on loopback, and whether a token or key file is safe, is checked when
+// the node listens.
 func (c *Config) validateInputs() []error {
 	var errs []error
 	if c.TCPListener != "" {
@@ -29,6 +30,12 @@ func (c *Config) validateInputs() []error {
 		if _, _, err := net.SplitHostPort(c.HTTPAPI); err != nil {
 			errs = append(errs, fmt.Errorf("http-api %q: want host:port: %w", c.HTTPAPI, err))
 		}
+	}
+	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
+		errs = append(errs, errors.New("http-tls-cert and http-tls-key go together: give both or neither"))
+	}
+	if c.HTTPTLSCert != "" && c.HTTPAPI == "" && c.Console == "" {
+		errs = append(errs, errors.New("http-tls-cert is for the HTTP API and the console: set http-api or console too"))
 	}
 	if c.HTTPDataFolder != "" {
 		if c.HTTPAPI == "" {

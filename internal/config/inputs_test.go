@@ -29,6 +29,11 @@ func TestInputSettings(t *testing.T) {
 		{"state folder in other case", func(c *config.Config) { c.HTTPAPI, c.HTTPDataFolder = "127.0.0.1:8091", ".STEWARD" }, false},
 		{"outside", func(c *config.Config) { c.HTTPAPI, c.HTTPDataFolder = "127.0.0.1:8091", "a/../../b" }, false},
 		{"absolute", func(c *config.Config) { c.HTTPAPI, c.HTTPDataFolder = "127.0.0.1:8091", "/etc" }, false},
+		{"https api", func(c *config.Config) { c.HTTPAPI, c.HTTPTLSCert, c.HTTPTLSKey = "127.0.0.1:8091", "c.pem", "k.pem" }, true},
+		{"https console", func(c *config.Config) { c.Console, c.HTTPTLSCert, c.HTTPTLSKey = "127.0.0.1:8090", "c.pem", "k.pem" }, true},
+		{"https certificate without key", func(c *config.Config) { c.HTTPAPI, c.HTTPTLSCert = "127.0.0.1:8091", "c.pem" }, false},
+		{"https key without certificate", func(c *config.Config) { c.HTTPAPI, c.HTTPTLSKey = "127.0.0.1:8091", "k.pem" }, false},
+		{"https with nothing to serve", func(c *config.Config) { c.HTTPTLSCert, c.HTTPTLSKey = "c.pem", "k.pem" }, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

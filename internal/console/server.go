@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"embed"
 	"encoding/hex"
 	"encoding/json"
@@ -37,7 +38,10 @@ type Options struct {
 	ErrorLogFolder string
 	// JaegerURL, when set, links trace IDs to Jaeger's page of the trace.
 	JaegerURL string
-	Logger    *slog.Logger
+	// TLS, when not nil, makes the console speak HTTPS only
+	// (credentials.HTTPServerTLS); its session cookie is then Secure.
+	TLS    *tls.Config
+	Logger *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -79,9 +83,18 @@ func Listen(b Backend, o Options) (*Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
-	if bound, _ := ln.Addr().(*net.TCPAddr); o.Token == "" && (bound == nil || !bound.IP.IsLoopback()) {
+	bound, _ := ln.Addr().(*net.TCPAddr)
+	onLoopback := bound != nil && bound.IP.IsLoopback()
+	if o.Token == "" && !onLoopback {
 		ln.Close()
 		return nil, fmt.Errorf("console %s is bound to %s: %w", o.Addr, ln.Addr(), ErrNoToken)
+	}
+	if !onLoopback && o.TLS == nil {
+		o.Logger.Warn("the console listens beyond loopback over plain HTTP: its token, session and messages cross the network unencrypted (give it http-tls-cert, or put it behind TLS or a tunnel)", "listen", ln.Addr().String())
+	}
+	scheme := "http"
+	if o.TLS != nil {
+		ln, scheme = tls.NewListener(ln, o.TLS), "https"
 	}
 	c := &Console{b: b, o: o, ln: ln, log: o.Logger, page: page, hub: newHub()}
 	c.fleet = newFleet(o.Now)
@@ -94,7 +107,7 @@ func Listen(b Backend, o Options) (*Console, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 	}
-	c.log.Info("console listening", "url", "http://"+ln.Addr().String()+"/", "token", o.Token != "")
+	c.log.Info("console listening", "url", scheme+"://"+ln.Addr().String()+"/", "token", o.Token != "")
 	return c, nil
 }
 

@@ -110,23 +110,13 @@ func readCAs(file string) (*x509.CertPool, error) {
 // key, and, when clientCA is set, client certificates required and checked
 // against it (mutual TLS). nil when cert is empty (no TLS).
 func ServerTLS(cert, key, clientCA string) (*tls.Config, error) {
-	if cert == "" && key == "" {
-		if clientCA != "" {
-			return nil, errors.New("broker-tls-client-ca needs broker-tls-cert and broker-tls-key")
-		}
-		return nil, nil
+	if cert == "" && key == "" && clientCA != "" {
+		return nil, errors.New("broker-tls-client-ca needs broker-tls-cert and broker-tls-key")
 	}
-	if cert == "" || key == "" {
-		return nil, errors.New("broker-tls-cert and broker-tls-key go together: give both or neither")
+	c, err := serverCertificate("broker-tls", cert, key)
+	if c == nil || err != nil {
+		return c, err
 	}
-	if err := CheckSecretFile(key); err != nil {
-		return nil, fmt.Errorf("broker-tls-key: %w", err)
-	}
-	pair, err := tls.LoadX509KeyPair(cert, key)
-	if err != nil {
-		return nil, fmt.Errorf("broker-tls-cert/broker-tls-key: %w", err)
-	}
-	c := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 	if clientCA != "" {
 		pool, err := readCAs(clientCA)
 		if err != nil {
@@ -135,6 +125,32 @@ func ServerTLS(cert, key, clientCA string) (*tls.Config, error) {
 		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return c, nil
+}
+
+// HTTPServerTLS is the TLS configuration of the HTTP API and the console
+// (http-tls-cert and http-tls-key); nil when both are empty (plain HTTP).
+func HTTPServerTLS(cert, key string) (*tls.Config, error) {
+	return serverCertificate("http-tls", cert, key)
+}
+
+// serverCertificate loads the certificate and key of the settings
+// <setting>-cert and <setting>-key (the key's file mode checked); nil when
+// both are empty.
+func serverCertificate(setting, cert, key string) (*tls.Config, error) {
+	if cert == "" && key == "" {
+		return nil, nil
+	}
+	if cert == "" || key == "" {
+		return nil, fmt.Errorf("%s-cert and %s-key go together: give both or neither", setting, setting)
+	}
+	if err := CheckSecretFile(key); err != nil {
+		return nil, fmt.Errorf("%s-key: %w", setting, err)
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s-cert/%s-key: %w", setting, setting, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // IsLoopback reports whether host (of a listen address) only accepts

@@ -104,6 +104,25 @@ func TestServerTLS(t *testing.T) {
 	}
 }
 
+func TestHTTPServerTLS(t *testing.T) {
+	f := natstest.NewTLSFiles(t, t.TempDir())
+	if c, err := credentials.HTTPServerTLS("", ""); c != nil || err != nil {
+		t.Errorf("no TLS: %v %v", c, err)
+	}
+	if c, err := credentials.HTTPServerTLS(f.ServerCert, f.ServerKey); err != nil || len(c.Certificates) != 1 || c.ClientCAs != nil {
+		t.Errorf("HTTPS: %v %v", c, err)
+	}
+	if _, err := credentials.HTTPServerTLS("", f.ServerKey); err == nil || !strings.Contains(err.Error(), "http-tls-cert") {
+		t.Errorf("key without certificate: %v", err)
+	}
+	if err := os.Chmod(f.ServerKey, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := credentials.HTTPServerTLS(f.ServerCert, f.ServerKey); err == nil || !strings.Contains(err.Error(), "http-tls-key") {
+		t.Errorf("a key others can read: %v", err)
+	}
+}
+
 func TestIsLoopback(t *testing.T) {
 	for host, want := range map[string]bool{"127.0.0.1": true, "127.9.9.9": true, "::1": true, "localhost": true, "0.0.0.0": false, "": false, "10.0.0.1": false, "example.com": false} {
 		if got := credentials.IsLoopback(host); got != want {

@@ -13,6 +13,9 @@
 //     constant time. Without a token the API listens only on loopback:
 //     Listen refuses any other address (ErrNoToken), checked on the address
 //     given and on the address bound.
+//   - HTTPS: with Options.TLS (--http-tls-cert, --http-tls-key) it speaks
+//     TLS only; a plain HTTP request gets the TLS server's 400 and reaches
+//     no handler.
 //   - Same input, same answer: messages go through the node's sender as the
 //     socket's and `steward send`'s do, with the same receipts, errors and
 //     codes; a whole input that cannot be read is answered with its code

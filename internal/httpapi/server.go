@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,7 +46,10 @@ type Options struct {
 	// inside it served at /v1/files/ ("." for the whole data folder, ""
 	// for none; see config.CleanHTTPDataFolder).
 	DataFolder, FilesFolder string
-	Logger                  *slog.Logger
+	// TLS, when not nil, makes the API speak HTTPS only
+	// (credentials.HTTPServerTLS).
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 // Limits (see the package comment).
@@ -99,6 +103,9 @@ func Listen(b Backend, o Options) (*Server, error) {
 		return nil, fmt.Errorf("http-api %s is bound to %s: %w", o.Addr, ln.Addr(), ErrNoToken)
 	}
 	s.ln = newLimitListener(ln, MaxConns)
+	if o.TLS != nil {
+		s.ln = tls.NewListener(s.ln, o.TLS)
+	}
 	s.srv = &http.Server{
 		Handler:           s.routes(b, o),
 		ReadHeaderTimeout: silence,
@@ -109,10 +116,10 @@ func Listen(b Backend, o Options) (*Server, error) {
 	switch {
 	case o.Token == "":
 		log.Warn("the HTTP API has no token: every local user can send messages as this node (give it http-api-token-file)", "listen", ln.Addr().String())
-	case !onLoopback:
-		log.Warn("the HTTP API listens beyond loopback over plain HTTP: its token and messages cross the network unencrypted (put it behind TLS or a tunnel)", "listen", ln.Addr().String())
+	case !onLoopback && o.TLS == nil:
+		log.Warn("the HTTP API listens beyond loopback over plain HTTP: its token and messages cross the network unencrypted (give it http-tls-cert, or put it behind TLS or a tunnel)", "listen", ln.Addr().String())
 	}
-	log.Info("HTTP API listening", "listen", ln.Addr().String(), "token", o.Token != "", "files", o.FilesFolder)
+	log.Info("HTTP API listening", "listen", ln.Addr().String(), "https", o.TLS != nil, "token", o.Token != "", "files", o.FilesFolder)
 	return s, nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stewardfleet/steward/internal/client"
 	"github.com/stewardfleet/steward/internal/console"
+	"github.com/stewardfleet/steward/internal/credentials"
 	"github.com/stewardfleet/steward/internal/httpapi"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/sender"
@@ -26,6 +27,10 @@ func (n *Node) openConsole(ctx context.Context) (c *console.Console, close func(
 			return nil, nil, fmt.Errorf("console: http-api-token-file: %w", err)
 		}
 	}
+	tlsConfig, err := credentials.HTTPServerTLS(n.cfg.HTTPTLSCert, n.cfg.HTTPTLSKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("console: %w", err)
+	}
 	fl, err := client.ConnectTraced(ctx, n.cfg, n.tracing)
 	if err != nil {
 		return nil, nil, fmt.Errorf("console: %w", err)
@@ -39,7 +44,7 @@ func (n *Node) openConsole(ctx context.Context) (c *console.Console, close func(
 	}, console.Options{
 		Addr: n.cfg.Console, Token: token, Central: n.cfg.CentralNodeName,
 		ErrorLogFolder: filepath.Join(n.files.Dir(), message.ErrorLogPath), JaegerURL: n.cfg.ConsoleJaegerURL,
-		Logger: n.log.With("component", "console"),
+		TLS: tlsConfig, Logger: n.log.With("component", "console"),
 	})
 	if err != nil {
 		fl.Close()

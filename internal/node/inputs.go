@@ -6,6 +6,7 @@ import (
 
 	"github.com/stewardfleet/steward/internal/audit"
 	"github.com/stewardfleet/steward/internal/config"
+	"github.com/stewardfleet/steward/internal/credentials"
 	"github.com/stewardfleet/steward/internal/httpapi"
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/sender"
@@ -65,11 +66,15 @@ func (n *Node) listenHTTP() (*httpapi.Server, error) {
 			return nil, fmt.Errorf("http-data-folder: %w", err)
 		}
 	}
+	tlsConfig, err := credentials.HTTPServerTLS(n.cfg.HTTPTLSCert, n.cfg.HTTPTLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("http-api: %w", err)
+	}
 	nodes := registry.New(n.assets.Nodes)
 	return httpapi.Listen(httpapi.Backend{
 		Send: n.sendInput, Status: n.status.List, Nodes: nodes.List, Refused: n.refusedInput,
 	}, httpapi.Options{
-		Addr: n.cfg.HTTPAPI, Token: token, DataFolder: n.files.Dir(), FilesFolder: folder,
+		Addr: n.cfg.HTTPAPI, Token: token, DataFolder: n.files.Dir(), FilesFolder: folder, TLS: tlsConfig,
 		Logger: n.log.With("component", "http-api"),
 	})
 }
