@@ -30,6 +30,7 @@ import (
 // docs/operations.md use them.
 const (
 	MessagesHandled = "steward_messages_handled_total"
+	MessagesRefused = "steward_messages_refused_total"
 	DeliveryLatency = "steward_delivery_latency_seconds"
 	DeliveryAttempt = "steward_delivery_attempts"
 	MethodsInFlight = "steward_methods_in_flight"
@@ -55,6 +56,7 @@ type Sources struct {
 type Metrics struct {
 	reg      *prometheus.Registry
 	handled  *prometheus.CounterVec
+	refused  *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	attempts *prometheus.HistogramVec
 	inFlight *prometheus.GaugeVec
@@ -72,6 +74,10 @@ func New(node string, src Sources) *Metrics {
 			Name: MessagesHandled, ConstLabels: labels,
 			Help: "Deliveries this node took to their end, by method and final status.",
 		}, []string{"method", "status"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MessagesRefused, ConstLabels: labels,
+			Help: "Messages this node refused without running them or taking them as a delivery of its own, by error code: ones that did not decode or failed its checks (malformed, signature, key), replays of a delivery it has in hand or ended, replies to no request it sent.",
+		}, []string{"code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: DeliveryLatency, ConstLabels: labels,
 			Help: "Time from when the sender sent a message to when its delivery ended on this node (sender's clock to this node's).",
@@ -96,7 +102,7 @@ func New(node string, src Sources) *Metrics {
 			Help: "Nodes in the registry by state, online or offline (central node only, refreshed periodically).",
 		}, []string{"state"}),
 	}
-	m.reg.MustRegister(m.handled, m.latency, m.attempts, m.inFlight, m.queue, m.nodes,
+	m.reg.MustRegister(m.handled, m.refused, m.latency, m.attempts, m.inFlight, m.queue, m.nodes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.Connected != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -144,6 +150,14 @@ func (m *Metrics) Handled(method, status string, latency time.Duration, attempts
 	m.handled.WithLabelValues(method, status).Inc()
 	m.latency.WithLabelValues(method).Observe(max(latency, 0).Seconds())
 	m.attempts.WithLabelValues(method).Observe(float64(attempts))
+}
+
+// Refused records a message refused with code (message.Code).
+func (m *Metrics) Refused(code string) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(code).Inc()
 }
 
 // Running counts a method as in flight until the returned func is called.

@@ -125,7 +125,7 @@ func TestDashboardNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	known := []string{MessagesHandled, DeliveryLatency, DeliveryAttempt, MethodsInFlight, QueueDepth, Nodes,
+	known := []string{MessagesHandled, MessagesRefused, DeliveryLatency, DeliveryAttempt, MethodsInFlight, QueueDepth, Nodes,
 		BrokerConnected, OutboxMessages, LedgerEntries}
 	used := regexp.MustCompile(`steward_[a-z_]+`).FindAllString(string(b), -1)
 	if len(used) == 0 {

@@ -12,12 +12,14 @@ import (
 	"github.com/stewardfleet/steward/internal/metrics"
 	"github.com/stewardfleet/steward/internal/natstest"
 	"github.com/stewardfleet/steward/internal/status"
+	"github.com/stewardfleet/steward/internal/stream"
 )
 
 // TestMetricsEndpoint runs a central node and a ship that serve metrics,
 // sends the ship pings and scrapes both over HTTP: the ship's counters of
-// handled messages, latencies and attempts move, its gauges are there,
-// and central counts both nodes online. The ship's profiling port serves
+// handled messages, latencies and attempts move, its gauges are there, a
+// malformed message counts as refused, and central counts both nodes
+// online. The ship's profiling port serves
 // Go's profiles.
 func TestMetricsEndpoint(t *testing.T) {
 	f := newFleet(t)
@@ -84,6 +86,16 @@ func TestMetricsEndpoint(t *testing.T) {
 	if v, _ := metricValue(body, metrics.LedgerEntries); v < n {
 		t.Errorf("%s = %v, want at least %d", metrics.LedgerEntries, v, n)
 	}
+
+	// A message that does not decode is refused, and counted by its code.
+	_, js := natstest.Connect(t, f.srv)
+	if _, err := js.Publish(t.Context(), stream.MessageSubject("ship1"), []byte(`{"toNode":"ship1","method":`)); err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 20*time.Second, "ship1 counts the malformed message refused", func() bool {
+		v, _ := metricValue(scrape(t, ship), metrics.MessagesRefused, `code="malformed"`)
+		return v == 1
+	})
 
 	natstest.Eventually(t, 20*time.Second, "central counts both nodes online", func() bool {
 		v, _ := metricValue(scrape(t, "http://"+ccfg.PromHostAndPort+"/metrics"), metrics.Nodes, `state="online"`)

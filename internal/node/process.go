@@ -761,6 +761,7 @@ func (n *Node) drop(ctx context.Context, d *delivery, code message.Code, text st
 	}
 	_ = n.audit.Write(audit.Record{Event: audit.Refused, DeliveryID: d.key, Status: string(status.Rejected),
 		Attempt: d.lease.Meta().NumDelivered, Error: text, Message: d.msg})
+	n.metrics.Refused(string(code))
 	return consumer.Term(string(code))
 }
 
@@ -804,6 +805,7 @@ func (n *Node) refuseRaw(ctx context.Context, msg jetstream.Msg, meta *jetstream
 	}
 	_ = n.audit.Write(audit.Record{Event: audit.Refused, DeliveryID: claimed, Status: string(status.Rejected),
 		Attempt: meta.NumDelivered, Error: text})
+	n.metrics.Refused(string(message.CodeOf(cause)))
 	return consumer.Term("rejected: " + cause.Error())
 }
 
