@@ -93,6 +93,7 @@ type Sender struct {
 	mu         sync.Mutex
 	offset     time.Duration // broker's clock minus Now
 	measuredAt time.Time     // when offset was measured (zero: never)
+	measuring  bool          // a caller is reading the broker's clock
 }
 
 // New returns a Sender.
@@ -110,6 +111,9 @@ func New(o Options) *Sender {
 // its own clock corrected by the offset it measured last (within
 // ClockRefresh), or its own clock when it cannot tell. Messages the
 // sender sends take their sentAt from it; a node's replies do too.
+//
+// The first measurement is waited for by every caller; a refresh is made
+// by one caller while the others go on with the offset measured before.
 func (s *Sender) Now(ctx context.Context) time.Time {
 	local := s.o.Now()
 	if s.o.BrokerNow == nil {
@@ -118,21 +122,40 @@ func (s *Sender) Now(ctx context.Context) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stale := s.measuredAt.IsZero() || local.Sub(s.measuredAt) > ClockRefresh || local.Before(s.measuredAt)
-	if stale && (s.o.Connected == nil || s.o.Connected()) {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		before := s.o.Now()
-		broker, err := s.o.BrokerNow(ctx)
+	if stale && !s.measuring && (s.o.Connected == nil || s.o.Connected()) {
+		first := s.measuredAt.IsZero()
+		s.measuring = true
+		if !first {
+			s.mu.Unlock()
+		}
+		offset, ok := s.measure(ctx)
+		if !first {
+			s.mu.Lock()
+		}
+		s.measuring = false
 		after := s.o.Now()
-		if err == nil {
-			s.offset = broker.Sub(before.Add(after.Sub(before) / 2))
-			s.measuredAt = after
+		if ok {
+			s.offset, s.measuredAt = offset, after
 		} else {
 			// Keep the last offset; try again in a while, not on every send.
 			s.measuredAt = after.Add(time.Minute - ClockRefresh)
 		}
 	}
 	return local.Add(s.offset)
+}
+
+// measure reads the broker's clock and returns its offset from the
+// sender's, taken at the middle of the round trip.
+func (s *Sender) measure(ctx context.Context) (time.Duration, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	before := s.o.Now()
+	broker, err := s.o.BrokerNow(ctx)
+	after := s.o.Now()
+	if err != nil {
+		return 0, false
+	}
+	return broker.Sub(before.Add(after.Sub(before) / 2)), true
 }
 
 // Receipt tells what became of one message of a batch.

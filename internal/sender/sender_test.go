@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -784,4 +786,47 @@ func TestReceiptField(t *testing.T) {
 			t.Errorf("a sent message's receipt has a field: %s", data)
 		}
 	})
+}
+
+// A refresh of the broker clock's offset does not hold up other callers:
+// while one caller waits for the broker, the others go on with the offset
+// measured before. (Replies take their sentAt from this clock too, so a
+// slow broker would otherwise stall every send and reply of the node.)
+func TestClockRefreshDoesNotBlock(t *testing.T) {
+	var mu sync.Mutex
+	local := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return local }
+	entered, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	s := sender.New(sender.Options{Now: now, BrokerNow: func(ctx context.Context) (time.Time, error) {
+		if calls.Add(1) > 1 {
+			close(entered)
+			<-release
+		}
+		return now().Add(5 * time.Minute), nil
+	}})
+	if got := s.Now(t.Context()).Sub(now()); got != 5*time.Minute {
+		t.Fatalf("first offset %s, want 5m", got)
+	}
+	mu.Lock()
+	local = local.Add(sender.ClockRefresh + time.Second)
+	mu.Unlock()
+	refreshed := make(chan time.Time)
+	go func() { refreshed <- s.Now(context.Background()) }()
+	<-entered
+	other := make(chan time.Duration)
+	go func() { other <- s.Now(t.Context()).Sub(now()) }()
+	select {
+	case got := <-other:
+		if got != 5*time.Minute {
+			t.Errorf("during the refresh: offset %s, want the one measured before (5m)", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("a caller waited for another's refresh of the clock")
+	}
+	close(release)
+	<-refreshed
+	if n := calls.Load(); n != 2 {
+		t.Errorf("the broker's clock was read %d times, want 2", n)
+	}
 }
