@@ -80,7 +80,7 @@ func New(node string, src Sources) *Metrics {
 		}, []string{"code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: DeliveryLatency, ConstLabels: labels,
-			Help: "Time from when the sender sent a message to when its delivery ended on this node (sender's clock to this node's).",
+			Help: "Time from when the sender sent a message to when its delivery ended on this node, both on the broker's clock as each node measured it.",
 			// Intermittent links: minutes and hours are ordinary.
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600},
 		}, []string{"method"}),

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stewardfleet/steward/internal/config"
+	"github.com/stewardfleet/steward/internal/metrics"
 	"github.com/stewardfleet/steward/internal/natstest"
 	"github.com/stewardfleet/steward/internal/netfault"
 	"github.com/stewardfleet/steward/internal/node"
@@ -286,6 +287,7 @@ func TestClockSkewChangesNothing(t *testing.T) {
 			behind := func() time.Time { return time.Now().Add(-skew) }
 			central := f.startWith(f.config("central"), behind)
 			cfg := f.config("ship1")
+			cfg.PromHostAndPort = natstest.FreePort(t)
 			c := f.client(central.cfg)
 
 			// Taken in time by a node whose clock says it is late (or
@@ -330,6 +332,13 @@ func TestClockSkewChangesNothing(t *testing.T) {
 			at, err := time.Parse(time.RFC3339, stamp)
 			if err != nil || at.Sub(time.Now()).Abs() > time.Minute {
 				t.Errorf("pong line %q: dated %q, not on the broker's clock (%v)", line, stamp, err)
+			}
+			// So are the ship's delivery latencies: none near the skew.
+			body := scrape(t, "http://"+cfg.PromHostAndPort+"/metrics")
+			count, _ := metricValue(body, metrics.DeliveryLatency+"_count", `method="REQPing"`)
+			within, _ := metricValue(body, metrics.DeliveryLatency+"_bucket", `method="REQPing"`, `le="60"`)
+			if count < 1 || within != count {
+				t.Errorf("ship1's REQPing latencies: %v of %v within a minute, want all (the clocks' skew counted)", within, count)
 			}
 		})
 	}

@@ -33,7 +33,7 @@ func (n *Node) setupMetrics(next func(Done)) {
 	n.onDone = func(d Done) {
 		var latency time.Duration
 		if !d.Msg.SentAt.IsZero() {
-			latency = n.now().Sub(d.Msg.SentAt)
+			latency = n.sender.OnBrokerClock(n.now()).Sub(d.Msg.SentAt)
 		}
 		n.metrics.Handled(d.Msg.Method, d.Status, latency, d.Attempts)
 		if next != nil {

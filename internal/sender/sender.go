@@ -23,6 +23,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -91,9 +92,9 @@ type Sender struct {
 	o Options
 
 	mu         sync.Mutex
-	offset     time.Duration // broker's clock minus Now
-	measuredAt time.Time     // when offset was measured (zero: never)
-	measuring  bool          // a caller is reading the broker's clock
+	offset     atomic.Int64 // broker's clock minus Now, in nanoseconds (written under mu)
+	measuredAt time.Time    // when offset was measured (zero: never)
+	measuring  bool         // a caller is reading the broker's clock
 }
 
 // New returns a Sender.
@@ -135,13 +136,21 @@ func (s *Sender) Now(ctx context.Context) time.Time {
 		s.measuring = false
 		after := s.o.Now()
 		if ok {
-			s.offset, s.measuredAt = offset, after
+			s.offset.Store(int64(offset))
+			s.measuredAt = after
 		} else {
 			// Keep the last offset; try again in a while, not on every send.
 			s.measuredAt = after.Add(time.Minute - ClockRefresh)
 		}
 	}
-	return local.Add(s.offset)
+	return local.Add(time.Duration(s.offset.Load()))
+}
+
+// OnBrokerClock is local, a time on the sender's clock, on the broker's
+// as far as the sender knows it (the offset it measured last), without
+// reading the broker's clock: it never waits.
+func (s *Sender) OnBrokerClock(local time.Time) time.Time {
+	return local.Add(time.Duration(s.offset.Load()))
 }
 
 // measure reads the broker's clock and returns its offset from the

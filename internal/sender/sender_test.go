@@ -789,8 +789,8 @@ func TestReceiptField(t *testing.T) {
 }
 
 // A refresh of the broker clock's offset does not hold up other callers:
-// while one caller waits for the broker, the others go on with the offset
-// measured before. (Replies take their sentAt from this clock too, so a
+// while one caller waits for the broker, the others (and OnBrokerClock)
+// go on with the offset measured before. (Replies take their sentAt from this clock too, so a
 // slow broker would otherwise stall every send and reply of the node.)
 func TestClockRefreshDoesNotBlock(t *testing.T) {
 	var mu sync.Mutex
@@ -823,6 +823,9 @@ func TestClockRefreshDoesNotBlock(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("a caller waited for another's refresh of the clock")
+	}
+	if got := s.OnBrokerClock(now()).Sub(now()); got != 5*time.Minute {
+		t.Errorf("OnBrokerClock during the refresh: offset %s, want 5m", got)
 	}
 	close(release)
 	<-refreshed
