@@ -245,32 +245,39 @@ func traceInJaeger(t *testing.T, f *fleet) {
 			} `json:"processes"`
 		} `json:"data"`
 	}
+	// Spans reach Jaeger as they end, a parent after its children: the
+	// trace is read again until it is whole.
 	services := map[string]int{}
-	eventually(t, time.Minute, "the trace in Jaeger with central and the three ships", func() bool {
+	var missing []string
+	roots := 0
+	whole := func() bool {
 		b, err := httpGet(url)
 		if err != nil || json.Unmarshal(b, &trace) != nil || len(trace.Data) != 1 {
 			return false
 		}
 		clear(services)
+		spans := map[string]bool{}
 		for _, s := range trace.Data[0].Spans {
 			services[trace.Data[0].Processes[s.ProcessID].ServiceName]++
+			spans[s.SpanID] = true
 		}
-		return services["central"] > 0 && services["ship1"] > 0 && services["ship2"] > 0 && services["ship3"] > 0
-	})
-	spans := map[string]bool{}
-	for _, s := range trace.Data[0].Spans {
-		spans[s.SpanID] = true
-	}
-	roots := 0
-	for _, s := range trace.Data[0].Spans {
-		if len(s.References) == 0 {
-			roots++
-			continue
-		}
-		for _, ref := range s.References {
-			if !spans[ref.SpanID] {
-				t.Errorf("span %s has a parent %s outside the trace", s.SpanID, ref.SpanID)
+		missing, roots = nil, 0
+		for _, s := range trace.Data[0].Spans {
+			if len(s.References) == 0 {
+				roots++
 			}
+			for _, ref := range s.References {
+				if !spans[ref.SpanID] {
+					missing = append(missing, fmt.Sprintf("span %s has a parent %s outside the trace", s.SpanID, ref.SpanID))
+				}
+			}
+		}
+		return services["central"] > 0 && services["ship1"] > 0 && services["ship2"] > 0 && services["ship3"] > 0 && len(missing) == 0
+	}
+	for deadline := time.Now().Add(time.Minute); !whole(); time.Sleep(time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the trace in Jaeger with central and the three ships, every parent in it: not within a minute; services %v; %s",
+				services, strings.Join(missing, "; "))
 		}
 	}
 	if roots != 1 {
