@@ -7,7 +7,6 @@ import (
 
 	"github.com/stewardfleet/steward/internal/client"
 	"github.com/stewardfleet/steward/internal/console"
-	"github.com/stewardfleet/steward/internal/credentials"
 	"github.com/stewardfleet/steward/internal/httpapi"
 	"github.com/stewardfleet/steward/internal/message"
 	"github.com/stewardfleet/steward/internal/sender"
@@ -27,7 +26,7 @@ func (n *Node) openConsole(ctx context.Context) (c *console.Console, close func(
 			return nil, nil, fmt.Errorf("console: http-api-token-file: %w", err)
 		}
 	}
-	tlsConfig, err := credentials.HTTPServerTLS(n.cfg.HTTPTLSCert, n.cfg.HTTPTLSKey)
+	tlsConfig, err := n.httpTLS()
 	if err != nil {
 		return nil, nil, fmt.Errorf("console: %w", err)
 	}

@@ -333,11 +333,17 @@ func TestClockSkewChangesNothing(t *testing.T) {
 			if err != nil || at.Sub(time.Now()).Abs() > time.Minute {
 				t.Errorf("pong line %q: dated %q, not on the broker's clock (%v)", line, stamp, err)
 			}
-			// So are the ship's delivery latencies: none near the skew.
-			body := scrape(t, "http://"+cfg.PromHostAndPort+"/metrics")
-			count, _ := metricValue(body, metrics.DeliveryLatency+"_count", `method="REQPing"`)
-			within, _ := metricValue(body, metrics.DeliveryLatency+"_bucket", `method="REQPing"`, `le="60"`)
-			if count < 1 || within != count {
+			// So are the ship's delivery latencies: none near the skew. (The
+			// ping is counted once its delivery ended, after its reply and
+			// status went: wait for it.)
+			var count, within float64
+			natstest.Eventually(t, 10*time.Second, "ship1 to count the ping's latency", func() bool {
+				body := scrape(t, "http://"+cfg.PromHostAndPort+"/metrics")
+				count, _ = metricValue(body, metrics.DeliveryLatency+"_count", `method="REQPing"`)
+				within, _ = metricValue(body, metrics.DeliveryLatency+"_bucket", `method="REQPing"`, `le="60"`)
+				return count >= 1
+			})
+			if within != count {
 				t.Errorf("ship1's REQPing latencies: %v of %v within a minute, want all (the clocks' skew counted)", within, count)
 			}
 		})

@@ -6,7 +6,6 @@ import (
 
 	"github.com/stewardfleet/steward/internal/audit"
 	"github.com/stewardfleet/steward/internal/config"
-	"github.com/stewardfleet/steward/internal/credentials"
 	"github.com/stewardfleet/steward/internal/httpapi"
 	"github.com/stewardfleet/steward/internal/registry"
 	"github.com/stewardfleet/steward/internal/sender"
@@ -66,7 +65,7 @@ func (n *Node) listenHTTP() (*httpapi.Server, error) {
 			return nil, fmt.Errorf("http-data-folder: %w", err)
 		}
 	}
-	tlsConfig, err := credentials.HTTPServerTLS(n.cfg.HTTPTLSCert, n.cfg.HTTPTLSKey)
+	tlsConfig, err := n.httpTLS()
 	if err != nil {
 		return nil, fmt.Errorf("http-api: %w", err)
 	}

@@ -19,8 +19,7 @@ import (
 // sends the ship pings and scrapes both over HTTP: the ship's counters of
 // handled messages, latencies and attempts move, its gauges are there, a
 // malformed message counts as refused, and central counts both nodes
-// online. The ship's profiling port serves
-// Go's profiles.
+// online. The ship's profiling port serves Go's profiles.
 func TestMetricsEndpoint(t *testing.T) {
 	f := newFleet(t)
 	ccfg := f.config("central")

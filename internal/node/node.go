@@ -24,6 +24,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -123,6 +124,9 @@ type Node struct {
 	procs    *procs.Table       // which methods it serves, for whom; what runs
 	tracing  *telemetry.Tracing // nil: tracing off
 	helloNow chan struct{}      // helloSoon asks helloLoop for a hello
+	// httpTLS is the HTTP API's and the console's TLS configuration (nil:
+	// plain HTTP), read once for both.
+	httpTLS func() (*tls.Config, error)
 
 	srv    *server.Server     // embedded broker, if any
 	sup    *broker.Supervisor // restarts its JetStream after a full disk
@@ -293,6 +297,9 @@ func (n *Node) setup(opts Options) {
 	n.runs, _ = filepath.Abs(filepath.Join(n.cfg.StateFolder(), "runs"))
 	_ = os.MkdirAll(n.runs, 0o700)
 	n.chunks = &chunkStore{dir: filepath.Join(n.cfg.StateFolder(), "chunks")}
+	n.httpTLS = sync.OnceValues(func() (*tls.Config, error) {
+		return credentials.HTTPServerTLS(n.cfg.HTTPTLSCert, n.cfg.HTTPTLSKey)
+	})
 	n.methods = methods.Default()
 	n.slots = make(chan struct{}, n.cfg.Concurrency)
 	n.inflight = inflight{m: map[string]*delivery{}}
